@@ -1,0 +1,81 @@
+"""Eager and lazy evaluation, threads, and plan-cache statistics.
+
+Eager (the default) computes every op at once.  Lazy mode records ops and
+computes a value when it is read (``read()``, ``numpy()``, printing), running
+the whole pending subgraph in one native call with a plan cached by the
+graph's structure.
+
+>>> import mnn_expr as F
+>>> with F.lazy_eval(True):
+...     y = F.arange(4.0) * 2 + 1   # recorded, not computed
+...     y.read().tolist()
+[1.0, 3.0, 5.0, 7.0]
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Optional
+
+from . import _native
+
+
+class lazy_eval:  # noqa: N801  (MNN's spelling; also a context manager)
+    """Switches lazy evaluation on or off (MNN: ``F.lazy_eval(True)``).
+
+    Used as a plain call it changes the mode for good; used in a ``with``
+    block it restores the previous mode on exit.
+    """
+
+    def __init__(self, lazy: bool = True) -> None:
+        self.previous = _native.is_lazy()
+        _native.set_lazy(bool(lazy))
+
+    def __enter__(self) -> lazy_eval:
+        return self
+
+    def __exit__(self, exc_type: Optional[type], exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        _native.set_lazy(self.previous)
+
+    def __bool__(self) -> bool:  # `if F.lazy_eval(...)` reads the previous mode
+        return self.previous
+
+
+def is_lazy() -> bool:
+    """True when ops are recorded rather than computed."""
+    return _native.is_lazy()
+
+
+def eager() -> lazy_eval:
+    """Context manager that evaluates eagerly inside its block."""
+    return lazy_eval(False)
+
+
+def lazy() -> lazy_eval:
+    """Context manager that evaluates lazily inside its block."""
+    return lazy_eval(True)
+
+
+def set_thread_number(n: int) -> None:
+    """Sets the number of CPU threads the native kernels use (MNN spelling)."""
+    _native.set_thread_number(int(n))
+
+
+def get_thread_number() -> int:
+    """Number of CPU threads the native kernels use."""
+    return _native.get_thread_number()
+
+
+def evaluate(*vars) -> None:
+    """Computes the given Vars together (one native call for their pending subgraph)."""
+    _native.evaluate(list(vars))
+
+
+def plan_cache_stats() -> dict:
+    """``{"hits", "misses", "size"}`` of the lazy executor's plan cache."""
+    return _native.plan_cache_stats()
+
+
+def clear_plan_cache() -> None:
+    """Forgets every cached lazy plan."""
+    _native.clear_plan_cache()

@@ -1,0 +1,36 @@
+// Shared declarations of the nanobind layer (module _native in mnn_expr).
+#pragma once
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include "graph/expr.h"
+#include "graph/frontend.h"
+#include "ops/common.h"
+
+namespace nb = nanobind;
+
+namespace mnnpy {
+
+using mnn::OpType;
+using mnn::Operand;
+using mnn::ScalarKind;
+using mnn::VarPtr;
+
+// The Python-visible handle.  Rebinding `p` implements indexed update.
+struct Var {
+    VarPtr p;
+};
+
+Var to_var(nb::handle h);                    // Var as is; anything else via mnn_expr.asarray
+Operand to_operand(nb::handle h);            // Python scalars stay weak
+nb::object tensor_to_numpy(const mnn::Tensor& t);
+mnn::Tensor numpy_to_tensor(nb::handle arr, bool copy);
+void write_placeholder(Var& v, nb::handle arr);
+nb::dict attrs_to_dict(const mnn::Attrs& a);
+
+void bind_var(nb::module_& m);
+void bind_functions(nb::module_& m);
+
+}  // namespace mnnpy

@@ -1,0 +1,57 @@
+#include "core/tensor.h"
+
+#include <cstdlib>
+#include <new>
+
+namespace mnn {
+
+std::string shape_str(const Shape& s) {
+    std::string r = "(";
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (i) r += ", ";
+        r += std::to_string(s[i]);
+    }
+    if (s.size() == 1) r += ",";
+    return r + ")";
+}
+
+std::string info_str(const TensorInfo& t) { return std::string(dtype_name(t.dtype)) + shape_str(t.shape); }
+
+Shape contiguous_strides(const Shape& s) {
+    Shape st(s.size());
+    int64_t acc = 1;
+    for (size_t i = s.size(); i-- > 0;) { st[i] = acc; acc *= s[i]; }
+    return st;
+}
+
+int normalize_axis(int64_t axis, int64_t ndim, const char* op) {
+    int64_t a = axis < 0 ? axis + ndim : axis;
+    if (a < 0 || a >= ndim)
+        throw ValueError(fmt(op, ": axis ", axis, " is out of range for a ", ndim, "-d input (expected -", ndim, " <= axis < ", ndim, ")"));
+    return int(a);
+}
+
+std::shared_ptr<Storage> Storage::allocate(size_t bytes) {
+    auto s = std::make_shared<Storage>();
+    size_t padded = ((bytes + 63) / 64) * 64 + 64;
+    void* p = std::aligned_alloc(64, padded);
+    if (!p) throw std::bad_alloc();
+    s->data = p;
+    s->bytes = bytes;
+    s->release = [p] { std::free(p); };
+    return s;
+}
+
+Tensor::Tensor(TensorInfo i) : info(std::move(i)) {
+    for (int64_t d : info.shape)
+        if (d < 0) throw ValueError(fmt("negative dimension in shape ", shape_str(info.shape)));
+    storage = Storage::allocate(nbytes());
+}
+
+Tensor Tensor::view(Shape s) const {
+    Tensor t = *this;
+    t.info.shape = std::move(s);
+    return t;
+}
+
+}  // namespace mnn

@@ -1,0 +1,141 @@
+#include "core/thread_pool.h"
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "core/error.h"
+
+namespace mnn {
+
+namespace {
+
+thread_local bool t_in_parallel = false;
+
+class ThreadPool {
+public:
+    explicit ThreadPool(int n) {
+        for (int i = 0; i + 1 < n; ++i) workers_.emplace_back([this] { loop(); });
+    }
+    ~ThreadPool() {
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        for (auto& t : workers_) t.join();
+    }
+    int size() const { return int(workers_.size()) + 1; }
+
+    void run(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn) {
+        std::unique_lock<std::mutex> job_lock(job_mu_);  // one job at a time
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            fn_ = &fn; n_ = n; chunk_ = chunk; next_.store(0); active_ = int(workers_.size());
+            ++generation_;
+        }
+        cv_.notify_all();
+        work();
+        std::unique_lock<std::mutex> lk(mu_);
+        done_cv_.wait(lk, [this] { return active_ == 0; });
+        fn_ = nullptr;
+    }
+
+private:
+    void work() {
+        t_in_parallel = true;
+        for (;;) {
+            int64_t b = next_.fetch_add(chunk_);
+            if (b >= n_) break;
+            (*fn_)(b, std::min(n_, b + chunk_));
+        }
+        t_in_parallel = false;
+    }
+    void loop() {
+        uint64_t seen = 0;
+        for (;;) {
+            {
+                std::unique_lock<std::mutex> lk(mu_);
+                cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
+                if (stop_) return;
+                seen = generation_;
+            }
+            work();
+            {
+                std::lock_guard<std::mutex> lk(mu_);
+                if (--active_ == 0) done_cv_.notify_one();
+            }
+        }
+    }
+
+    std::vector<std::thread> workers_;
+    std::mutex mu_, job_mu_;
+    std::condition_variable cv_, done_cv_;
+    bool stop_ = false;
+    uint64_t generation_ = 0;
+    const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
+    int64_t n_ = 0, chunk_ = 1;
+    std::atomic<int64_t> next_{0};
+    int active_ = 0;
+};
+
+int default_threads() {
+    unsigned hw = std::thread::hardware_concurrency();
+    return int(std::max(1u, std::min(hw, 8u)));
+}
+
+std::mutex g_mu;
+ThreadPool* g_pool = nullptr;
+int g_threads = 0;  // 0 = default
+
+void after_fork_child() {
+    // The child has no worker threads and the pool's mutexes may be held by
+    // threads that no longer exist: forget the old pool (leaked on purpose).
+    new (&g_mu) std::mutex();
+    g_pool = nullptr;
+}
+
+ThreadPool* pool() {
+    static bool registered = [] { pthread_atfork(nullptr, nullptr, after_fork_child); return true; }();
+    (void)registered;
+    std::lock_guard<std::mutex> lk(g_mu);
+    int want = g_threads ? g_threads : default_threads();
+    if (!g_pool || g_pool->size() != want) {
+        delete g_pool;
+        g_pool = new ThreadPool(want);
+    }
+    return g_pool;
+}
+
+}  // namespace
+
+void set_thread_number(int n) {
+    if (n < 1) throw ValueError(fmt("set_thread_number: expected n >= 1, got ", n));
+    std::lock_guard<std::mutex> lk(g_mu);
+    g_threads = std::min(n, 64);
+}
+
+int get_thread_number() {
+    std::lock_guard<std::mutex> lk(g_mu);
+    return g_threads ? g_threads : default_threads();
+}
+
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+    if (n <= 0) return;
+    grain = std::max<int64_t>(grain, 1);
+    if (t_in_parallel || n <= grain) { fn(0, n); return; }
+    ThreadPool* p = pool();
+    int threads = p->size();
+    if (threads == 1) { fn(0, n); return; }
+    // A few chunks per thread balances uneven work without much overhead.
+    int64_t chunk = std::max(grain, (n + threads * 4 - 1) / (threads * 4));
+    p->run(n, chunk, fn);
+}
+
+}  // namespace mnn

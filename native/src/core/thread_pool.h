@@ -1,0 +1,16 @@
+// The one thread pool.  parallel_for splits [0, n) into chunks of at least
+// `grain` items and runs them on the pool's workers plus the calling thread.
+// Nested calls run inline.  After fork() the child gets a fresh pool on first
+// use, so data-loader worker processes never wait on threads they lack.
+#pragma once
+#include <cstdint>
+#include <functional>
+
+namespace mnn {
+
+void set_thread_number(int n);  // n >= 1; 1 = run everything on the caller
+int get_thread_number();
+
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
+
+}  // namespace mnn

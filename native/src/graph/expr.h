@@ -1,0 +1,75 @@
+// The expression graph behind every Var.
+//
+// A VarImpl is one value: its info (dtype, shape) is always known; its tensor
+// is present once computed.  `node` is the producing op, kept only while
+// someone may need it (DESIGN §4): while the value is lazy and unevaluated, or
+// while it depends on a Var that gradients are wanted for.  Eager values with
+// no such dependency drop their history, so NumPy-style loops run in
+// constant memory.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/registry.h"
+#include "core/tensor.h"
+
+namespace mnn {
+
+struct Node;
+struct VarImpl;
+using VarPtr = std::shared_ptr<VarImpl>;
+
+enum class VarKind : uint8_t { Const, Placeholder, Trainable, Op };
+
+struct VarImpl {
+    TensorInfo info;
+    Tensor value;                // defined once computed
+    std::shared_ptr<Node> node;  // producer; null for leaves and dropped history
+    int output_index = 0;
+    VarKind kind = VarKind::Const;
+    bool requires_grad = false;  // this value or one it depends on wants gradients
+    std::string name;
+
+    bool computed() const { return value.defined(); }
+};
+
+struct Node {
+    OpType op;
+    Attrs attrs;
+    std::vector<VarPtr> inputs;
+    std::vector<std::weak_ptr<VarImpl>> outputs;  // filled when a lazy multi-output node is computed
+    std::vector<TensorInfo> output_infos;
+};
+
+// Global executor switches (the registry's sibling; not per-op state).
+struct ExecutorConfig {
+    bool lazy = false;
+};
+ExecutorConfig& executor_config();
+
+// Builds attrs for `op` from positional values in schema order (defaults filled
+// by the caller).  The Python binding does the name-based parsing.
+Attrs make_attrs(OpType op, std::vector<AttrValue> values);
+const Attrs& empty_attrs(OpType op);  // for ops without attributes
+
+// Applies an op: infers output infos, then computes now (eager, inputs all
+// computed) or records a lazy node.
+std::vector<VarPtr> apply(OpType op, const std::vector<VarPtr>& inputs, const Attrs& attrs);
+VarPtr apply1(OpType op, const std::vector<VarPtr>& inputs, const Attrs& attrs);
+
+VarPtr make_const(Tensor t, std::string name = "");
+VarPtr make_placeholder(TensorInfo info, std::string name = "");
+
+// Computes every listed Var that is not computed yet: collects the pending
+// subgraph, finds (or builds) a cached plan for its structure and runs it in
+// one native call.
+void evaluate(const std::vector<VarPtr>& vars);
+const Tensor& value_of(const VarPtr& v);  // evaluates if needed
+
+// Plan-cache statistics (tests check that repeated reads reuse plans).
+struct PlanCacheStats { int64_t hits = 0, misses = 0, size = 0; };
+PlanCacheStats plan_cache_stats();
+void clear_plan_cache();
+
+}  // namespace mnn

@@ -1,0 +1,26 @@
+// Helpers shared by the op families: casting, broadcasting, dtype checks,
+// and the GEMM entry point that matmul and convolution share.
+#pragma once
+#include <vector>
+
+#include "core/registry.h"
+#include "core/tensor.h"
+
+namespace mnn {
+
+Tensor cast_tensor(const Tensor& x, DType to);
+void cast_into(const Tensor& src, Tensor& dst);  // same shape, any dtypes
+
+// NumPy broadcasting of two shapes; throws ValueError naming `op`.
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
+// Strides (in elements) to read `in` as if it had shape `out` (0 on broadcast dims).
+Shape broadcast_strides(const Shape& in, const Shape& out);
+
+// C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C, row-major with leading
+// dimensions; op() transposes when the flag is set.  Implemented in
+// ops/gemm.cc; thread-parallel over the one pool.
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+          const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+
+}  // namespace mnn

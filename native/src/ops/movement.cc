@@ -1,0 +1,8 @@
+// TODO(foundation): shape rules and kernels of this family.
+#include "ops/common.h"
+
+namespace mnn {
+
+void register_movement_ops() {}
+
+}  // namespace mnn

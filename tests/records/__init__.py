@@ -1,0 +1,1 @@
+"""Op records by family; each module defines RECORDS (see tests/op_records.py)."""
