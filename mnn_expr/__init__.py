@@ -20,6 +20,13 @@ from .creation import (
 )
 from .elementwise import *  # noqa: F403
 from .elementwise import BINARY_FUNCS, UNARY_FUNCS, cast, clip, where
+from .indexing import *  # noqa: F403
+from .linalg import *  # noqa: F403
+from .movement import *  # noqa: F403
+from .nn_ops import *  # noqa: F403
+from .random import *  # noqa: F403
+from .reduce import *  # noqa: F403
+from .sorting import *  # noqa: F403
 from .executor import (
     clear_plan_cache, eager, evaluate, get_thread_number, is_lazy, lazy, lazy_eval, plan_cache_stats,
     set_thread_number,
