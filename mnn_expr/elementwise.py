@@ -50,9 +50,14 @@ _BINARY_DOCS = {
 }
 
 
+_OP_IDS = {name: i for i, name in enumerate(OP_TABLE)}  # ids skip the native name lookup
+
+
 def _make_unary(name: str) -> Callable[[ArrayLike], Var]:
+    op = _OP_IDS[name]
+
     def f(x: ArrayLike) -> Var:
-        return _native.unary(name, asarray(x))
+        return _native.unary(op, x if isinstance(x, Var) else asarray(x))
 
     f.__name__ = f.__qualname__ = name
     f.__doc__ = f"Elementwise {_UNARY_DOCS[name]}.\n\n>>> import mnn_expr as F\n>>> F.{name}(F.array([0.5])).shape\n(1,)\n"
@@ -60,8 +65,10 @@ def _make_unary(name: str) -> Callable[[ArrayLike], Var]:
 
 
 def _make_binary(name: str) -> Callable[[ArrayLike, ArrayLike], Var]:
+    op = _OP_IDS[name]
+
     def f(x: ArrayLike, y: ArrayLike) -> Var:
-        return _native.binary(name, x, y)
+        return _native.binary(op, x, y)
 
     f.__name__ = f.__qualname__ = name
     f.__doc__ = f"Elementwise {_BINARY_DOCS[name]}, with broadcasting.\n\n>>> import mnn_expr as F\n>>> F.{name}(F.array([2]), F.array([1])).shape\n(1,)\n"

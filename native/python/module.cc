@@ -183,10 +183,11 @@ Tensor numpy_to_tensor(nb::handle h, bool copy) {
     out.storage->bytes = bytes;
     PyObject* owner = h.ptr();
     Py_INCREF(owner);
-    out.storage->release = [owner] {
+    out.storage->release_ctx = owner;
+    out.storage->release = [](void*, void* ctx) {
         if (!Py_IsInitialized()) return;  // interpreter gone: nothing left to release
         PyGILState_STATE st = PyGILState_Ensure();
-        Py_DECREF(owner);
+        Py_DECREF(static_cast<PyObject*>(ctx));
         PyGILState_Release(st);
     };
     return out;

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <mutex>
 #include <sstream>
+#include <unordered_map>
 
 #include "ops/common.h"
 
@@ -102,9 +103,14 @@ const std::vector<OpDef>& declared_ops() { return table(); }
 const OpDef& op_def(OpType t) { return ready_table()[int(t)]; }
 
 OpType op_from_name(const std::string& name) {
-    for (const OpDef& d : ready_table())
-        if (name == d.name || name == d.cpp_name) return d.type;
-    throw ValueError(fmt("unknown op '", name, "'"));
+    static const std::unordered_map<std::string, OpType> by_name = [] {
+        std::unordered_map<std::string, OpType> m;
+        for (const OpDef& d : ready_table()) { m.emplace(d.name, d.type); m.emplace(d.cpp_name, d.type); }
+        return m;
+    }();
+    auto it = by_name.find(name);
+    if (it == by_name.end()) throw ValueError(fmt("unknown op '", name, "'"));
+    return it->second;
 }
 
 void Attrs::append_key(std::string& key) const {

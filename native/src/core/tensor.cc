@@ -33,12 +33,13 @@ int normalize_axis(int64_t axis, int64_t ndim, const char* op) {
 
 std::shared_ptr<Storage> Storage::allocate(size_t bytes) {
     auto s = std::make_shared<Storage>();
-    size_t padded = ((bytes + 63) / 64) * 64 + 64;
-    void* p = std::aligned_alloc(64, padded);
+    // Small blocks come from malloc (16-byte aligned, fast); large ones are
+    // 64-byte aligned.  Both get 64 bytes of tail padding for SIMD over-reads.
+    void* p = bytes <= 256 ? std::malloc(bytes + 64) : std::aligned_alloc(64, ((bytes + 63) / 64) * 64 + 64);
     if (!p) throw std::bad_alloc();
     s->data = p;
     s->bytes = bytes;
-    s->release = [p] { std::free(p); };
+    s->release = [](void* d, void*) { std::free(d); };
     return s;
 }
 

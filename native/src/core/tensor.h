@@ -9,10 +9,12 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/small_vector.h"
 
 namespace mnn {
 
-using Shape = std::vector<int64_t>;
+// Shapes and strides live inline (no heap) up to 6 dims.
+using Shape = SmallVector<int64_t, 6>;
 
 inline int64_t numel(const Shape& s) {
     int64_t n = 1;
@@ -31,8 +33,12 @@ int normalize_axis(int64_t axis, int64_t ndim, const char* op);
 struct Storage {
     void* data = nullptr;
     size_t bytes = 0;
-    std::function<void()> release;  // frees or drops the outside owner
-    ~Storage() { if (release) release(); }
+    void (*release)(void* data, void* ctx) = nullptr;  // frees the bytes or drops the outside owner
+    void* release_ctx = nullptr;
+    Storage() = default;
+    Storage(const Storage&) = delete;
+    Storage& operator=(const Storage&) = delete;
+    ~Storage() { if (release) release(data, release_ctx); }
     static std::shared_ptr<Storage> allocate(size_t bytes);
 };
 

@@ -126,7 +126,9 @@ int get_thread_number() {
     return g_threads ? g_threads : default_threads();
 }
 
-void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+bool in_parallel_region() { return t_in_parallel; }
+
+void parallel_for_pool(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
     if (n <= 0) return;
     grain = std::max<int64_t>(grain, 1);
     if (t_in_parallel || n <= grain) { fn(0, n); return; }

@@ -11,6 +11,15 @@ namespace mnn {
 void set_thread_number(int n);  // n >= 1; 1 = run everything on the caller
 int get_thread_number();
 
-void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
+void parallel_for_pool(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
+bool in_parallel_region();
+
+// Small work runs inline without building a std::function (per-op overhead matters).
+template <typename F>
+inline void parallel_for(int64_t n, int64_t grain, F&& fn) {
+    if (n <= 0) return;
+    if (n <= grain || in_parallel_region()) { fn(int64_t(0), n); return; }
+    parallel_for_pool(n, grain, std::function<void(int64_t, int64_t)>(std::forward<F>(fn)));
+}
 
 }  // namespace mnn

@@ -67,8 +67,9 @@ static void run_node(OpType op, const Attrs& attrs, const std::vector<Tensor>& i
 }
 
 std::vector<VarPtr> apply(OpType op, const std::vector<VarPtr>& inputs, const Attrs& attrs) {
-    std::vector<TensorInfo> in_infos;
-    in_infos.reserve(inputs.size());
+    // Scratch reused across calls: eager per-op overhead is dominated by allocations.
+    thread_local std::vector<TensorInfo> in_infos;
+    in_infos.clear();
     bool all_computed = true, rg = false;
     for (const VarPtr& v : inputs) {
         if (!v) throw TypeError(fmt(op_def(op).name, ": an input is None"));
@@ -89,11 +90,12 @@ std::vector<VarPtr> apply(OpType op, const std::vector<VarPtr>& inputs, const At
     }
     std::vector<Tensor> results;
     if (eager) {
-        std::vector<Tensor> ins;
-        ins.reserve(inputs.size());
+        thread_local std::vector<Tensor> ins;
+        ins.clear();
         for (const VarPtr& v : inputs) ins.push_back(v->value);
         results.resize(out_infos.size());
         run_node(op, attrs, ins, results, out_infos);
+        ins.clear();  // drop references to input storage now
     }
     for (size_t i = 0; i < outs.size(); ++i) {
         auto v = std::make_shared<VarImpl>();

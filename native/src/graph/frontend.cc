@@ -54,7 +54,9 @@ DType result_dtype(const std::vector<const Operand*>& ops) {
 static VarPtr as_var(const Operand& o, DType t) { return o.is_scalar ? scalar_const(o, t) : cast(o.var, t); }
 
 VarPtr binary(OpType op, const Operand& a, const Operand& b) {
-    DType t = result_dtype({&a, &b});
+    DType t;
+    if (!a.is_scalar && !b.is_scalar) t = promote(a.var->info.dtype, b.var->info.dtype);  // the common case
+    else t = result_dtype({&a, &b});
     if (binary_float_only(op) && !is_float(t)) t = DType::Float32;
     return apply1(op, {as_var(a, t), as_var(b, t)}, empty_attrs(op));
 }
