@@ -10,16 +10,60 @@ from . import _native
 from . import _var as _var  # attaches the Python surface of Var
 from ._core import OP_TABLE, apply
 from ._dtype import (
-    DType, as_dtype, bfloat16, bool_, float16, float32, float64, int8, int32, int64, promote_types, result_type,
+    DType,
+    as_dtype,
+    bfloat16,
+    bool_,
+    float16,
+    float32,
+    float64,
+    int8,
+    int32,
+    int64,
+    promote_types,
+    result_type,
     uint8,
 )
 from ._native import Var
 from .creation import (
-    NC4HW4, NCHW, NHWC, arange, array, asarray, clone, const, empty, empty_like, eye, fill, from_dlpack, full,
-    full_like, identity, linspace, ones, ones_like, placeholder, range_, scalar, zeros, zeros_like,
+    NC4HW4,
+    NCHW,
+    NHWC,
+    arange,
+    array,
+    asarray,
+    clone,
+    const,
+    empty,
+    empty_like,
+    eye,
+    fill,
+    from_dlpack,
+    full,
+    full_like,
+    identity,
+    linspace,
+    ones,
+    ones_like,
+    placeholder,
+    range_,
+    scalar,
+    zeros,
+    zeros_like,
 )
 from .elementwise import *  # noqa: F403
 from .elementwise import BINARY_FUNCS, UNARY_FUNCS, cast, clip, where
+from .executor import (
+    clear_plan_cache,
+    eager,
+    evaluate,
+    get_thread_number,
+    is_lazy,
+    lazy,
+    lazy_eval,
+    plan_cache_stats,
+    set_thread_number,
+)
 from .indexing import *  # noqa: F403
 from .linalg import *  # noqa: F403
 from .movement import *  # noqa: F403
@@ -27,10 +71,6 @@ from .nn_ops import *  # noqa: F403
 from .random import *  # noqa: F403
 from .reduce import *  # noqa: F403
 from .sorting import *  # noqa: F403
-from .executor import (
-    clear_plan_cache, eager, evaluate, get_thread_number, is_lazy, lazy, lazy_eval, plan_cache_stats,
-    set_thread_number,
-)
 
 # MNN dtype spellings: F.float, F.int, F.double
 float = float32  # noqa: A001

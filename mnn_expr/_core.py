@@ -62,7 +62,8 @@ def normalize_axes(axis: Any, ndim: int, op: str) -> list[int]:
     """``None`` -> every axis; an int or a sequence -> sorted unique non-negative axes."""
     if axis is None:
         return list(range(ndim))
-    axes = [axis] if isinstance(axis, int) or hasattr(axis, "__index__") and not isinstance(axis, (list, tuple)) else list(axis)
+    is_one = isinstance(axis, int) or (hasattr(axis, "__index__") and not isinstance(axis, (list, tuple)))
+    axes = [axis] if is_one else list(axis)
     out = [normalize_axis(a, ndim, op) for a in axes]
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: repeated axis in {axis!r}")

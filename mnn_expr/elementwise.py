@@ -31,7 +31,8 @@ _UNARY_DOCS = {
     "log": "natural logarithm", "log2": "base-2 logarithm", "log10": "base-10 logarithm", "log1p": "log(1 + x)",
     "sin": "sine", "cos": "cosine", "tan": "tangent", "arcsin": "inverse sine", "arccos": "inverse cosine",
     "arctan": "inverse tangent", "sinh": "hyperbolic sine", "cosh": "hyperbolic cosine", "tanh": "hyperbolic tangent",
-    "arcsinh": "inverse hyperbolic sine", "arccosh": "inverse hyperbolic cosine", "arctanh": "inverse hyperbolic tangent",
+    "arcsinh": "inverse hyperbolic sine", "arccosh": "inverse hyperbolic cosine",
+    "arctanh": "inverse hyperbolic tangent",
     "erf": "error function", "erfc": "1 - erf(x)", "erfinv": "inverse error function",
     "sigmoid": "1 / (1 + exp(-x))", "relu": "max(x, 0)", "gelu": "x * Phi(x) (exact, erf form)",
     "gelu_tanh": "GELU, tanh approximation", "silu": "x * sigmoid(x) (swish)", "softplus": "log(1 + exp(x))",
@@ -60,7 +61,8 @@ def _make_unary(name: str) -> Callable[[ArrayLike], Var]:
         return _native.unary(op, x if isinstance(x, Var) else asarray(x))
 
     f.__name__ = f.__qualname__ = name
-    f.__doc__ = f"Elementwise {_UNARY_DOCS[name]}.\n\n>>> import mnn_expr as F\n>>> F.{name}(F.array([0.5])).shape\n(1,)\n"
+    f.__doc__ = (f"Elementwise {_UNARY_DOCS[name]}.\n\n"
+                 f">>> import mnn_expr as F\n>>> F.{name}(F.array([0.5])).shape\n(1,)\n")
     return f
 
 
@@ -71,7 +73,8 @@ def _make_binary(name: str) -> Callable[[ArrayLike, ArrayLike], Var]:
         return _native.binary(op, x, y)
 
     f.__name__ = f.__qualname__ = name
-    f.__doc__ = f"Elementwise {_BINARY_DOCS[name]}, with broadcasting.\n\n>>> import mnn_expr as F\n>>> F.{name}(F.array([2]), F.array([1])).shape\n(1,)\n"
+    f.__doc__ = (f"Elementwise {_BINARY_DOCS[name]}, with broadcasting.\n\n"
+                 f">>> import mnn_expr as F\n>>> F.{name}(F.array([2]), F.array([1])).shape\n(1,)\n")
     return f
 
 

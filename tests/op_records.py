@@ -57,7 +57,7 @@ class OpRecord:
     nargs: int = 1
     dtypes: tuple = FLOATS                      # dtypes the op accepts (all inputs share one)
     shapes: Any = None                          # strategy of an nargs-tuple of shapes
-    params: Any = None                          # strategy of a params dict, given the shapes: callable(shapes) -> strategy
+    params: Any = None                          # callable(shapes) -> strategy of a params dict
     low: float = -3.0                           # value range for floats (ints use a small range)
     high: float = 3.0
     values: Optional[Callable[..., list]] = None  # values(rng, shapes, dtype, params) -> list of arrays (overrides)
@@ -94,7 +94,8 @@ def make_values(rec: OpRecord, rng: np.random.Generator, shp: tuple, dtype: str,
             a = rng.random(s) < 0.5
         elif dtype in INTS:
             lo, hi = (0, 10) if dtype == "uint8" else (-10, 10)
-            a = rng.integers(max(lo, int(rec.low) if rec.low > -10 else lo), min(hi, int(rec.high) + 1 if rec.high < 10 else hi), s)
+            lo, hi = max(lo, int(rec.low)), min(hi, int(rec.high) + 1)
+            a = rng.integers(lo, max(hi, lo + 1), s)
             a = a.astype(dtype)
         else:
             a = rng.uniform(rec.low, rec.high, s)

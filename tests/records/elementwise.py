@@ -80,7 +80,8 @@ UNARY = {
     "sigmoid": (_sigmoid, FLOATS + HALFS, (-6, 6)),
     "relu": (lambda x: np.maximum(x, 0).astype(x.dtype), NUMERIC + HALFS, (-3, 3)),
     "gelu": (lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2))), FLOATS + HALFS, (-4, 4)),
-    "gelu_tanh": (lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x.astype(np.float64) ** 3))),
+    "gelu_tanh": (lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi)
+                                                   * (x + 0.044715 * x.astype(np.float64) ** 3))),
                   FLOATS + HALFS, (-4, 4)),
     "silu": (lambda x: x * _sigmoid(x), FLOATS + HALFS, (-6, 6)),
     "softplus": (lambda x: np.logaddexp(0, x.astype(np.float64)), FLOATS + HALFS, (-10, 10)),
@@ -208,8 +209,10 @@ for _name, _ref, _dtypes, _kw in BINARY:
 
 # Python operators and weak scalars share the same primitives.
 RECORDS += [
-    OpRecord("op_add_scalar", lambda F, a: a + 2, lambda a: a + a.dtype.type(2), dtypes=NUMERIC + HALFS, covers=("add",)),
-    OpRecord("op_rsub_float", lambda F, a: 1.5 - a, lambda a: (np.float32(1.5) if a.dtype.kind != "f" else a.dtype.type(1.5)) - a,
+    OpRecord("op_add_scalar", lambda F, a: a + 2, lambda a: a + a.dtype.type(2), dtypes=NUMERIC + HALFS,
+             covers=("add",)),
+    OpRecord("op_rsub_float", lambda F, a: 1.5 - a,
+             lambda a: (np.float32(1.5) if a.dtype.kind != "f" else a.dtype.type(1.5)) - a,
              dtypes=FLOATS + SIGNED, covers=("subtract",)),
     OpRecord("op_matmul_free_ops", lambda F, a, b: (a * b - a) / 2, lambda a, b: (a * b - a) / 2, nargs=2,
              shapes=broadcast_shapes(2), covers=("multiply", "subtract", "divide")),
