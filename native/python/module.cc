@@ -276,6 +276,9 @@ void bind_functions(nb::module_& m) {
     m.def("evaluate", [](nb::handle vars) { mnn::evaluate(to_vars(vars)); });
     m.def("set_lazy", [](bool on) { mnn::executor_config().lazy = on; });
     m.def("is_lazy", [] { return mnn::executor_config().lazy; });
+    m.def("set_fusion", [](bool on) { mnn::executor_config().fuse_elementwise = on; },
+          "Switches blocked elementwise fusion in lazy plans on or off (for comparison and tests).");
+    m.def("fusion_enabled", [] { return mnn::executor_config().fuse_elementwise; });
     m.def("plan_cache_stats", [] {
         auto s = mnn::plan_cache_stats();
         nb::dict d;

@@ -45,6 +45,7 @@ struct Node {
 // Global executor switches (the registry's sibling; not per-op state).
 struct ExecutorConfig {
     bool lazy = false;
+    bool fuse_elementwise = true;  // run elementwise chains as blocked passes (part of the plan key)
 };
 ExecutorConfig& executor_config();
 
@@ -60,6 +61,10 @@ VarPtr apply1(OpType op, const std::vector<VarPtr>& inputs, const Attrs& attrs);
 
 VarPtr make_const(Tensor t, std::string name = "");
 VarPtr make_placeholder(TensorInfo info, std::string name = "");
+
+// Allocates outputs (or makes a free view) and runs one op's kernel.
+void run_node(OpType op, const Attrs& attrs, const std::vector<Tensor>& ins, std::vector<Tensor>& outs,
+              const std::vector<TensorInfo>& infos);
 
 // Computes every listed Var that is not computed yet: collects the pending
 // subgraph, finds (or builds) a cached plan for its structure and runs it in

@@ -1,0 +1,285 @@
+// Lazy evaluation: collect the pending subgraph of the Vars being read, find
+// or build its plan (cached by structural key), and run it in one call.
+//
+// A plan is the schedule of the subgraph plus slot lifetimes, and groups of
+// consecutive elementwise steps of one shape (DESIGN §5).  A group runs as one
+// blocked pass: each thread walks blocks of kBlock elements through every op
+// of the group, keeping intermediates that nobody outside the group reads in
+// block-sized scratch buffers, so memory traffic is the group's inputs and
+// outputs only.
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/thread_pool.h"
+#include "graph/expr.h"
+
+namespace mnn {
+
+namespace {
+
+constexpr int64_t kBlock = 4096;          // elements per block of a fused pass
+constexpr int64_t kMinFusedNumel = 1 << 14;  // below this, blocking is not worth it
+
+struct Step {
+    std::vector<int> in_slots, out_slots;
+    std::vector<int> free_after;  // slots whose last reader is this step
+};
+
+struct Group {  // steps [first, last] run as one blocked pass
+    int first, last;
+    int64_t numel;
+    std::unordered_set<int> scratch;  // slots that live only in block buffers
+};
+
+struct Plan {
+    std::vector<Step> steps;
+    std::vector<Group> groups;
+    std::vector<int> group_of;  // step -> group index or -1
+    int n_slots = 0;
+};
+
+struct PlanCache {
+    std::mutex mu;
+    std::unordered_map<std::string, std::shared_ptr<Plan>> plans;
+    PlanCacheStats stats;
+};
+
+PlanCache& plan_cache() {
+    static PlanCache c;
+    return c;
+}
+
+bool elementwise(Category c) {
+    return c == Category::Unary || c == Category::Binary || c == Category::Select || c == Category::Cast;
+}
+
+// A step can join a blocked pass of output shape `shape` when it is
+// elementwise, involves no half types, and each input is full-size or a scalar.
+bool fusible(const Node* n, const Shape& shape) {
+    if (!elementwise(op_def(n->op).category) || n->output_infos.size() != 1) return false;
+    const TensorInfo& out = n->output_infos[0];
+    if (out.shape != shape || is_half(out.dtype)) return false;
+    for (const VarPtr& in : n->inputs)
+        if (is_half(in->info.dtype) || !(in->info.shape == shape || in->info.numel() == 1)) return false;
+    return true;
+}
+
+void find_groups(Plan& plan, const std::vector<Node*>& order, const std::vector<int>& last_use,
+                 const std::unordered_set<int>& keep) {
+    plan.group_of.assign(order.size(), -1);
+    size_t k = 0;
+    while (k < order.size()) {
+        const Shape& shape = order[k]->output_infos[0].shape;
+        if (order[k]->output_infos.size() != 1 || numel(shape) < kMinFusedNumel || !fusible(order[k], shape)) { ++k; continue; }
+        size_t end = k + 1;
+        while (end < order.size() && fusible(order[end], shape)) ++end;
+        if (end - k >= 2) {
+            Group g{int(k), int(end - 1), numel(shape), {}};
+            for (size_t s = k; s < end; ++s)
+                for (int out : plan.steps[s].out_slots)
+                    if (!keep.count(out) && last_use[out] >= 0 && last_use[out] < int(end)) g.scratch.insert(out);
+            for (size_t s = k; s < end; ++s) plan.group_of[s] = int(plan.groups.size());
+            plan.groups.push_back(std::move(g));
+        }
+        k = end;
+    }
+}
+
+// Block view of a full-size tensor, or the scalar itself (as 0-d).
+Tensor block_view(const Tensor& t, int64_t start, int64_t len) {
+    Tensor v = t;
+    if (t.numel() == 1) { v.info.shape = {}; return v; }
+    v.offset_bytes += start * int64_t(dtype_size(t.dtype()));
+    v.info.shape = {len};
+    return v;
+}
+
+void run_group(const Plan& plan, const Group& g, const std::vector<Node*>& order, std::vector<Tensor>& slots) {
+    // Materialised outputs of the group get full buffers; scratch ones never do.
+    for (int s = g.first; s <= g.last; ++s)
+        for (size_t o = 0; o < plan.steps[s].out_slots.size(); ++o) {
+            int slot = plan.steps[s].out_slots[o];
+            if (!g.scratch.count(slot)) slots[slot] = Tensor(order[s]->output_infos[o]);
+        }
+    int64_t nblocks = (g.numel + kBlock - 1) / kBlock;
+    parallel_for(nblocks, 1, [&](int64_t b0, int64_t b1) {
+        std::unordered_map<int, Tensor> scratch;  // per thread: one block buffer per scratch slot
+        for (int slot : g.scratch) {
+            int s = 0;
+            while (std::find(plan.steps[s].out_slots.begin(), plan.steps[s].out_slots.end(), slot) == plan.steps[s].out_slots.end()) ++s;
+            scratch[slot] = Tensor(order[s]->output_infos[0].dtype, {kBlock});
+        }
+        std::vector<Tensor> ins, outs;
+        for (int64_t b = b0; b < b1; ++b) {
+            int64_t start = b * kBlock, len = std::min(kBlock, g.numel - start);
+            for (int s = g.first; s <= g.last; ++s) {
+                const Step& st = plan.steps[s];
+                ins.clear();
+                outs.clear();
+                for (int i : st.in_slots) {
+                    auto it = scratch.find(i);
+                    ins.push_back(it != scratch.end() ? block_view(it->second, 0, len) : block_view(slots[i], start, len));
+                }
+                for (int o : st.out_slots) {
+                    auto it = scratch.find(o);
+                    outs.push_back(it != scratch.end() ? block_view(it->second, 0, len) : block_view(slots[o], start, len));
+                }
+                run_kernel(order[s]->op, order[s]->attrs, ins, outs);
+            }
+        }
+    });
+}
+
+}  // namespace
+
+PlanCacheStats plan_cache_stats() {
+    auto& c = plan_cache();
+    std::lock_guard<std::mutex> lk(c.mu);
+    c.stats.size = int64_t(c.plans.size());
+    return c.stats;
+}
+
+void clear_plan_cache() {
+    auto& c = plan_cache();
+    std::lock_guard<std::mutex> lk(c.mu);
+    c.plans.clear();
+    c.stats = {};
+}
+
+void evaluate(const std::vector<VarPtr>& vars) {
+    // 1. Collect pending nodes in topological order (iterative DFS).
+    std::vector<Node*> order;
+    std::unordered_map<Node*, int> node_index;
+    std::vector<VarImpl*> leaves;  // computed Vars the subgraph reads
+    std::unordered_map<VarImpl*, int> leaf_index;
+    for (const VarPtr& target : vars) {
+        if (target->computed()) continue;
+        if (!target->node)
+            throw ValueError(fmt("cannot read placeholder '", target->name, "' ", info_str(target->info),
+                                 ": it has no value; write() one first"));
+        std::vector<std::pair<Node*, size_t>> stack{{target->node.get(), 0}};
+        while (!stack.empty()) {
+            auto& [n, i] = stack.back();
+            if (i == 0 && node_index.count(n)) { stack.pop_back(); continue; }
+            if (i < n->inputs.size()) {
+                VarImpl* in = n->inputs[i++].get();
+                if (in->computed()) {
+                    if (!leaf_index.count(in)) { leaf_index[in] = int(leaves.size()); leaves.push_back(in); }
+                } else if (!in->node) {
+                    throw ValueError(fmt("cannot evaluate: placeholder '", in->name, "' ", info_str(in->info),
+                                         " has no value; write() one first"));
+                } else if (!node_index.count(in->node.get())) {
+                    stack.push_back({in->node.get(), 0});
+                }
+            } else {
+                node_index[n] = int(order.size());
+                order.push_back(n);
+                stack.pop_back();
+            }
+        }
+    }
+    if (order.empty()) return;
+
+    // 2. Structural key: leaf infos, then ops, attrs and wiring in order.
+    auto input_ref = [&](const VarPtr& in, std::string& key) {
+        auto it = leaf_index.find(in.get());
+        if (it != leaf_index.end()) { key += 'L'; key += std::to_string(it->second); }
+        else { key += 'N'; key += std::to_string(node_index[in->node.get()]); key += '.'; key += std::to_string(in->output_index); }
+        key += ',';
+    };
+    std::string key;
+    key.reserve(order.size() * 24);
+    for (VarImpl* l : leaves) { key += info_str(l->info); key += '|'; }
+    for (Node* n : order) {
+        key += std::to_string(int(n->op));
+        key += '(';
+        n->attrs.append_key(key);
+        for (const VarPtr& in : n->inputs) input_ref(in, key);
+        key += ')';
+    }
+    key += executor_config().fuse_elementwise ? "F" : "U";
+    for (const VarPtr& t : vars) {  // which outputs are wanted changes lifetimes
+        if (t->computed()) continue;
+        key += 'T';
+        key += std::to_string(node_index[t->node.get()]);
+        key += '.';
+        key += std::to_string(t->output_index);
+    }
+
+    // 3. Find or build the plan: slots 0..L-1 are leaves, then node outputs.
+    std::vector<int> out_base(order.size());
+    int n_slots = int(leaves.size());
+    for (size_t k = 0; k < order.size(); ++k) { out_base[k] = n_slots; n_slots += int(order[k]->output_infos.size()); }
+    auto slot_of = [&](const VarPtr& in) {
+        auto it = leaf_index.find(in.get());
+        if (it != leaf_index.end()) return it->second;
+        return out_base[node_index[in->node.get()]] + in->output_index;
+    };
+    auto& cache = plan_cache();
+    std::shared_ptr<Plan> plan;
+    {
+        std::lock_guard<std::mutex> lk(cache.mu);
+        auto it = cache.plans.find(key);
+        if (it != cache.plans.end()) { plan = it->second; ++cache.stats.hits; }
+    }
+    if (!plan) {
+        plan = std::make_shared<Plan>();
+        plan->n_slots = n_slots;
+        std::vector<int> last_use(n_slots, -1);
+        for (size_t k = 0; k < order.size(); ++k) {
+            Step s;
+            for (const VarPtr& in : order[k]->inputs) {
+                s.in_slots.push_back(slot_of(in));
+                last_use[s.in_slots.back()] = int(k);
+            }
+            for (size_t o = 0; o < order[k]->output_infos.size(); ++o) s.out_slots.push_back(out_base[k] + int(o));
+            plan->steps.push_back(std::move(s));
+        }
+        // Targets stay alive to the end; other intermediates die after their last reader.
+        std::unordered_set<int> keep;
+        for (const VarPtr& t : vars)
+            if (!t->computed()) keep.insert(out_base[node_index[t->node.get()]] + t->output_index);
+        for (int sl = int(leaves.size()); sl < n_slots; ++sl)
+            if (!keep.count(sl) && last_use[sl] >= 0) plan->steps[last_use[sl]].free_after.push_back(sl);
+        if (executor_config().fuse_elementwise) find_groups(*plan, order, last_use, keep);
+        else plan->group_of.assign(order.size(), -1);
+        std::lock_guard<std::mutex> lk(cache.mu);
+        cache.plans.emplace(key, plan);
+        ++cache.stats.misses;
+    }
+
+    // 4. Run: single steps one by one, groups as blocked passes.
+    std::vector<Tensor> slots(plan->n_slots);
+    for (size_t l = 0; l < leaves.size(); ++l) slots[l] = leaves[l]->value;
+    for (size_t k = 0; k < order.size();) {
+        int g = plan->group_of[k];
+        if (g >= 0) {
+            const Group& grp = plan->groups[g];
+            run_group(*plan, grp, order, slots);
+            for (int s = grp.first; s <= grp.last; ++s)
+                for (int f : plan->steps[s].free_after) slots[f] = Tensor();
+            k = size_t(grp.last) + 1;
+            continue;
+        }
+        const Step& s = plan->steps[k];
+        Node* n = order[k];
+        std::vector<Tensor> ins;
+        ins.reserve(s.in_slots.size());
+        for (int i : s.in_slots) ins.push_back(slots[i]);
+        std::vector<Tensor> outs(s.out_slots.size());
+        run_node(n->op, n->attrs, ins, outs, n->output_infos);
+        for (size_t o = 0; o < outs.size(); ++o) slots[s.out_slots[o]] = std::move(outs[o]);
+        for (int f : s.free_after) slots[f] = Tensor();
+        ++k;
+    }
+
+    // 5. Publish results; drop history nobody needs (DESIGN §4).
+    for (const VarPtr& t : vars) {
+        if (t->computed()) continue;
+        t->value = slots[out_base[node_index[t->node.get()]] + t->output_index];
+        if (!t->requires_grad) t->node.reset();
+    }
+}
+
+}  // namespace mnn
