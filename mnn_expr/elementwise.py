@@ -185,3 +185,56 @@ def swish(x: ArrayLike) -> Var:
 
 __all__ += ["where", "cast", "clip", "true_divide", "remainder", "positive", "relu6", "leaky_relu", "prelu",
             "elu", "selu", "hard_sigmoid", "hard_swish", "swish"]
+
+
+def relu(x: ArrayLike, slope: float = 0.0) -> Var:
+    """``max(x, 0)``; with ``slope`` (MNN's signature) a leaky ReLU.
+
+    >>> import mnn_expr as F
+    >>> F.relu(F.array([-2.0, 3.0])).tolist(), F.relu(F.array([-2.0]), 0.5).tolist()
+    ([0.0, 3.0], [-1.0])
+    """
+    if slope:
+        return leaky_relu(x, slope)
+    return UNARY_FUNCS["relu"](x)
+
+
+def bias_add(value: ArrayLike, bias: ArrayLike) -> Var:
+    """``value + bias`` with a 1-d ``bias`` along the last axis (MNN/TF ``bias_add``)."""
+    bias = asarray(bias)
+    if bias.ndim != 1:
+        raise ValueError(f"bias_add: bias must be 1-d, got shape {bias.shape}")
+    return _native.binary("add", value, bias)
+
+
+def _eltwise(op: str, name: str) -> Callable[..., Var]:
+    def f(x: ArrayLike, y: ArrayLike, coeff: Any = ()) -> Var:
+        if op == "add" and coeff:
+            c = list(coeff)
+            if len(c) != 2:
+                raise ValueError(f"eltwise_sum: coeff must hold 2 values, got {c}")
+            return _native.binary("add", _native.binary("multiply", x, float(c[0])),
+                                  _native.binary("multiply", y, float(c[1])))
+        return _native.binary(op, x, y)
+
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = f"MNN's ``{f.__name__}(x, y, coeff)``: elementwise {op}."
+    return f
+
+
+# MNN's names (mnn_api.md §1.3) where they differ from NumPy's.
+floordiv = BINARY_FUNCS["floor_divide"]
+floormod = BINARY_FUNCS["mod"]
+pow = BINARY_FUNCS["power"]  # noqa: A001
+atan2 = BINARY_FUNCS["arctan2"]
+asin, acos, atan = UNARY_FUNCS["arcsin"], UNARY_FUNCS["arccos"], UNARY_FUNCS["arctan"]
+asinh, acosh, atanh = UNARY_FUNCS["arcsinh"], UNARY_FUNCS["arccosh"], UNARY_FUNCS["arctanh"]
+absolute = fabs = UNARY_FUNCS["abs"]
+invert = UNARY_FUNCS["bitwise_not"]
+eltwise_prod = _eltwise("multiply", "eltwise_prod")
+eltwise_sum = _eltwise("add", "eltwise_sum")
+eltwise_max = _eltwise("maximum", "eltwise_max")
+eltwise_sub = _eltwise("subtract", "eltwise_sub")
+
+__all__ += ["relu", "bias_add", "floordiv", "floormod", "pow", "atan2", "asin", "acos", "atan", "asinh", "acosh",
+            "atanh", "absolute", "fabs", "invert", "eltwise_prod", "eltwise_sum", "eltwise_max", "eltwise_sub"]
