@@ -66,7 +66,7 @@ _SMALL = -(2**63)
 
 
 def _const(arr: np.ndarray) -> Var:
-    return _native.from_numpy(np.ascontiguousarray(arr), copy=False)
+    return _native.from_numpy(arr if arr.flags.c_contiguous else np.array(arr, order="C"), copy=False)
 
 
 def _is_int(k: Any) -> bool:
@@ -649,7 +649,7 @@ def _update_basic(x: Var, items: list, v: Var) -> Var | None:
         if d >= 0:
             src_str[d] = vst[j]
     if all(s == n for s, n in zip(size, x.shape)) and all(st == c for st, c in zip(dst_str, xs)):
-        return broadcast_to(v, x.shape)  # the whole of x is replaced
+        return reshape(broadcast_to(v, sel_shape), x.shape)  # the whole of x is replaced
     region = _region(1, size, 0, src_str, doff, dst_str)
     if region is None:
         return None

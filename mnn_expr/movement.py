@@ -556,6 +556,8 @@ def repeat(x: ArrayLike, repeats: Any, axis: int | None = None) -> Var:
         ax = normalize_axis(axis, x.ndim, "repeat")
     n = x.shape[ax]
     reps = np.asarray(repeats.read() if isinstance(repeats, Var) else repeats)
+    if reps.size == 0:
+        reps = reps.astype(np.int64)
     if reps.dtype.kind not in "iub":
         raise TypeError(f"repeat: repeats must be integers, got {reps.dtype}")
     if reps.ndim > 1:
