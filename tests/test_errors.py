@@ -40,17 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OPS = [row[0] for row in _native.op_table()]
 CPP_NAMES = {row[0]: row[1] for row in _native.op_table()}
 DTYPES = ("bool", "int8", "uint8", "int32", "int64", "float16", "bfloat16", "float32", "float64")
-ITEMSIZE = {
-    "bool": 1,
-    "int8": 1,
-    "uint8": 1,
-    "int32": 4,
-    "int64": 8,
-    "float16": 2,
-    "bfloat16": 2,
-    "float32": 4,
-    "float64": 8,
-}
+ITEMSIZE = {d: 2 if d == "bfloat16" else np.dtype(d).itemsize for d in DTYPES}
 ALLOWED = (ValueError, TypeError, IndexError)
 
 CI = bool(os.environ.get("CI"))
@@ -86,20 +76,7 @@ def _fuzz_strategies():
 
     HUGE = (2**31, 2**32 + 1, 2**40, 2**62, INT64_MAX)
     NEG = (-1, -2, -7)
-    JUNK = (
-        "none",
-        "str",
-        "ragged",
-        "object",
-        "pyfloat",
-        "pyint",
-        "pybool",
-        "dict",
-        "complex",
-        "uint16",
-        "strarray",
-        "nested",
-    )
+    JUNK = tuple("none str ragged object pyfloat pyint pybool dict complex uint16 strarray nested".split())
 
     @st.composite
     def shape_of(draw, base, huge_ok, neg_ok, big):
