@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import gc
 import os
+import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,18 +98,35 @@ def test_lazy_graphs_do_not_leak_across_repetitions() -> None:
 
 
 def test_lazy_intermediates_are_freed_after_reading() -> None:
-    """Reading the end of a long lazy chain must not keep every intermediate (slots are freed after
-    their last reader): peak memory stays a few arrays, not the chain length."""
-    with F.lazy_eval(True):
-        x = F.array(np.ones(N, np.float32))
-        y = x
-        for _ in range(60):  # 60 intermediates of 4 MB = 240 MB if all were kept
-            y = y + 1.0
-        before = rss()
-        out = y.read()
-    grown = rss() - before
-    assert out[0] == 61.0 and out[-1] == 61.0
-    assert grown < 60 * MB, f"RSS grew by {grown / MB:.1f} MB while evaluating a 60-op chain on 4 MB arrays"
+    """Reading the end of a long lazy chain must not keep every intermediate alive (slots are freed
+    after their last reader): the PEAK memory of the evaluation stays a few arrays, not the chain
+    length.  Peak RSS (ru_maxrss) is measured in a fresh process."""
+    code = textwrap.dedent(
+        """
+        import resource
+        import numpy as np
+        import mnn_expr as F
+        peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        (F.ones(1 << 20) + 1.0).read()  # warm-up
+        with F.lazy_eval(True):
+            x = F.array(np.ones(1 << 20, np.float32))
+            y = x
+            for _ in range(60):  # 60 intermediates of 4 MB = 240 MB if all were kept
+                y = y + 1.0
+            before = peak()
+            out = y.read()
+        assert out[0] == 61.0 and out[-1] == 61.0
+        print(peak() - before)
+        """
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=root, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    grown = int(proc.stdout.split()[-1])
+    assert grown < 60 * MB, f"peak RSS grew by {grown / MB:.1f} MB evaluating a 60-op chain on 4 MB arrays"
 
 
 def test_requires_grad_keeps_history() -> None:
