@@ -74,6 +74,8 @@ def __repr__(self: Var) -> str:
 
 
 def __str__(self: Var) -> str:
+    if not self._computed and self._kind == 1:  # an unwritten placeholder has no values to show
+        return __repr__(self)
     return str(self._numpy())
 
 
@@ -92,7 +94,7 @@ def __int__(self: Var) -> int:
 
 
 def __index__(self: Var) -> int:
-    if not self.dtype.is_integer and self.dtype.name != "bool":
+    if not self.dtype.is_integer:  # as numpy: bools are not indices
         raise TypeError(f"only integer Vars can be used as an index, got {self.dtype}")
     return int(item(self))
 

@@ -71,11 +71,9 @@ def asarray(obj: Any, dtype: DTypeLike = None) -> Var:
     dt = None if dtype is None else as_dtype(dtype)
     if isinstance(obj, Var):
         return obj if dt is None or obj.dtype == dt else obj.astype(dt)
-    if hasattr(obj, "__dlpack__") and not isinstance(obj, np.ndarray):
-        obj = np.from_dlpack(obj)
-    arr = _to_numpy(obj, dt)
-    v = _native.from_numpy(arr, copy=False)
-    return v if dt is None or dt.name != "bfloat16" else _native.cast(v, "bfloat16")
+    if hasattr(obj, "__dlpack__") and not isinstance(obj, (np.ndarray, np.generic)):
+        return _native.from_numpy(obj, copy=False, dtype=None if dt is None else dt.name)  # any dtype, bfloat16 too
+    return _native.from_numpy(_to_numpy(obj, dt), copy=False, dtype=None if dt is None else dt.name)
 
 
 def array(obj: Any, dtype: DTypeLike = None, copy: bool = True) -> Var:
@@ -90,14 +88,14 @@ def array(obj: Any, dtype: DTypeLike = None, copy: bool = True) -> Var:
     if isinstance(obj, Var):
         v = obj.astype(dt) if dt is not None and obj.dtype != dt else obj
         return _native.from_numpy(v.read(), copy=True) if v is obj else v
-    arr = _to_numpy(obj, dt)
-    v = _native.from_numpy(arr, copy=True)
-    return v if dt is None or dt.name != "bfloat16" else _native.cast(v, "bfloat16")
+    if hasattr(obj, "__dlpack__") and not isinstance(obj, (np.ndarray, np.generic)):
+        return _native.from_numpy(obj, copy=True, dtype=None if dt is None else dt.name)
+    return _native.from_numpy(_to_numpy(obj, dt), copy=True, dtype=None if dt is None else dt.name)
 
 
 def from_dlpack(x: Any) -> Var:
     """A Var sharing the memory of any object that implements ``__dlpack__`` (CPU)."""
-    return asarray(np.from_dlpack(x))
+    return asarray(x)
 
 
 def const(value: Any, shape: Optional[ShapeLike] = None, data_format: str = NCHW, dtype: DTypeLike = None) -> Var:
@@ -126,7 +124,7 @@ def placeholder(shape: ShapeLike = (), dtype: DTypeLike = float32, name: str = "
     [2.0, 4.0]
     """
     if isinstance(dtype, str) and dtype in _FORMATS:  # MNN order: placeholder(shape, NCHW, dtype)
-        dtype = float32 if data_format in _FORMATS else data_format
+        dtype, name = (float32, name) if isinstance(name, str) else (name, "")
     return _native.placeholder(_shape(shape, "placeholder"), as_dtype(dtype).name, name)
 
 

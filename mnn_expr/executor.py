@@ -58,7 +58,9 @@ def lazy() -> lazy_eval:
 
 def set_thread_number(n: int) -> None:
     """Sets the number of CPU threads the native kernels use (MNN spelling)."""
-    _native.set_thread_number(int(n))
+    if isinstance(n, bool) or not hasattr(n, "__index__"):
+        raise TypeError(f"set_thread_number: expected an int, got {n!r}")
+    _native.set_thread_number(n.__index__())
 
 
 def get_thread_number() -> int:

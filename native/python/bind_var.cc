@@ -9,13 +9,14 @@ Operand to_operand(nb::handle h) {
     Operand o;
     if (nb::isinstance<Var>(h)) { o.var = nb::cast<const Var&>(h).p; return o; }
     if (PyBool_Check(h.ptr())) { o.is_scalar = true; o.kind = ScalarKind::Bool; o.i = h.ptr() == Py_True; return o; }
-    if (PyLong_Check(h.ptr())) {
+    // Exact Python int/float only: numpy scalars (np.float64 subclasses float) are strong, as in NumPy 2.
+    if (PyLong_CheckExact(h.ptr())) {
         int overflow = 0;
         long long v = PyLong_AsLongLongAndOverflow(h.ptr(), &overflow);
         if (overflow) throw mnn::ValueError("Python int is out of range for int64");
         o.is_scalar = true; o.kind = ScalarKind::Int; o.i = v; return o;
     }
-    if (PyFloat_Check(h.ptr())) { o.is_scalar = true; o.kind = ScalarKind::Float; o.f = PyFloat_AS_DOUBLE(h.ptr()); return o; }
+    if (PyFloat_CheckExact(h.ptr())) { o.is_scalar = true; o.kind = ScalarKind::Float; o.f = PyFloat_AS_DOUBLE(h.ptr()); return o; }
     o.var = to_var(h).p;  // numpy arrays, lists, numpy scalars: through mnn_expr.asarray
     return o;
 }

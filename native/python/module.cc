@@ -84,7 +84,12 @@ mnn::AttrValue convert_attr(const mnn::OpDef& d, const mnn::AttrSpec& spec, nb::
                 return out;
             }
             case AttrType::Str: return nb::cast<std::string>(v);
-            case AttrType::DTypeT: return int64_t(parse_dtype(v));
+            case AttrType::DTypeT:
+                try {
+                    return int64_t(parse_dtype(v));
+                } catch (const mnn::TypeError&) {
+                    throw bad("a dtype name");
+                }
         }
     } catch (const nb::cast_error&) {
         const char* want[] = {"an int", "a float", "a bool", "a sequence of ints", "a sequence of floats", "a str", "a dtype"};
@@ -111,6 +116,8 @@ mnn::Attrs parse_attrs(OpType op, nb::dict kwargs) {
     }
     if (used != kwargs.size()) {
         for (auto [k, v] : kwargs) {
+            if (!nb::isinstance<nb::str>(k))
+                throw mnn::TypeError(mnn::fmt(d.name, ": attribute names must be str, got ", nb::cast<std::string>(nb::repr(k))));
             std::string key = nb::cast<std::string>(k);
             bool known = false;
             for (const auto& spec : d.schema) known |= spec.name == key;
@@ -122,17 +129,37 @@ mnn::Attrs parse_attrs(OpType op, nb::dict kwargs) {
 
 OpType parse_op(nb::handle h) {
     if (PyLong_Check(h.ptr())) {
-        int64_t i = nb::cast<int64_t>(h);
+        int64_t i = 0;
+        if (!nb::try_cast(h, i)) throw mnn::TypeError("op id out of range");
         if (i < 0 || i >= mnn::kNumOps) throw mnn::ValueError(mnn::fmt("op id ", i, " out of range"));
         return OpType(i);
     }
     return mnn::op_from_name(nb::cast<std::string>(h));
 }
 
-std::vector<VarPtr> to_vars(nb::handle seq) {
+// Converts op inputs, naming the op and the input when one cannot be a Var.
+std::vector<VarPtr> to_vars(nb::handle seq, const char* op) {
     std::vector<VarPtr> out;
-    for (nb::handle h : nb::iter(seq)) out.push_back(to_var(h).p);
+    for (nb::handle h : nb::iter(seq)) {
+        try {
+            out.push_back(to_var(h).p);
+        } catch (const nb::python_error& e) {
+            throw mnn::TypeError(mnn::fmt(op, ": input ", out.size(), " cannot be converted to a Var (", e.what(), ")"));
+        } catch (const mnn::TypeError& e) {
+            throw mnn::TypeError(mnn::fmt(op, ": input ", out.size(), " cannot be converted to a Var (", e.what(), ")"));
+        }
+    }
     return out;
+}
+
+Operand operand_for(nb::handle h, OpType op, int index) {
+    try {
+        return to_operand(h);
+    } catch (const nb::python_error& e) {
+        throw mnn::TypeError(mnn::fmt(mnn::op_def(op).name, ": input ", index, " cannot be converted to a Var (", e.what(), ")"));
+    } catch (const mnn::TypeError& e) {
+        throw mnn::TypeError(mnn::fmt(mnn::op_def(op).name, ": input ", index, " cannot be converted to a Var (", e.what(), ")"));
+    }
 }
 
 nb::list wrap(const std::vector<VarPtr>& vs) {
@@ -241,23 +268,25 @@ void bind_functions(nb::module_& m) {
     }, "Every primitive: (name, cpp_name, category, n_inputs, n_outputs, attrs, has_shape_rule, has_kernel).");
     m.def("apply", [](nb::handle op, nb::handle inputs, nb::dict attrs) {
         OpType t = parse_op(op);
-        return wrap(mnn::apply(t, to_vars(inputs), parse_attrs(t, attrs)));
+        return wrap(mnn::apply(t, to_vars(inputs, mnn::op_def(t).name), parse_attrs(t, attrs)));
     }, nb::arg("op"), nb::arg("inputs"), nb::arg("attrs") = nb::dict());
     m.def("infer", [](nb::handle op, std::vector<std::pair<std::string, std::vector<int64_t>>> infos, nb::dict attrs) {
         OpType t = parse_op(op);
         std::vector<mnn::TensorInfo> in;
         for (auto& [dt, sh] : infos) in.push_back({parse_dtype(nb::str(dt.c_str())), sh});
         nb::list l;
-        for (auto& o : mnn::infer(t, parse_attrs(t, attrs), in)) l.append(nb::make_tuple(mnn::dtype_name(o.dtype), o.shape));
+        for (auto& o : mnn::infer(t, parse_attrs(t, attrs), in)) l.append(nb::make_tuple(mnn::dtype_name(o.dtype), std::vector<int64_t>(o.shape.begin(), o.shape.end())));
         return l;
     }, "Shape/dtype rule of an op, without computing.");
     m.def("unary", [](nb::handle op, const Var& x) { return Var{mnn::unary(parse_op(op), x.p)}; });
     m.def("binary", [](nb::handle op, nb::handle a, nb::handle b) {
-        return Var{mnn::binary(parse_op(op), to_operand(a), to_operand(b))};
-    });
+        OpType t = parse_op(op);
+        return Var{mnn::binary(t, operand_for(a, t, 0), operand_for(b, t, 1))};
+    }, nb::arg("op"), nb::arg("a").none(), nb::arg("b").none());
     m.def("where", [](nb::handle c, nb::handle x, nb::handle y) {
-        return Var{mnn::where(to_operand(c), to_operand(x), to_operand(y))};
-    });
+        OpType t = OpType::Where;
+        return Var{mnn::where(operand_for(c, t, 0), operand_for(x, t, 1), operand_for(y, t, 2))};
+    }, nb::arg("condition").none(), nb::arg("x").none(), nb::arg("y").none());
     m.def("cast", [](const Var& x, nb::handle dt) { return Var{mnn::cast(x.p, parse_dtype(dt))}; });
     m.def("result_dtype", [](nb::args args) {
         std::vector<Operand> ops;
@@ -267,13 +296,16 @@ void bind_functions(nb::module_& m) {
         return mnn::dtype_name(mnn::result_dtype(ptrs));
     }, "dtype that combining these operands gives (arrays strong, Python scalars weak).");
     m.def("promote_types", [](nb::handle a, nb::handle b) { return mnn::dtype_name(mnn::promote(parse_dtype(a), parse_dtype(b))); });
-    m.def("from_numpy", [](nb::handle arr, bool copy, std::string name) {
-        return Var{mnn::make_const(numpy_to_tensor(arr, copy), std::move(name))};
-    }, nb::arg("arr"), nb::arg("copy") = true, nb::arg("name") = "");
+    m.def("from_numpy", [](nb::handle arr, bool copy, std::string name, nb::handle dtype) {
+        Tensor t = numpy_to_tensor(arr, copy);
+        if (!dtype.is_none()) t = mnn::cast_tensor(t, parse_dtype(dtype));
+        return Var{mnn::make_const(std::move(t), std::move(name))};
+    }, nb::arg("arr"), nb::arg("copy") = true, nb::arg("name") = "", nb::arg("dtype") = nb::none(),
+       "A constant Var from a numpy array or DLPack object (shared when copy=False and possible), cast to dtype.");
     m.def("placeholder", [](std::vector<int64_t> shape, nb::handle dt, std::string name) {
         return Var{mnn::make_placeholder({parse_dtype(dt), shape}, std::move(name))};
     }, nb::arg("shape"), nb::arg("dtype"), nb::arg("name") = "");
-    m.def("evaluate", [](nb::handle vars) { mnn::evaluate(to_vars(vars)); });
+    m.def("evaluate", [](nb::handle vars) { mnn::evaluate(to_vars(vars, "evaluate")); });
     m.def("set_lazy", [](bool on) { mnn::executor_config().lazy = on; });
     m.def("is_lazy", [] { return mnn::executor_config().lazy; });
     m.def("set_fusion", [](bool on) { mnn::executor_config().fuse_elementwise = on; },

@@ -1,6 +1,7 @@
 // DType: the element types a Tensor can hold, their sizes, names and the
 // promotion rule (NumPy 2 / NEP 50, with float32 as the default float).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -68,6 +69,25 @@ inline uint16_t float_to_half(float f) {  // round to nearest even
     uint32_t r = ax + 0xc8000fff + ((ax >> 13) & 1);  // rebias exponent and round
     return uint16_t(sign | (r >> 13));
 }
+// Rounds a double to float16 directly (going through float32 would round twice).
+inline uint16_t double_to_half(double d) {
+    uint16_t sign = std::signbit(d) ? 0x8000 : 0;
+    double a = std::fabs(d);
+    if (std::isnan(d)) return uint16_t(sign | 0x7e00);
+    if (a >= 65520.0) return uint16_t(sign | 0x7c00);  // rounds to inf (65504 is the largest half)
+    if (a < 6.103515625e-05) {                          // subnormal: units of 2^-24
+        double q = std::nearbyint(a * 16777216.0);
+        return uint16_t(sign | uint16_t(q));            // q == 1024 is the smallest normal, encoded alike
+    }
+    int e;
+    std::frexp(a, &e);                                  // a = m * 2^e, m in [0.5, 1)
+    int E = e - 1;                                      // a in [2^E, 2^(E+1))
+    double q = std::nearbyint(std::ldexp(a, 10 - E));   // in [1024, 2048]
+    if (q >= 2048.0) { q = 1024.0; ++E; }
+    if (E > 15) return uint16_t(sign | 0x7c00);
+    return uint16_t(sign | uint16_t((E + 15) << 10) | uint16_t(int(q) - 1024));
+}
+
 inline float bf16_to_float(uint16_t h) { uint32_t x = uint32_t(h) << 16; float f; std::memcpy(&f, &x, 4); return f; }
 inline uint16_t float_to_bf16(float f) {
     uint32_t x; std::memcpy(&x, &f, 4);

@@ -133,7 +133,9 @@ std::vector<TensorInfo> infer(OpType t, const Attrs& attrs, const std::vector<Te
     if (d.n_inputs < 0 && inputs.empty() && d.category != Category::Random)
         throw TypeError(fmt(d.name, ": expected at least one input"));
     if (!d.infer) throw ValueError(fmt(d.name, ": op has no shape rule (internal error)"));
-    return d.infer(attrs, inputs);
+    std::vector<TensorInfo> out = d.infer(attrs, inputs);
+    for (const TensorInfo& o : out) check_shape(o.shape, o.dtype, d.name);
+    return out;
 }
 
 void run_kernel(OpType t, const Attrs& attrs, const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) {

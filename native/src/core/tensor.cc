@@ -17,6 +17,17 @@ std::string shape_str(const Shape& s) {
 
 std::string info_str(const TensorInfo& t) { return std::string(dtype_name(t.dtype)) + shape_str(t.shape); }
 
+void check_shape(const Shape& s, DType t, const char* op) {
+    int64_t bytes = int64_t(dtype_size(t));
+    for (int64_t d : s) {
+        if (d < 0) throw ValueError(fmt(op, ": negative dimension in shape ", shape_str(s)));
+        if (d == 0) return;  // size 0: any other dims are fine
+    }
+    for (int64_t d : s)
+        if (__builtin_mul_overflow(bytes, d, &bytes) || bytes > (int64_t(1) << 62))
+            throw ValueError(fmt(op, ": shape ", shape_str(s), " of ", dtype_name(t), " is too large (its byte size overflows)"));
+}
+
 Shape contiguous_strides(const Shape& s) {
     Shape st(s.size());
     int64_t acc = 1;
@@ -44,8 +55,7 @@ std::shared_ptr<Storage> Storage::allocate(size_t bytes) {
 }
 
 Tensor::Tensor(TensorInfo i) : info(std::move(i)) {
-    for (int64_t d : info.shape)
-        if (d < 0) throw ValueError(fmt("negative dimension in shape ", shape_str(info.shape)));
+    check_shape(info.shape, info.dtype, "tensor");
     storage = Storage::allocate(nbytes());
 }
 

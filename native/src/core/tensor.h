@@ -22,6 +22,9 @@ inline int64_t numel(const Shape& s) {
     return n;
 }
 std::string shape_str(const Shape& s);
+// Throws ValueError naming `op` unless every dim is >= 0 and the byte size of
+// a tensor of this shape fits in int64 (so no size computation can wrap).
+void check_shape(const Shape& s, DType t, const char* op);
 inline std::ostream& operator<<(std::ostream& os, const Shape& s) { return os << shape_str(s); }
 Shape contiguous_strides(const Shape& s);  // in elements
 // Normalise a possibly negative axis; throws ValueError naming `op` when out of range.

@@ -34,6 +34,21 @@ const Attrs& empty_attrs(OpType op) {
     return table[int(op)];
 }
 
+Node::~Node() {
+    std::vector<std::shared_ptr<Node>> pending;
+    auto harvest = [&pending](std::vector<VarPtr>& ins) {
+        for (VarPtr& v : ins)
+            if (v && v.use_count() == 1 && v->node && v->node.use_count() == 1) pending.push_back(std::move(v->node));
+        ins.clear();
+    };
+    harvest(inputs);
+    while (!pending.empty()) {
+        std::shared_ptr<Node> n = std::move(pending.back());
+        pending.pop_back();
+        harvest(n->inputs);  // n now dies without recursing
+    }
+}
+
 VarPtr make_const(Tensor t, std::string name) {
     auto v = std::make_shared<VarImpl>();
     v->info = t.info;
@@ -44,8 +59,7 @@ VarPtr make_const(Tensor t, std::string name) {
 }
 
 VarPtr make_placeholder(TensorInfo info, std::string name) {
-    for (int64_t d : info.shape)
-        MNN_CHECK_VALUE(d >= 0, "placeholder: dimensions must be >= 0, got ", shape_str(info.shape));
+    check_shape(info.shape, info.dtype, "placeholder");
     auto v = std::make_shared<VarImpl>();
     v->info = std::move(info);
     v->kind = VarKind::Placeholder;

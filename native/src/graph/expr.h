@@ -40,6 +40,9 @@ struct Node {
     std::vector<VarPtr> inputs;
     std::vector<std::weak_ptr<VarImpl>> outputs;  // filled when a lazy multi-output node is computed
     std::vector<TensorInfo> output_infos;
+    // Frees long chains iteratively: recursive shared_ptr teardown of a
+    // 100k-op history would overflow the stack.
+    ~Node();
 };
 
 // Global executor switches (the registry's sibling; not per-op state).

@@ -521,6 +521,12 @@ void cast_into(const Tensor& src, Tensor& dst) {
         cast_into(f, dst);
         return;
     }
+    if (d == DType::Float16 && s == DType::Float64) {
+        const double* p = src.data<double>();
+        uint16_t* q = dst.data<uint16_t>();
+        parallel_for(n, kParallelGrain, [&](int64_t b, int64_t e) { for (int64_t i = b; i < e; ++i) q[i] = double_to_half(p[i]); });
+        return;
+    }
     if (is_half(d)) {
         Tensor f = s == DType::Float32 ? src : Tensor(DType::Float32, src.shape());
         if (s != DType::Float32) cast_into(src, f);
