@@ -23,6 +23,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 import timeit
 from collections.abc import Sequence
 from typing import Any, Callable
@@ -176,14 +177,36 @@ def limit_blas_threads(threads: int) -> BlasInfo:
 
 # --------------------------------------------------------------------------- timing
 
+def warm_up(fn: Callable[[], Any], min_calls: int = 10, min_time: float = 0.05,
+            max_time: float = 0.5) -> None:
+    """Calls ``fn`` until it has run ``min_calls`` times for ``min_time`` seconds (or for ``max_time``).
+
+    Libraries initialise lazily (torch's first few calls of an op can take tens of
+    ms, a plan cache fills on the first read); warming up keeps that out of
+    calibration and out of the timed samples.
+    """
+    start = time.perf_counter()
+    calls = 0
+    while True:
+        fn()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if (calls >= min_calls and elapsed >= min_time) or elapsed >= max_time:
+            return
+
+
 def calibrate(fn: Callable[[], Any], min_time: float = 0.02, max_number: int = 1_000_000) -> int:
-    """Number of calls of ``fn`` that take at least ``min_time`` seconds (1, 2, 5, 10, 20, ...)."""
+    """Number of calls of ``fn`` (1, 2, 5, 10, 20, ...) that take at least ``min_time`` seconds.
+
+    Each candidate is timed twice and the faster timing counts, so one burst of
+    load cannot make it pick a number too small to time a fast op accurately.
+    """
     timer = timeit.Timer(fn)
     number = 1
     while True:
         for mult in (1, 2, 5):
             n = number * mult
-            if n >= max_number or timer.timeit(n) >= min_time:
+            if n >= max_number or min(timer.repeat(repeat=2, number=n)) >= min_time:
                 return min(n, max_number)
         number *= 10
 
@@ -196,25 +219,35 @@ def measure(fn: Callable[[], Any], repeats: int = 5, number: int | None = None,
     minimum is the least noisy estimate on a shared machine (noise only adds time).
     """
     if number is None:
+        warm_up(fn)
         number = calibrate(fn, min_time)
     timer = timeit.Timer(fn)
     return min(timer.repeat(repeat=max(1, repeats), number=number)) / number
 
 
-def measure_interleaved(fns: dict[str, Callable[[], Any]], repeats: int = 5,
-                        min_time: float = 0.02) -> dict[str, float]:
-    """Seconds per call for each of ``fns``, timing them in turn within each repeat.
+def measure_interleaved(fns: dict[str, Callable[[], Any]], repeats: int = 5, min_time: float = 0.02,
+                        budget: float = 0.0) -> dict[str, float]:
+    """Seconds per call for each of ``fns``, timing them in turn within each round.
 
-    Interleaving spreads a burst of load from other processes over every system
-    instead of penalising whichever one happened to run during it; each result is
-    the minimum over ``repeats`` rounds.
+    Each sample runs a system's fn ``number`` times (calibrated so a sample lasts at
+    least ``min_time``); the result is the minimum over the rounds.  There are at
+    least ``repeats`` rounds, more when ``budget`` (seconds per system) allows:
+    on a busy machine many short samples give a better chance of some that no
+    other process interrupted than a few long ones.  Interleaving spreads a burst
+    of load from other processes over every system instead of penalising
+    whichever one happened to run during it.
     """
+    for fn in fns.values():
+        warm_up(fn)
     numbers = {name: calibrate(fn, min_time) for name, fn in fns.items()}
+    timers = {name: timeit.Timer(fn) for name, fn in fns.items()}
     best = {name: float("inf") for name in fns}
-    for _ in range(max(1, repeats)):
-        for name, fn in fns.items():
-            t = timeit.Timer(fn).timeit(numbers[name]) / numbers[name]
-            best[name] = min(best[name], t)
+    rounds, spent, start = 0, 0.0, time.perf_counter()
+    while rounds < max(1, repeats) or spent < budget * len(fns):
+        for name, timer in timers.items():
+            best[name] = min(best[name], timer.timeit(numbers[name]) / numbers[name])
+        rounds += 1
+        spent = time.perf_counter() - start
     return best
 
 

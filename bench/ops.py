@@ -81,8 +81,9 @@ class Bench:
 
     def __init__(self, args: argparse.Namespace, np: Any, torch: Any, F: Any) -> None:
         self.args, self.np, self.torch, self.F = args, np, torch, F
-        self.repeats = 3 if args.quick else 7
-        self.min_time = 0.005 if args.quick else 0.02
+        self.repeats = 5 if args.quick else 7  # at least this many samples per system
+        self.min_time = 0.002  # seconds per sample, at least (one call when a call takes longer)
+        self.budget = 0.15 if args.quick else 0.5  # seconds of samples per system and workload
         self.results: list[dict[str, Any]] = []
         self.errors: list[str] = []
 
@@ -127,7 +128,8 @@ class Bench:
             except Exception as e:  # noqa: BLE001  (report any failure of a system, keep benchmarking)
                 notes[system] = "error"
                 self.errors.append(f"{group} {op} n={n} [{system}]: {type(e).__name__}: {e}")
-        times = H.measure_interleaved(ok, repeats=self.repeats, min_time=self.min_time) if ok else {}
+        times = (H.measure_interleaved(ok, repeats=self.repeats, min_time=self.min_time, budget=self.budget)
+                 if ok else {})
         for system in fns:
             self.results.append({"group": group, "op": op, "n": n, "system": system,
                                  "seconds": times.get(system), "note": notes.get(system, "")})
@@ -282,7 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import torch
 
-        torch.set_num_threads(args.threads)
+        # Only when it differs: observed with torch 2.13, an explicit set_num_threads() (even to
+        # the default) makes exp on 100 elements wake a second thread on every call -- ~20 ms per
+        # call on a busy machine instead of ~1.3 µs.  See docs/benchmarks.md.
+        if torch.get_num_threads() != args.threads:
+            torch.set_num_threads(args.threads)
     except ImportError:
         torch = None
     import mnn_expr as F
