@@ -181,9 +181,8 @@ def warm_up(fn: Callable[[], Any], min_calls: int = 10, min_time: float = 0.05,
             max_time: float = 0.5) -> None:
     """Calls ``fn`` until it has run ``min_calls`` times for ``min_time`` seconds (or for ``max_time``).
 
-    Libraries initialise lazily (torch's first few calls of an op can take tens of
-    ms, a plan cache fills on the first read); warming up keeps that out of
-    calibration and out of the timed samples.
+    Libraries initialise lazily (kernels, thread pools, our lazy plan cache on the
+    first read); warming up keeps that out of calibration and the timed samples.
     """
     start = time.perf_counter()
     calls = 0
