@@ -135,7 +135,6 @@ class Bench:
                                  "seconds": times.get(system), "note": notes.get(system, "")})
         return {system: times[system] if system in times else notes[system] for system in fns}
 
-
     def lazy(self, build: Callable[[], Any]) -> Callable[[], Any]:
         """Build + read of a fresh lazy expression: the user-visible cost of one lazy evaluation."""
         F = self.F
