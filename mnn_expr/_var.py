@@ -69,14 +69,19 @@ def __repr__(self: Var) -> str:
     if not self._computed and self._kind == 1:
         name = f"'{self.name}', " if self.name else ""
         return f"Var(placeholder {name}shape={self.shape}, dtype={self._dtype_name})"
-    body = np.array2string(self._numpy(), separator=", ", prefix="Var(")
+    try:
+        values = self._numpy()
+    except ValueError:  # depends on a placeholder with no value yet
+        return f"Var(<needs a placeholder value>, shape={self.shape}, dtype={self._dtype_name})"
+    body = np.array2string(values, separator=", ", prefix="Var(")
     return f"Var({body}, dtype={self._dtype_name})"
 
 
 def __str__(self: Var) -> str:
-    if not self._computed and self._kind == 1:  # an unwritten placeholder has no values to show
+    try:
+        return str(self._numpy())
+    except ValueError:  # an unwritten placeholder (or a value computed from one) has no values to show
         return __repr__(self)
-    return str(self._numpy())
 
 
 def __bool__(self: Var) -> bool:

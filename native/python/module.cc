@@ -232,6 +232,7 @@ void write_placeholder(Var& v, nb::handle h) {
     if (v.p->kind != mnn::VarKind::Placeholder)
         throw mnn::TypeError("write: only placeholders can be written (use fix_as_placeholder())");
     v.p->value = t;
+    ++mnn::executor_config().placeholder_epoch;  // values computed from the old one are now stale
 }
 
 nb::dict attrs_to_dict(const mnn::Attrs& a) {

@@ -278,7 +278,8 @@ void evaluate(const std::vector<VarPtr>& vars) {
     for (const VarPtr& t : vars) {
         if (t->computed()) continue;
         t->value = slots[out_base[node_index[t->node.get()]] + t->output_index];
-        if (!t->requires_grad) t->node.reset();
+        t->epoch = executor_config().placeholder_epoch;
+        if (!t->requires_grad && !t->from_placeholder) t->node.reset();
     }
 }
 

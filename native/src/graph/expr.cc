@@ -81,18 +81,19 @@ std::vector<VarPtr> apply(OpType op, const std::vector<VarPtr>& inputs, const At
     // Scratch reused across calls: eager per-op overhead is dominated by allocations.
     thread_local std::vector<TensorInfo> in_infos;
     in_infos.clear();
-    bool all_computed = true, rg = false;
+    bool all_computed = true, rg = false, fp = false;
     for (const VarPtr& v : inputs) {
         if (!v) throw TypeError(fmt(op_def(op).name, ": an input is None"));
         in_infos.push_back(v->info);
         all_computed &= v->computed();
         rg |= v->requires_grad;
+        fp |= v->from_placeholder || v->kind == VarKind::Placeholder;
     }
     std::vector<TensorInfo> out_infos = infer(op, attrs, in_infos);
     std::vector<VarPtr> outs(out_infos.size());
     bool eager = all_computed && !executor_config().lazy;
     std::shared_ptr<Node> node;
-    if (!eager || rg) {
+    if (!eager || rg || fp) {
         node = std::make_shared<Node>();
         node->op = op;
         node->attrs = attrs;
@@ -113,6 +114,8 @@ std::vector<VarPtr> apply(OpType op, const std::vector<VarPtr>& inputs, const At
         v->info = out_infos[i];
         v->kind = VarKind::Op;
         v->requires_grad = rg;
+        v->from_placeholder = fp;
+        v->epoch = executor_config().placeholder_epoch;
         v->node = node;
         v->output_index = int(i);
         if (eager) v->value = std::move(results[i]);

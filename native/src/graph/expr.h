@@ -2,8 +2,9 @@
 //
 // A VarImpl is one value: its info (dtype, shape) is always known; its tensor
 // is present once computed.  `node` is the producing op, kept only while
-// someone may need it (DESIGN §4): while the value is lazy and unevaluated, or
-// while it depends on a Var that gradients are wanted for.  Eager values with
+// someone may need it (DESIGN §4): while the value is lazy and unevaluated,
+// while it depends on a Var that gradients are wanted for, or while it depends
+// on a placeholder (a new write() makes it recompute, as in MNN).  Eager values with
 // no such dependency drop their history, so NumPy-style loops run in
 // constant memory.
 #pragma once
@@ -22,16 +23,28 @@ using VarPtr = std::shared_ptr<VarImpl>;
 
 enum class VarKind : uint8_t { Const, Placeholder, Trainable, Op };
 
+// Global executor switches (the registry's sibling; not per-op state).
+struct ExecutorConfig {
+    bool lazy = false;
+    bool fuse_elementwise = true;  // run elementwise chains as blocked passes (part of the plan key)
+    uint64_t placeholder_epoch = 0;  // bumped by every placeholder write: older derived values are stale
+};
+ExecutorConfig& executor_config();
+
 struct VarImpl {
     TensorInfo info;
     Tensor value;                // defined once computed
     std::shared_ptr<Node> node;  // producer; null for leaves and dropped history
     int output_index = 0;
     VarKind kind = VarKind::Const;
-    bool requires_grad = false;  // this value or one it depends on wants gradients
+    bool requires_grad = false;     // this value or one it depends on wants gradients
+    bool from_placeholder = false;  // depends on a placeholder: keeps history, recomputed after writes
+    uint64_t epoch = 0;             // placeholder_epoch when `value` was computed
     std::string name;
 
-    bool computed() const { return value.defined(); }
+    bool computed() const {
+        return value.defined() && (!from_placeholder || epoch == executor_config().placeholder_epoch);
+    }
 };
 
 struct Node {
@@ -45,12 +58,6 @@ struct Node {
     ~Node();
 };
 
-// Global executor switches (the registry's sibling; not per-op state).
-struct ExecutorConfig {
-    bool lazy = false;
-    bool fuse_elementwise = true;  // run elementwise chains as blocked passes (part of the plan key)
-};
-ExecutorConfig& executor_config();
 
 // Builds attrs for `op` from positional values in schema order (defaults filled
 // by the caller).  The Python binding does the name-based parsing.
