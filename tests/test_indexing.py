@@ -139,7 +139,7 @@ def test_setitem_matches_numpy(case, dtype, seed, data, mode):
         return
     positions = np.arange(a.size).reshape(a.shape)[nkey]
     if np.unique(positions).size < positions.size:
-        v = np.asarray(values_for(rng, (), dtype))  # repeated targets: one value, so the order does not matter
+        v = np.asarray(values_for(rng, (), dtype))  # repeated targets: one value
     else:
         drop = data.draw(st.integers(0, sel.ndim), label="drop")
         vshape = tuple(s if data.draw(st.booleans(), label="keep") else 1 for s in sel.shape[drop:])
