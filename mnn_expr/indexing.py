@@ -46,7 +46,6 @@ from ._native import Var
 from ._var import attach
 from .creation import asarray
 from .movement import (
-    _BIG,
     _OP_ID,
     _ap,
     _broadcast_shape,
@@ -395,20 +394,11 @@ def _parse(x: Var, key: Any) -> list:
 
 
 def _slice_bounds(s: builtins.slice, n: int) -> tuple:
-    """(begin, end, step) for the slice primitive (omitted bounds as sentinels) and the length."""
-    step = 1 if s.step is None else int(s.step.__index__())
-    if step == 0:
-        raise ValueError("slice step cannot be zero")
-
-    def bound(v: Any, omitted: int) -> int:
-        if v is None:
-            return omitted
-        return max(min(int(v.__index__()), _BIG), _SMALL)
-
-    b = bound(s.start, 0 if step > 0 else _BIG)
-    e = bound(s.stop, _BIG if step > 0 else _SMALL)
-    length = len(range(*builtins.slice(b, e, step).indices(n)))
-    return b, e, step, length
+    """(begin, end, step, length) of a slice over n elements, bounds normalised for the slice
+    primitive (a position before the start is passed as the smallest int64)."""
+    b, e, step = s.indices(n)  # ValueError for a zero step, as NumPy
+    length = len(range(b, e, step))
+    return (b if b >= 0 else _SMALL), (e if e >= 0 else _SMALL), step, length
 
 
 def _basic(x: Var, items: list) -> tuple:

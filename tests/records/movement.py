@@ -606,3 +606,73 @@ RECORDS += [
         covers=("raster", "reshape"),
     ),
 ]
+
+
+# ---- random regions against a sequential reference ---------------------------------------------
+
+
+@st.composite
+def _random_regions(draw, n):
+    m = draw(st.integers(1, 400))
+    regions = []
+    for _ in range(draw(st.integers(1, 3))):
+        src = draw(st.sampled_from([0, 0, -1])) if n else -1
+        nd = draw(st.integers(0, 3))
+        if draw(st.booleans()) and nd >= 2:  # transpose-like: unit source stride inside, unit dst stride last
+            size = [draw(st.integers(1, 3)) for _ in range(nd - 2)] + [
+                draw(st.integers(8, 11)),
+                draw(st.integers(8, 11)),
+            ]
+            ss = [draw(st.integers(-9, 9)) for _ in range(nd - 2)] + [
+                draw(st.sampled_from([1, -1])),
+                draw(st.sampled_from([-12, 11, 12])),
+            ]
+            ds = [draw(st.integers(-40, 40)) for _ in range(nd - 2)] + [
+                draw(st.sampled_from([12, -12, 11])),
+                1,
+            ]
+        else:
+            size = [draw(st.integers(1, 6)) for _ in range(nd)]
+            ss = [draw(st.integers(-7, 7)) for _ in range(nd)]
+            ds = [draw(st.integers(-8, 8)) for _ in range(nd)]
+        src_n = n if src == 0 else m
+        slo = sum(min(0, (z - 1) * t) for z, t in zip(size, ss))
+        shi = sum(max(0, (z - 1) * t) for z, t in zip(size, ss))
+        dlo = sum(min(0, (z - 1) * t) for z, t in zip(size, ds))
+        dhi = sum(max(0, (z - 1) * t) for z, t in zip(size, ds))
+        if -slo > src_n - 1 - shi or -dlo > m - 1 - dhi:
+            continue  # does not fit: skip this region
+        so = draw(st.integers(-slo, src_n - 1 - shi))
+        do = draw(st.integers(-dlo, m - 1 - dhi))
+        regions += [src, nd, so, do] + size + ss + ds
+    return {"regions": regions, "m": m}
+
+
+def _raster_ref(a, regions, m):
+    src0 = a.reshape(-1)
+    out = np.zeros(m, a.dtype)
+    i = 0
+    while i < len(regions):
+        src, nd, so, do = regions[i : i + 4]
+        size = regions[i + 4 : i + 4 + nd]
+        ss = regions[i + 4 + nd : i + 4 + 2 * nd]
+        ds = regions[i + 4 + 2 * nd : i + 4 + 3 * nd]
+        for idx in np.ndindex(*size):
+            s = so + sum(k * t for k, t in zip(idx, ss))
+            d = do + sum(k * t for k, t in zip(idx, ds))
+            out[d] = (src0 if src == 0 else out)[s]
+        i += 4 + 3 * nd
+    return out
+
+
+RECORDS += [
+    OpRecord(
+        "raster_random",
+        lambda F, x, regions, m: F.raster([F.ravel(x)], regions, [m]),
+        _raster_ref,
+        dtypes=MOVE,
+        shapes=st.integers(0, 400).map(lambda n: ((n,),)),
+        params=lambda shp: _random_regions(int(np.prod(shp[0]))),
+        covers=("raster", "reshape"),
+    ),
+]
