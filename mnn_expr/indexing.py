@@ -46,7 +46,6 @@ from ._native import Var
 from ._var import attach
 from .creation import asarray
 from .movement import (
-    _BIG,
     _OP_ID,
     _ap,
     _broadcast_shape,
@@ -376,7 +375,7 @@ def _parse(x: Var, key: Any) -> list:
     dim = 0
     for kind, p in items:
         if kind == "ell":
-            out += fill
+            out += fill if fill else [("sep", None)]  # an empty ellipsis still separates indices
             dim += len(fill)
             fill = []
         elif kind == "mask":
@@ -395,20 +394,11 @@ def _parse(x: Var, key: Any) -> list:
 
 
 def _slice_bounds(s: builtins.slice, n: int) -> tuple:
-    """(begin, end, step) for the slice primitive (omitted bounds as sentinels) and the length."""
-    step = 1 if s.step is None else int(s.step.__index__())
-    if step == 0:
-        raise ValueError("slice step cannot be zero")
-
-    def bound(v: Any, omitted: int) -> int:
-        if v is None:
-            return omitted
-        return max(min(int(v.__index__()), _BIG), _SMALL)
-
-    b = bound(s.start, 0 if step > 0 else _BIG)
-    e = bound(s.stop, _BIG if step > 0 else _SMALL)
-    length = len(range(*builtins.slice(b, e, step).indices(n)))
-    return b, e, step, length
+    """(begin, end, step, length) of a slice over n elements, bounds normalised for the slice
+    primitive (a position before the start is passed as the smallest int64)."""
+    b, e, step = s.indices(n)  # ValueError for a zero step, as NumPy
+    length = len(range(b, e, step))
+    return (b if b >= 0 else _SMALL), (e if e >= 0 else _SMALL), step, length
 
 
 def _basic(x: Var, items: list) -> tuple:
@@ -417,6 +407,8 @@ def _basic(x: Var, items: list) -> tuple:
     identity = True
     dim = 0
     for kind, p in items:
+        if kind == "sep":
+            continue
         if kind == "new":
             shape.append(1)
             continue
@@ -454,41 +446,52 @@ def _getitem(x: Var, key: Any) -> Var:
         return _basic(x, items)
     # Advanced indexing.  First apply slices and new axes, keeping one dim per item
     # (ints become 0-d index arrays, as NumPy treats them next to arrays).
-    basic, adv, xdim = [], [], 0
-    for pos, (kind, p) in enumerate(items):
+    basic, adv, xdim, ydim, order = [], [], 0, 0, []
+    for item, (kind, p) in enumerate(items):
+        if kind == "sep":
+            continue
         if kind == "int":
             basic.append(("slice", builtins.slice(None)))
-            adv.append((pos, np.asarray(p, np.int64), xdim))
+            adv.append((ydim, np.asarray(p, np.int64), xdim))
             xdim += 1
         elif kind == "adv":
             basic.append(("slice", builtins.slice(None)))
-            adv.append((pos, p, xdim))
+            adv.append((ydim, p, xdim))
             xdim += 1
         elif kind == "newadv":
             basic.append(("new", None))
-            adv.append((pos, p, -1))
+            adv.append((ydim, p, -1))
         else:
             basic.append((kind, p))
             xdim += kind == "slice"
+        if kind in ("int", "adv", "newadv"):
+            order.append(item)
+        ydim += 1
     y = _basic(x, basic)
     positions = [a[0] for a in adv]
+    try:
+        bshape = _broadcast_shape([tuple(a[1].shape) for a in adv], "index")
+    except ValueError:
+        shapes = " ".join(str(tuple(a[1].shape)) for a in adv)
+        raise IndexError("shape mismatch: indexing arrays could not be broadcast together "
+                         f"with shapes {shapes}") from None
     indices = []
     for pos, idx, xd in adv:
         if isinstance(idx, Var):
             indices.append(idx)
-        else:
+        elif idx.ndim == 0 or int(np.prod(bshape)):  # NumPy checks only the indices it uses (and ints)
             indices.append(_checked(idx, y.shape[pos], xd if xd >= 0 else pos))
-    try:
-        bshape = _broadcast_shape([tuple(i.shape) for i in indices], "index")
-    except ValueError:
-        shapes = " ".join(str(tuple(i.shape)) for i in indices)
-        raise IndexError("shape mismatch: indexing arrays could not be broadcast together "
-                         f"with shapes {shapes}") from None
+        else:
+            indices.append(np.zeros(idx.shape, np.int64))
+    if not int(np.prod(bshape)):
+        for pos, idx, xd in adv:  # a 0-d Var is an integer index: NumPy checks it even here
+            if isinstance(idx, Var) and idx.ndim == 0:
+                _checked(np.asarray(idx.read(), np.int64), y.shape[pos], xd)
     k = len(positions)
     if k == 1:
         return _ap("gather", [y, _index_var(indices[0])], axis=positions[0])
     p0 = positions[0]
-    adjacent = positions == list(range(p0, p0 + k))
+    adjacent = order == list(range(order[0], order[0] + k))  # neighbours in the key itself
     rest = [d for d in range(y.ndim) if d not in positions]
     dims = [y.shape[p] for p in positions]
     if not any(isinstance(i, Var) for i in indices):
@@ -586,8 +589,8 @@ def _update(x: Var, key: Any, v: Var) -> Var:
         if out is not None:
             return out
     # x[idx] = v along axis 0: scatter directly.
-    if (len(items) >= 1 and items[0][0] == "adv" and all(k == "slice" and p == builtins.slice(None)
-                                                         for k, p in items[1:])):
+    if (len(items) >= 1 and items[0][0] == "adv" and all(
+            k == "sep" or (k == "slice" and p == builtins.slice(None)) for k, p in items[1:])):
         idx = items[0][1]
         if not isinstance(idx, Var):
             idx = _checked(idx, x.shape[0], 0)
@@ -617,6 +620,8 @@ def _update_basic(x: Var, items: list, v: Var) -> Var | None:
     sel_shape, sel_dims = [], []  # the indexed shape, and for each of its dims the x dim (or -1)
     dim = 0
     for kind, p in items:
+        if kind == "sep":
+            continue
         if kind == "new":
             sel_shape.append(1)
             sel_dims.append(-1)

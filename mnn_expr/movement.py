@@ -201,14 +201,14 @@ def unsqueeze(x: ArrayLike, axes: Any = ()) -> Var:
 
 
 def squeeze(x: ArrayLike, axis: AxisLike = None) -> Var:
-    """``x`` without size-1 dims: all of them (``axis=None`` or MNN's ``[]``), or those listed.
+    """``x`` without size-1 dims: all of them (``axis=None``, or MNN's default ``[]``), or those listed.
 
     >>> import mnn_expr as F
     >>> F.squeeze(F.zeros((1, 3, 1))).shape, F.squeeze(F.zeros((1, 3, 1)), 0).shape
     ((3,), (3, 1))
     """
     x = asarray(x)
-    if axis is None or (isinstance(axis, (list, tuple)) and len(axis) == 0):
+    if axis is None or (isinstance(axis, list) and len(axis) == 0):  # () squeezes nothing, as NumPy
         return _ap("reshape", [x], shape=[d for d in x.shape if d != 1])
     axes = [normalize_axis(a, x.ndim, "squeeze") for a in _ints(axis, "axis", "squeeze")]
     for a in axes:
@@ -258,7 +258,7 @@ def transpose(x: ArrayLike, axes: Any = None) -> Var:
     """
     x = asarray(x)
     perm = list(range(x.ndim))[::-1] if axes is None else _ints(axes, "axes", "transpose")
-    if len(perm) == x.ndim and [p % max(x.ndim, 1) for p in perm] == list(range(x.ndim)):
+    if perm == list(range(x.ndim)):
         return _same(x)
     return _ap("transpose", [x], perm=perm)
 

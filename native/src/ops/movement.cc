@@ -285,7 +285,8 @@ int64_t pad_source(PadMode m, int64_t t, int64_t n) {
     return r < n ? r : P - 1 - r;
 }
 
-// Returns true when the output must first be filled with the constant.
+// Constant mode reads the pad value from one extra source (index
+// in.size(), a 1-element tensor) with zero strides; returns true when it does.
 bool lower_pad(const Attrs& a, const Infos& in, const TensorInfo& out, std::vector<Region>& regs) {
     const Shape& s = in[0].shape;
     const auto& p = a.ints("pads");
@@ -293,24 +294,43 @@ bool lower_pad(const Attrs& a, const Infos& in, const TensorInfo& out, std::vect
     size_t nd = s.size();
     Shape dst = strides_of(out.shape);
     int64_t interior = 0;
-    bool padded = false;
-    for (size_t i = 0; i < nd; ++i) {
-        interior += p[2 * i] * dst[i];
-        padded |= p[2 * i] || p[2 * i + 1];
-    }
+    for (size_t i = 0; i < nd; ++i) interior += p[2 * i] * dst[i];
     add_region(regs, 0, s, 0, strides_of(s), interior, dst);
-    if (mode == PadMode::Constant) return padded && out.numel() > 0;
+    // Pad slabs of axis k span the whole output in axes before k and the
+    // interior in axes after k; together with the interior they tile the output.
+    auto slab = [&](size_t k, Shape& size, int64_t* base) {
+        *base = 0;
+        for (size_t i = 0; i < nd; ++i) {
+            size[i] = i < k ? out.shape[i] : s[i];
+            if (i > k) *base += p[2 * i] * dst[i];
+        }
+    };
+    if (mode == PadMode::Constant) {
+        bool any = false;
+        int src = int(in.size());
+        for (size_t k = 0; k < nd; ++k) {
+            Shape size(nd);
+            int64_t base;
+            slab(k, size, &base);
+            Shape zero(nd, 0);
+            for (int side = 0; side < 2; ++side) {
+                int64_t w = p[2 * k + side];
+                if (!w) continue;
+                size[k] = w;
+                add_region(regs, src, size, 0, zero, base + (side ? p[2 * k] + s[k] : 0) * dst[k], dst);
+                any = true;
+            }
+        }
+        return any;
+    }
     // Axis by axis, mirror already-written data of the destination: axes
     // before k are complete, axes after k hold only their interior.
     for (size_t k = 0; k < nd; ++k) {
         int64_t b = p[2 * k], n = s[k];
         if (!(b || p[2 * k + 1]) || n == 0) continue;
         Shape size(nd);
-        int64_t base = 0;
-        for (size_t i = 0; i < nd; ++i) {
-            size[i] = i < k ? out.shape[i] : s[i];
-            if (i > k) base += p[2 * i] * dst[i];
-        }
+        int64_t base;
+        slab(k, size, &base);
         Shape step = dst;
         // Cut the pad positions into runs whose source index moves by +1, -1 or 0.
         auto runs = [&](int64_t o0, int64_t o1) {
@@ -458,7 +478,14 @@ void movement_kernel(const Attrs& a, const std::vector<Tensor>& in, std::vector<
         case OpType::Tile: lower_tile(a, infos, oi, regs); break;
         case OpType::Flip: lower_flip(a, infos, oi, regs); break;
         case OpType::Pad:
-            if (lower_pad(a, infos, oi, regs)) fill_value(out[0], a.f("value"));
+            if (lower_pad(a, infos, oi, regs)) {
+                Tensor value(oi.dtype, {1});
+                fill_value(value, a.f("value"));
+                std::vector<Tensor> srcs = in;
+                srcs.push_back(value);
+                run_raster(regs, srcs, out[0]);
+                return;
+            }
             break;
         case OpType::Raster:
             regs = parse_regions(a, infos, oi.numel());

@@ -91,7 +91,14 @@ void check_region(const Region& r, int64_t src_numel, int64_t dst_numel, const c
         (s < 0 ? slo : shi) += s;
         (d < 0 ? dlo : dhi) += d;
     }
-    auto range = [](i128 lo, i128 hi) { return fmt("[", int64_t(lo), ", ", int64_t(hi), "]"); };
+    auto str = [](i128 v) {
+        bool neg = v < 0;
+        std::string d;
+        do { int r = int(v % 10); d += char('0' + (r < 0 ? -r : r)); v /= 10; } while (v != 0);
+        if (neg) d += '-';
+        return std::string(d.rbegin(), d.rend());
+    };
+    auto range = [&](i128 lo, i128 hi) { return "[" + str(lo) + ", " + str(hi) + "]"; };
     MNN_CHECK_VALUE(slo >= 0 && shi < src_numel, op, ": region ", index, " reads elements ", range(slo, shi),
                     " of a source with ", src_numel, " elements");
     MNN_CHECK_VALUE(dlo >= 0 && dhi < dst_numel, op, ": region ", index, " writes elements ", range(dlo, dhi),
