@@ -10,6 +10,7 @@
 // the A panels stream from L2.  Skinny products (one row or one column) skip
 // packing.
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -81,14 +82,33 @@ const gemmk::KernelSet<double>& kernel_set<double>(CpuLevel level) {
 template <typename T>
 struct Buffer {
     T* p = nullptr;
-    explicit Buffer(size_t n) : p(static_cast<T*>(::operator new(std::max<size_t>(n, 1) * sizeof(T), std::align_val_t(64)))) {}
-    ~Buffer() { ::operator delete(p, std::align_val_t(64)); }
+    explicit Buffer(size_t n) {
+        if (n) p = static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
+    }
+    ~Buffer() {
+        if (p) ::operator delete(p, std::align_val_t(64));
+    }
     Buffer(const Buffer&) = delete;
     Buffer& operator=(const Buffer&) = delete;
 };
 
 constexpr int64_t kParallelFlops = int64_t(1) << 21;  // below this, one thread
 constexpr int64_t kPackedBLimit = int64_t(32) << 20;  // bytes of packed B per column chunk
+
+// Runs task(t, scratch) for t in [0, n) on the pool, pulling tasks from a
+// shared counter so a late or preempted worker never holds work hostage.
+// Each participating thread gets one scratch buffer of `scratch` elements.
+template <typename T, typename F>
+void run_tasks(int64_t n, bool parallel, size_t scratch, F task) {
+    if (n <= 0) return;
+    std::atomic<int64_t> next{0};
+    auto body = [&](int64_t, int64_t) {
+        Buffer<T> buf(scratch);
+        for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < n;) task(t, buf.p);
+    };
+    int64_t lanes = parallel ? std::min<int64_t>(n, get_thread_number()) : 1;
+    parallel_for(lanes, 1, body);
+}
 
 template <typename T>
 void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
@@ -232,35 +252,32 @@ void gemm_packed(const gemmk::KernelSet<T>& ks, bool ta, bool tb, int64_t M, int
 
         // Phase 1: pack op(B)[:, jc:jc+nc], depth block p at bpack + pc * npad.
         const int64_t n_btasks = nk * npanels;
-        const int64_t bgrain = parallel ? std::max<int64_t>(1, 8192 / (kc_max * NR)) : n_btasks;
-        parallel_for(n_btasks, bgrain, [&](int64_t t0, int64_t t1) {
-            for (int64_t t = t0; t < t1; ++t) {
-                int64_t p = t / npanels, q = t % npanels;
-                int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc), j = q * NR;
-                const T* src = tb ? B + (jc + j) * ldb + pc : B + pc * ldb + jc + j;
-                ks.pack_b(tb, src, ldb, kc, std::min(NR, nc - j), bpack.p + pc * npad + j * kc);
-            }
+        run_tasks<T>(n_btasks, parallel && n_btasks > 1, 0, [&](int64_t t, T*) {
+            int64_t p = t / npanels, q = t % npanels;
+            int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc), j = q * NR;
+            const T* src = tb ? B + (jc + j) * ldb + pc : B + pc * ldb + jc + j;
+            ks.pack_b(tb, src, ldb, kc, std::min(NR, nc - j), bpack.p + pc * npad + j * kc);
         });
 
-        // Phase 2: tasks of (row block, column part).
+        // Phase 2: tasks of (row block, column part); enough of them, in a
+        // multiple of the thread count, to keep every thread busy.
         int64_t n_jc = 1;
-        if (parallel && n_ic < 2 * threads) n_jc = std::min(npanels, (2 * threads + n_ic - 1) / n_ic);
-        const int64_t n_tasks = n_ic * n_jc;
-        parallel_for(n_tasks, parallel ? 1 : n_tasks, [&](int64_t t0, int64_t t1) {
-            Buffer<T> apack(size_t(block_rows * kc_max));
-            for (int64_t t = t0; t < t1; ++t) {
-                int64_t bi = t / n_jc, bj = t % n_jc;
-                int64_t i0 = bi * mpanels / n_ic * MR, i1 = std::min(M, (bi + 1) * mpanels / n_ic * MR);
-                int64_t q0 = bj * npanels / n_jc, q1 = (bj + 1) * npanels / n_jc;
-                if (i0 >= i1 || q0 >= q1) continue;
-                int64_t j0 = q0 * NR, j1 = std::min(nc, q1 * NR);
-                for (int64_t p = 0; p < nk; ++p) {
-                    int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc);
-                    const T* src = ta ? A + pc * lda + i0 : A + i0 * lda + pc;
-                    ks.pack_a(ta, src, lda, i1 - i0, kc, apack.p);
-                    ks.macro(i1 - i0, j1 - j0, kc, apack.p, bpack.p + pc * npad + j0 * kc, C + i0 * ldc + jc + j0, ldc,
-                             alpha, p == 0 ? beta : T(1));
-                }
+        if (parallel) {
+            if (n_ic < 2 * threads) n_jc = std::min(npanels, (2 * threads + n_ic - 1) / n_ic);
+            while ((n_ic * n_jc) % threads != 0 && n_ic * n_jc < 8 * threads && n_jc < npanels) ++n_jc;
+        }
+        run_tasks<T>(n_ic * n_jc, parallel, size_t(block_rows * kc_max), [&](int64_t t, T* apack) {
+            int64_t bi = t / n_jc, bj = t % n_jc;
+            int64_t i0 = bi * mpanels / n_ic * MR, i1 = std::min(M, (bi + 1) * mpanels / n_ic * MR);
+            int64_t q0 = bj * npanels / n_jc, q1 = (bj + 1) * npanels / n_jc;
+            if (i0 >= i1 || q0 >= q1) return;
+            int64_t j0 = q0 * NR, j1 = std::min(nc, q1 * NR);
+            for (int64_t p = 0; p < nk; ++p) {
+                int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc);
+                const T* src = ta ? A + pc * lda + i0 : A + i0 * lda + pc;
+                ks.pack_a(ta, src, lda, i1 - i0, kc, apack);
+                ks.macro(i1 - i0, j1 - j0, kc, apack, bpack.p + pc * npad + j0 * kc, C + i0 * ldc + jc + j0, ldc, alpha,
+                         p == 0 ? beta : T(1));
             }
         });
     }
