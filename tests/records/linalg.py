@@ -23,8 +23,10 @@ def _matmul_shapes(draw, ta: bool = False, tb: bool = False, max_side: int = 4, 
     m, k, n = (draw(st.integers(0, max_side)) for _ in range(3))
     a_vec, b_vec = draw(st.booleans()) and draw(st.booleans()), draw(st.booleans()) and draw(st.booleans())
     nb = draw(st.integers(0, 2))
-    batch = [draw(st.integers(0 if draw(st.booleans()) and draw(st.booleans()) else 1, max_batch))
-             for _ in range(nb)]
+    batch = [
+        draw(st.integers(0 if draw(st.booleans()) and draw(st.booleans()) else 1, max_batch))
+        for _ in range(nb)
+    ]
 
     def side(vec, r, c, t):
         if vec:
@@ -38,9 +40,15 @@ def _matmul_shapes(draw, ta: bool = False, tb: bool = False, max_side: int = 4, 
 
 def _matmul_record(name, ta, tb, dtypes, **kw):
     return OpRecord(
-        name, lambda F, a, b, _ta=ta, _tb=tb: F.matmul(a, b, transposeA=_ta, transposeB=_tb),
-        lambda a, b, _ta=ta, _tb=tb: np.matmul(_t(a, _ta), _t(b, _tb)), nargs=2, dtypes=dtypes,
-        shapes=_matmul_shapes(ta, tb), covers=("matmul",), **{**_TOL, **kw})
+        name,
+        lambda F, a, b, _ta=ta, _tb=tb: F.matmul(a, b, transposeA=_ta, transposeB=_tb),
+        lambda a, b, _ta=ta, _tb=tb: np.matmul(_t(a, _ta), _t(b, _tb)),
+        nargs=2,
+        dtypes=dtypes,
+        shapes=_matmul_shapes(ta, tb),
+        covers=("matmul",),
+        **{**_TOL, **kw},
+    )
 
 
 def _big_values(rng, shp, dtype, params):
@@ -60,25 +68,58 @@ RECORDS = [
     _matmul_record("matmul_transpose_a", True, False, FLOATS + INTS),
     _matmul_record("matmul_transpose_b", False, True, FLOATS + INTS),
     _matmul_record("matmul_transpose_ab", True, True, FLOATS + ("int32",)),
-    OpRecord("matmul_operator", lambda F, a, b: a @ b, np.matmul, nargs=2, dtypes=FLOATS + ("int64",),
-             shapes=_matmul_shapes(), covers=("matmul",), **_TOL),
-    OpRecord("matmul_mixed_dtypes", lambda F, a, b: F.matmul(a, b.astype("int32")),
-             lambda a, b: np.matmul(a, b.astype(np.int32)), nargs=2, dtypes=("int8", "float32", "float64"),
-             shapes=_matmul_shapes(), covers=("matmul", "cast"), **_TOL,
-             result_dtype=lambda dtype, params: np.promote_types(dtype, np.int32).name),
-    OpRecord("matmul_batched_large", lambda F, a, b: F.matmul(a, b),
-             np.matmul, nargs=2, dtypes=FLOATS,
-             shapes=st.tuples(st.integers(1, 3), *[st.integers(1, 40)] * 3).map(
-                 lambda t: ((t[0], t[1], t[3]), (t[0], t[3], t[2]))),
-             values=_big_values, covers=("matmul",), rtol=1e-5, atol=1e-4),
+    OpRecord(
+        "matmul_operator",
+        lambda F, a, b: a @ b,
+        np.matmul,
+        nargs=2,
+        dtypes=FLOATS + ("int64",),
+        shapes=_matmul_shapes(),
+        covers=("matmul",),
+        **_TOL,
+    ),
+    OpRecord(
+        "matmul_mixed_dtypes",
+        lambda F, a, b: F.matmul(a, b.astype("int32")),
+        lambda a, b: np.matmul(a, b.astype(np.int32)),
+        nargs=2,
+        dtypes=("int8", "float32", "float64"),
+        shapes=_matmul_shapes(),
+        covers=("matmul", "cast"),
+        **_TOL,
+        result_dtype=lambda dtype, params: np.promote_types(dtype, np.int32).name,
+    ),
+    OpRecord(
+        "matmul_batched_large",
+        lambda F, a, b: F.matmul(a, b),
+        np.matmul,
+        nargs=2,
+        dtypes=FLOATS,
+        shapes=st.tuples(st.integers(1, 3), *[st.integers(1, 40)] * 3).map(
+            lambda t: ((t[0], t[1], t[3]), (t[0], t[3], t[2]))
+        ),
+        values=_big_values,
+        covers=("matmul",),
+        rtol=1e-5,
+        atol=1e-4,
+    ),
 ]
 for _ta in (False, True):
     for _tb in (False, True):
-        RECORDS.append(OpRecord(
-            f"gemm_sizes_{'t' if _ta else 'n'}{'t' if _tb else 'n'}",
-            lambda F, a, b, _ta=_ta, _tb=_tb: F.matmul(a, b, transpose_a=_ta, transpose_b=_tb),
-            lambda a, b, _ta=_ta, _tb=_tb: np.matmul(_t(a, _ta), _t(b, _tb)), nargs=2, dtypes=FLOATS,
-            shapes=_gemm_shapes(_ta, _tb), values=_big_values, covers=("matmul",), rtol=1e-5, atol=1e-4))
+        RECORDS.append(
+            OpRecord(
+                f"gemm_sizes_{'t' if _ta else 'n'}{'t' if _tb else 'n'}",
+                lambda F, a, b, _ta=_ta, _tb=_tb: F.matmul(a, b, transpose_a=_ta, transpose_b=_tb),
+                lambda a, b, _ta=_ta, _tb=_tb: np.matmul(_t(a, _ta), _t(b, _tb)),
+                nargs=2,
+                dtypes=FLOATS,
+                shapes=_gemm_shapes(_ta, _tb),
+                values=_big_values,
+                covers=("matmul",),
+                rtol=1e-5,
+                atol=1e-4,
+            )
+        )
 
 
 # ---- dot family -------------------------------------------------------------------------------
@@ -134,7 +175,7 @@ def _td_axes(draw, shp):
     """A valid tensordot ``axes`` for the drawn shapes: an int (suffix of a against prefix of b)
     or a pair of lists of matching axes (some negative)."""
     a, b = shp
-    ints = [n for n in range(min(len(a), len(b)) + 1) if a[len(a) - n:] == b[:n]]
+    ints = [n for n in range(min(len(a), len(b)) + 1) if a[len(a) - n :] == b[:n]]
     if draw(st.booleans()):
         return {"axes": draw(st.sampled_from(ints))}
     ax_a, ax_b = [], []
@@ -145,56 +186,131 @@ def _td_axes(draw, shp):
             ax_b.append(draw(st.sampled_from(free)))
     return {"axes": (ax_a, ax_b)}
 
+
 RECORDS += [
-    OpRecord("dot", lambda F, a, b: F.dot(a, b), np.dot, nargs=2, dtypes=FLOATS + ("int32", "int64"),
-             shapes=_dot_shapes(), covers=("matmul", "multiply", "reshape", "transpose"), **_TOL),
-    OpRecord("vdot", lambda F, a, b: F.vdot(a, b), np.vdot, nargs=2, dtypes=FLOATS + ("int64",),
-             shapes=st.tuples(st.integers(0, 12), st.sampled_from([(1,), (2,), (3,)])).map(
-                 lambda t: ((t[0] * t[1][0],), (t[1][0], t[0]))),
-             covers=("matmul", "reshape"), **_TOL),
-    OpRecord("inner", lambda F, a, b: F.inner(a, b), np.inner, nargs=2, dtypes=FLOATS + ("int32",),
-             shapes=_inner_shapes(), covers=("matmul", "multiply", "reshape", "transpose"), **_TOL),
-    OpRecord("outer", lambda F, a, b: F.outer(a, b), np.outer, nargs=2, dtypes=NUMERIC,
-             shapes=st.tuples(st.lists(st.integers(0, 3), max_size=2).map(tuple),
-                              st.lists(st.integers(0, 3), max_size=2).map(tuple)),
-             covers=("multiply", "reshape")),
-    OpRecord("tensordot", lambda F, a, b, axes: F.tensordot(a, b, axes),
-             lambda a, b, axes: np.tensordot(a, b, axes), nargs=2, dtypes=FLOATS + ("int64",),
-             shapes=_td_cases.map(lambda c: c[0]),
-             params=_td_axes,
-             covers=("matmul", "reshape", "transpose"), **_TOL),
-    OpRecord("trace", lambda F, a, offset, axes: F.trace(a, offset, *axes),
-             lambda a, offset, axes: np.trace(a, offset, *axes), dtypes=FLOATS + ("int32", "int64"),
-             shapes=st.lists(st.integers(0, 4), min_size=2, max_size=4).map(lambda s: (tuple(s),)),
-             params=lambda shp: st.fixed_dictionaries({
-                 "offset": st.integers(-2, 2),
-                 "axes": st.permutations(range(-len(shp[0]), 0)).map(lambda p: tuple(p[:2]))}),
-             covers=("multiply", "reduce_sum"), **_TOL),
-    OpRecord("linear", lambda F, x, w, b: F.linear(x, w, b), lambda x, w, b: x @ w.T + b, nargs=3,
-             dtypes=FLOATS,
-             shapes=st.tuples(st.lists(st.integers(0, 3), max_size=2), *[st.integers(0, 4)] * 2).map(
-                 lambda t: (tuple(t[0]) + (t[1],), (t[2], t[1]), (t[2],))),
-             covers=("matmul", "add"), **_TOL),
+    OpRecord(
+        "dot",
+        lambda F, a, b: F.dot(a, b),
+        np.dot,
+        nargs=2,
+        dtypes=FLOATS + ("int32", "int64"),
+        shapes=_dot_shapes(),
+        covers=("matmul", "multiply", "reshape", "transpose"),
+        **_TOL,
+    ),
+    OpRecord(
+        "vdot",
+        lambda F, a, b: F.vdot(a, b),
+        np.vdot,
+        nargs=2,
+        dtypes=FLOATS + ("int64",),
+        shapes=st.tuples(st.integers(0, 12), st.sampled_from([(1,), (2,), (3,)])).map(
+            lambda t: ((t[0] * t[1][0],), (t[1][0], t[0]))
+        ),
+        covers=("matmul", "reshape"),
+        **_TOL,
+    ),
+    OpRecord(
+        "inner",
+        lambda F, a, b: F.inner(a, b),
+        np.inner,
+        nargs=2,
+        dtypes=FLOATS + ("int32",),
+        shapes=_inner_shapes(),
+        covers=("matmul", "multiply", "reshape", "transpose"),
+        **_TOL,
+    ),
+    OpRecord(
+        "outer",
+        lambda F, a, b: F.outer(a, b),
+        np.outer,
+        nargs=2,
+        dtypes=NUMERIC,
+        shapes=st.tuples(
+            st.lists(st.integers(0, 3), max_size=2).map(tuple),
+            st.lists(st.integers(0, 3), max_size=2).map(tuple),
+        ),
+        covers=("multiply", "reshape"),
+    ),
+    OpRecord(
+        "tensordot",
+        lambda F, a, b, axes: F.tensordot(a, b, axes),
+        lambda a, b, axes: np.tensordot(a, b, axes),
+        nargs=2,
+        dtypes=FLOATS + ("int64",),
+        shapes=_td_cases.map(lambda c: c[0]),
+        params=_td_axes,
+        covers=("matmul", "reshape", "transpose"),
+        **_TOL,
+    ),
+    OpRecord(
+        "trace",
+        lambda F, a, offset, axes: F.trace(a, offset, *axes),
+        lambda a, offset, axes: np.trace(a, offset, *axes),
+        dtypes=FLOATS + ("int32", "int64"),
+        shapes=st.lists(st.integers(0, 4), min_size=2, max_size=4).map(lambda s: (tuple(s),)),
+        params=lambda shp: st.fixed_dictionaries(
+            {
+                "offset": st.integers(-2, 2),
+                "axes": st.permutations(range(-len(shp[0]), 0)).map(lambda p: tuple(p[:2])),
+            }
+        ),
+        covers=("multiply", "reduce_sum"),
+        **_TOL,
+    ),
+    OpRecord(
+        "linear",
+        lambda F, x, w, b: F.linear(x, w, b),
+        lambda x, w, b: x @ w.T + b,
+        nargs=3,
+        dtypes=FLOATS,
+        shapes=st.tuples(st.lists(st.integers(0, 3), max_size=2), *[st.integers(0, 4)] * 2).map(
+            lambda t: (tuple(t[0]) + (t[1],), (t[2], t[1]), (t[2],))
+        ),
+        covers=("matmul", "add"),
+        **_TOL,
+    ),
 ]
 
 
 # ---- einsum ------------------------------------------------------------------------------------
 
 _EINSUM = [
-    ("ij,jk->ik", [(2, 3), (3, 4)]), ("ij,jk", [(2, 3), (3, 4)]), ("ii", [(3, 3)]), ("ii->i", [(3, 3)]),
-    ("ij->ji", [(2, 3)]), ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
+    ("ij,jk->ik", [(2, 3), (3, 4)]),
+    ("ij,jk", [(2, 3), (3, 4)]),
+    ("ii", [(3, 3)]),
+    ("ii->i", [(3, 3)]),
+    ("ij->ji", [(2, 3)]),
+    ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
     ("...ij,...jk->...ik", [(2, 1, 3, 4), (5, 4, 2)]),
-    ("i,i", [(4,), (4,)]), ("i,j->ij", [(3,), (4,)]), ("ijk,jil->kl", [(2, 3, 4), (3, 2, 5)]),
-    ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)]), ("iij->j", [(3, 3, 2)]), ("ij,ij->", [(2, 3), (2, 3)]),
-    ("...i,...i->...", [(2, 3), (3,)]), ("abc,cd->abd", [(2, 0, 3), (3, 4)]), ("ij,jk->", [(2, 3), (3, 4)]),
-    ("i,i->i", [(3,), (1,)]), ("ba,ac", [(2, 3), (3, 4)]), ("...", [(2, 3)]), ("ij,kj->ik", [(2, 3), (4, 3)]),
-    ("iji->j", [(2, 3, 2)]), ("bhqd,bhkd->bhqk", [(2, 2, 3, 4), (2, 2, 5, 4)]), ("i->", [(5,)]),
+    ("i,i", [(4,), (4,)]),
+    ("i,j->ij", [(3,), (4,)]),
+    ("ijk,jil->kl", [(2, 3, 4), (3, 2, 5)]),
+    ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)]),
+    ("iij->j", [(3, 3, 2)]),
+    ("ij,ij->", [(2, 3), (2, 3)]),
+    ("...i,...i->...", [(2, 3), (3,)]),
+    ("abc,cd->abd", [(2, 0, 3), (3, 4)]),
+    ("ij,jk->", [(2, 3), (3, 4)]),
+    ("i,i->i", [(3,), (1,)]),
+    ("ba,ac", [(2, 3), (3, 4)]),
+    ("...", [(2, 3)]),
+    ("ij,kj->ik", [(2, 3), (4, 3)]),
+    ("iji->j", [(2, 3, 2)]),
+    ("bhqd,bhkd->bhqk", [(2, 2, 3, 4), (2, 2, 5, 4)]),
+    ("i->", [(5,)]),
 ]
 
 RECORDS += [
-    OpRecord(f"einsum[{sub}]", lambda F, *ops, _s=sub: F.einsum(_s, *ops),
-             lambda *ops, _s=sub: np.einsum(_s, *ops), nargs=len(shapes), dtypes=FLOATS,
-             shapes=st.just(tuple(shapes)), **_TOL,
-             covers=("matmul", "reshape", "transpose", "reduce_sum", "multiply"))
+    OpRecord(
+        f"einsum[{sub}]",
+        lambda F, *ops, _s=sub: F.einsum(_s, *ops),
+        lambda *ops, _s=sub: np.einsum(_s, *ops),
+        nargs=len(shapes),
+        dtypes=FLOATS,
+        shapes=st.just(tuple(shapes)),
+        **_TOL,
+        covers=("matmul", "reshape", "transpose", "reduce_sum", "multiply"),
+    )
     for sub, shapes in _EINSUM
 ]

@@ -27,9 +27,8 @@ int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1)
 int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
 
 inline void valid_range(int64_t off, int64_t s, int64_t in, int64_t out, int64_t& lo, int64_t& hi) {
-    lo = std::max<int64_t>(0, ceil_div(-off, s));
-    hi = std::min<int64_t>(out, ceil_div(in - off, s));
-    if (hi < lo) hi = lo;
+    lo = std::min<int64_t>(out, std::max<int64_t>(0, ceil_div(-off, s)));
+    hi = std::max<int64_t>(lo, std::min<int64_t>(out, ceil_div(in - off, s)));
 }
 
 PoolGeom pool_geom(const Attrs& attrs, const TensorInfo& x, bool dilated) {
