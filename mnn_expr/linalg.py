@@ -104,9 +104,6 @@ def _rmatmul_op(self: Var, other: ArrayLike) -> Var:
     return matmul(other, self)
 
 
-attach(__matmul__=_matmul_op, __rmatmul__=_rmatmul_op, matmul=_matmul_op)
-
-
 # ---- tensordot and friends -------------------------------------------------------
 
 
@@ -424,3 +421,11 @@ def einsum(subscripts: str, *operands: ArrayLike) -> Var:
         cur = _reshape(cur, list(cur.shape) + [1] * len(missing))
         lc = lc + missing
     return _transpose(cur, [lc.index(lab) for lab in out])
+
+
+def _dot_method(self: Var, other: ArrayLike) -> Var:
+    """``x.dot(y)``: :func:`dot`."""
+    return dot(self, other)
+
+
+attach(__matmul__=_matmul_op, __rmatmul__=_rmatmul_op, matmul=_matmul_op, dot=_dot_method)

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <thread>
 
 #include "core/thread_pool.h"
 #include "ops/common.h"
@@ -94,21 +95,6 @@ struct Buffer {
 
 constexpr int64_t kParallelFlops = int64_t(1) << 21;  // below this, one thread
 constexpr int64_t kPackedBLimit = int64_t(32) << 20;  // bytes of packed B per column chunk
-
-// Runs task(t, scratch) for t in [0, n) on the pool, pulling tasks from a
-// shared counter so a late or preempted worker never holds work hostage.
-// Each participating thread gets one scratch buffer of `scratch` elements.
-template <typename T, typename F>
-void run_tasks(int64_t n, bool parallel, size_t scratch, F task) {
-    if (n <= 0) return;
-    std::atomic<int64_t> next{0};
-    auto body = [&](int64_t, int64_t) {
-        Buffer<T> buf(scratch);
-        for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < n;) task(t, buf.p);
-    };
-    int64_t lanes = parallel ? std::min<int64_t>(n, get_thread_number()) : 1;
-    parallel_for(lanes, 1, body);
-}
 
 template <typename T>
 void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
@@ -223,6 +209,25 @@ void gemv_row(bool ta, bool tb, int64_t N, int64_t K, T alpha, const T* A, int64
     }
 }
 
+// A phase of tasks shared by the threads of one parallel region: tasks are
+// claimed from `next`, and `done` counts finished ones so a thread can wait
+// for the phase to end (a barrier that only waits on work already claimed).
+struct Phase {
+    std::atomic<int64_t> next{0}, done{0};
+    int64_t n = 0;
+    template <typename F>
+    void run(F&& task) {
+        for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < n;) {
+            task(t);
+            done.fetch_add(1, std::memory_order_release);
+        }
+    }
+    void wait() const {
+        for (int spin = 0; done.load(std::memory_order_acquire) < n; ++spin)
+            if (spin > 64) std::this_thread::yield();
+    }
+};
+
 template <typename T>
 void gemm_packed(const gemmk::KernelSet<T>& ks, bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha,
                  const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
@@ -237,50 +242,65 @@ void gemm_packed(const gemmk::KernelSet<T>& ks, bool ta, bool tb, int64_t M, int
     // Column chunks bound the packed-B buffer.
     int64_t nc_max = std::max<int64_t>(NR, (kPackedBLimit / int64_t(sizeof(T)) / K) / NR * NR);
     nc_max = std::min(nc_max, (N + NR - 1) / NR * NR);
+    const int64_t n_chunks = (N + nc_max - 1) / nc_max;
     Buffer<T> bpack(size_t(K * nc_max));
 
+    // Row blocks: about mc rows each, a multiple of the thread count when few.
     const int64_t mpanels = (M + MR - 1) / MR;
     const int64_t panels_per_block = std::max<int64_t>(1, ks.mc / MR);
     int64_t n_ic = (mpanels + panels_per_block - 1) / panels_per_block;
     if (parallel && n_ic < 4 * threads) n_ic = std::min(mpanels, (n_ic + threads - 1) / threads * threads);
     const int64_t block_rows = (mpanels + n_ic - 1) / n_ic * MR;  // upper bound of an A block's rows
 
-    for (int64_t jc = 0; jc < N; jc += nc_max) {
-        const int64_t nc = std::min(nc_max, N - jc);
-        const int64_t npanels = (nc + NR - 1) / NR;
-        const int64_t npad = npanels * NR;
-
-        // Phase 1: pack op(B)[:, jc:jc+nc], depth block p at bpack + pc * npad.
-        const int64_t n_btasks = nk * npanels;
-        run_tasks<T>(n_btasks, parallel && n_btasks > 1, 0, [&](int64_t t, T*) {
-            int64_t p = t / npanels, q = t % npanels;
-            int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc), j = q * NR;
-            const T* src = tb ? B + (jc + j) * ldb + pc : B + pc * ldb + jc + j;
-            ks.pack_b(tb, src, ldb, kc, std::min(NR, nc - j), bpack.p + pc * npad + j * kc);
-        });
-
-        // Phase 2: tasks of (row block, column part); enough of them, in a
-        // multiple of the thread count, to keep every thread busy.
-        int64_t n_jc = 1;
+    // Per column chunk: phase 1 packs op(B)[:, jc:jc+nc] (depth block p at
+    // bpack + pc * npad), phase 2 runs (row block x column part) tasks, enough
+    // of them, in a multiple of the thread count, to keep every thread busy.
+    std::unique_ptr<Phase[]> pack_phase(new Phase[size_t(n_chunks)]), mul_phase(new Phase[size_t(n_chunks)]);
+    std::unique_ptr<int64_t[]> n_jc(new int64_t[size_t(n_chunks)]);
+    for (int64_t c = 0; c < n_chunks; ++c) {
+        const int64_t nc = std::min(nc_max, N - c * nc_max), npanels = (nc + NR - 1) / NR;
+        int64_t parts = 1;
         if (parallel) {
-            if (n_ic < 2 * threads) n_jc = std::min(npanels, (2 * threads + n_ic - 1) / n_ic);
-            while ((n_ic * n_jc) % threads != 0 && n_ic * n_jc < 8 * threads && n_jc < npanels) ++n_jc;
+            if (n_ic < 2 * threads) parts = std::min(npanels, (2 * threads + n_ic - 1) / n_ic);
+            while ((n_ic * parts) % threads != 0 && n_ic * parts < 8 * threads && parts < npanels) ++parts;
         }
-        run_tasks<T>(n_ic * n_jc, parallel, size_t(block_rows * kc_max), [&](int64_t t, T* apack) {
-            int64_t bi = t / n_jc, bj = t % n_jc;
-            int64_t i0 = bi * mpanels / n_ic * MR, i1 = std::min(M, (bi + 1) * mpanels / n_ic * MR);
-            int64_t q0 = bj * npanels / n_jc, q1 = (bj + 1) * npanels / n_jc;
-            if (i0 >= i1 || q0 >= q1) return;
-            int64_t j0 = q0 * NR, j1 = std::min(nc, q1 * NR);
-            for (int64_t p = 0; p < nk; ++p) {
-                int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc);
-                const T* src = ta ? A + pc * lda + i0 : A + i0 * lda + pc;
-                ks.pack_a(ta, src, lda, i1 - i0, kc, apack);
-                ks.macro(i1 - i0, j1 - j0, kc, apack, bpack.p + pc * npad + j0 * kc, C + i0 * ldc + jc + j0, ldc, alpha,
-                         p == 0 ? beta : T(1));
-            }
-        });
+        n_jc[c] = parts;
+        pack_phase[c].n = nk * npanels;
+        mul_phase[c].n = n_ic * parts;
     }
+
+    auto body = [&](int64_t, int64_t) {
+        Buffer<T> apack(size_t(block_rows * kc_max));
+        for (int64_t c = 0; c < n_chunks; ++c) {
+            const int64_t jc = c * nc_max, nc = std::min(nc_max, N - jc);
+            const int64_t npanels = (nc + NR - 1) / NR, npad = npanels * NR, parts = n_jc[c];
+            if (c > 0) mul_phase[c - 1].wait();  // bpack is about to be overwritten
+            pack_phase[c].run([&](int64_t t) {
+                int64_t p = t / npanels, q = t % npanels;
+                int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc), j = q * NR;
+                const T* src = tb ? B + (jc + j) * ldb + pc : B + pc * ldb + jc + j;
+                ks.pack_b(tb, src, ldb, kc, std::min(NR, nc - j), bpack.p + pc * npad + j * kc);
+            });
+            pack_phase[c].wait();
+            mul_phase[c].run([&](int64_t t) {
+                int64_t bi = t / parts, bj = t % parts;
+                int64_t i0 = bi * mpanels / n_ic * MR, i1 = std::min(M, (bi + 1) * mpanels / n_ic * MR);
+                int64_t q0 = bj * npanels / parts, q1 = (bj + 1) * npanels / parts;
+                if (i0 >= i1 || q0 >= q1) return;
+                int64_t j0 = q0 * NR, j1 = std::min(nc, q1 * NR);
+                for (int64_t p = 0; p < nk; ++p) {
+                    int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc);
+                    const T* src = ta ? A + pc * lda + i0 : A + i0 * lda + pc;
+                    ks.pack_a(ta, src, lda, i1 - i0, kc, apack.p);
+                    ks.macro(i1 - i0, j1 - j0, kc, apack.p, bpack.p + pc * npad + j0 * kc, C + i0 * ldc + jc + j0,
+                             ldc, alpha, p == 0 ? beta : T(1));
+                }
+            });
+        }
+    };
+    // One region: each participant (one per thread) works through the phases
+    // in order; nested or single-threaded calls run it once, inline.
+    parallel_for(parallel ? threads : 1, 1, body);
 }
 
 }  // namespace
