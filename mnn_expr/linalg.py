@@ -71,6 +71,8 @@ def _prod(shape: Sequence[int]) -> int:
 
 # ---- matmul -------------------------------------------------------------------
 
+_NO_ATTRS: dict = {}
+
 
 def matmul(a: ArrayLike, b: ArrayLike, transposeA: bool = False, transposeB: bool = False, *,  # noqa: N803
            transpose_a: bool | None = None, transpose_b: bool | None = None) -> Var:
@@ -89,6 +91,9 @@ def matmul(a: ArrayLike, b: ArrayLike, transposeA: bool = False, transposeB: boo
     """
     ta = bool(transposeA if transpose_a is None else transpose_a)
     tb = bool(transposeB if transpose_b is None else transpose_b)
+    if (type(a) is Var and type(b) is Var and a._dtype_name == b._dtype_name and a.ndim and b.ndim
+            and not ta and not tb):  # the common case, kept cheap
+        return _native.apply("matmul", [a, b], _NO_ATTRS)[0]
     a, b = _promote(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least one dimension, got shapes {a.shape} and "
