@@ -1,8 +1,327 @@
-// TODO(foundation): shape rules and kernels of this family.
+// Convolution: Conv2d (im2col + GEMM; 1x1 stride-1 unpadded directly as GEMM;
+// a direct loop for depthwise) and ConvTranspose2d (GEMM + col2im), NCHW
+// (or unbatched CHW), float32/float64 (halves are widened by the executor).
+// Pooling lives in pool.cc and is registered from here.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/thread_pool.h"
 #include "ops/common.h"
+#include "ops/conv_common.h"
 
 namespace mnn {
 
-void register_conv_ops() {}
+void register_pool_ops();  // pool.cc
+
+namespace {
+
+using convgeom::Image;
+
+constexpr int64_t kTaskFlops = int64_t(1) << 22;  // below this per image, images go in parallel
+
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
+
+// Output positions o in [lo, hi) with 0 <= o * s + off < in.
+inline void valid_range(int64_t off, int64_t s, int64_t in, int64_t out, int64_t& lo, int64_t& hi) {
+    lo = std::min<int64_t>(out, std::max<int64_t>(0, ceil_div(-off, s)));
+    hi = std::max<int64_t>(lo, std::min<int64_t>(out, ceil_div(in - off, s)));
+}
+
+struct ConvGeom {
+    Image im;
+    int64_t O, groups, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, OH, OW;
+    int64_t oph = 0, opw = 0;
+    bool has_bias;
+};
+
+void check_inputs(const Attrs& attrs, const std::vector<TensorInfo>& in) {
+    const char* name = attrs.op_name;
+    MNN_CHECK_TYPE(in.size() == 2 || in.size() == 3, name, ": expected 2 or 3 inputs (input, weight[, bias]), got ",
+                   in.size());
+    MNN_CHECK_TYPE(is_float(in[0].dtype), name, ": expected a float input, got ", info_str(in[0]));
+    for (size_t i = 1; i < in.size(); ++i)
+        MNN_CHECK_TYPE(in[i].dtype == in[0].dtype, name, ": input, weight and bias must share a dtype, got ",
+                       info_str(in[0]), " and ", info_str(in[i]));
+    MNN_CHECK_VALUE(in[1].shape.size() == 4, name, ": weight must be 4-d, got ", info_str(in[1]));
+}
+
+void check_bias(const Attrs& attrs, const std::vector<TensorInfo>& in, int64_t O) {
+    if (in.size() < 3) return;
+    MNN_CHECK_VALUE(in[2].shape == Shape{O}, attrs.op_name, ": bias must have shape [", O, "] (output channels), got ",
+                    info_str(in[2]));
+}
+
+ConvGeom conv_geom(const Attrs& attrs, const std::vector<TensorInfo>& in) {
+    const char* name = attrs.op_name;
+    check_inputs(attrs, in);
+    ConvGeom g;
+    g.im = convgeom::image_of(name, in[0]);
+    const Shape& w = in[1].shape;
+    g.groups = attrs.i("groups");
+    MNN_CHECK_VALUE(g.groups >= 1, name, ": groups must be >= 1, got ", g.groups);
+    MNN_CHECK_VALUE(g.im.C % g.groups == 0, name, ": input channels ", g.im.C, " are not divisible by groups ", g.groups);
+    MNN_CHECK_VALUE(w[1] * g.groups == g.im.C, name, ": weight ", info_str(in[1]), " expects ", w[1] * g.groups,
+                    " input channels (weight[1] * groups), got input ", info_str(in[0]));
+    MNN_CHECK_VALUE(w[0] % g.groups == 0, name, ": output channels ", w[0], " are not divisible by groups ", g.groups);
+    MNN_CHECK_VALUE(w[2] >= 1 && w[3] >= 1, name, ": kernel must be at least 1x1, got weight ", info_str(in[1]));
+    g.O = w[0];
+    g.kh = w[2];
+    g.kw = w[3];
+    auto s = convgeom::pair_attr(attrs, "stride", 1), d = convgeom::pair_attr(attrs, "dilation", 1);
+    auto p = convgeom::pads_attr(attrs);
+    g.sh = s[0]; g.sw = s[1]; g.dh = d[0]; g.dw = d[1];
+    g.pt = p[0]; g.pl = p[1]; g.pb = p[2]; g.pr = p[3];
+    g.OH = convgeom::window_out(name, "height", g.im.H, g.kh, g.sh, g.pt, g.pb, g.dh, false);
+    g.OW = convgeom::window_out(name, "width", g.im.W, g.kw, g.sw, g.pl, g.pr, g.dw, false);
+    check_bias(attrs, in, g.O);
+    g.has_bias = in.size() == 3;
+    return g;
+}
+
+std::vector<TensorInfo> conv2d_infer(const Attrs& attrs, const std::vector<TensorInfo>& in) {
+    ConvGeom g = conv_geom(attrs, in);
+    return {TensorInfo{in[0].dtype, convgeom::image_shape(g.im, g.O, g.OH, g.OW)}};
+}
+
+// col[(c*kh + i)*kw + j, oh*OW + ow] = x[c, oh*sh - pt + i*dh, ow*sw - pl + j*dw] (0 outside), rows [r0, r1).
+template <typename T>
+void im2col_rows(const ConvGeom& g, int64_t Cg, const T* x, T* col, int64_t r0, int64_t r1) {
+    const int64_t H = g.im.H, W = g.im.W, OH = g.OH, OW = g.OW, P = OH * OW;
+    (void)Cg;
+    for (int64_t r = r0; r < r1; ++r) {
+        int64_t c = r / (g.kh * g.kw), i = (r / g.kw) % g.kh, j = r % g.kw;
+        const T* xc = x + c * H * W;
+        T* dst = col + r * P;
+        int64_t lo, hi;
+        valid_range(j * g.dw - g.pl, g.sw, W, OW, lo, hi);
+        for (int64_t oh = 0; oh < OH; ++oh) {
+            int64_t ih = oh * g.sh - g.pt + i * g.dh;
+            T* drow = dst + oh * OW;
+            if (ih < 0 || ih >= H) {
+                std::fill(drow, drow + OW, T(0));
+                continue;
+            }
+            const T* xrow = xc + ih * W + j * g.dw - g.pl;
+            std::fill(drow, drow + lo, T(0));
+            if (g.sw == 1) std::memcpy(drow + lo, xrow + lo, size_t(hi - lo) * sizeof(T));
+            else for (int64_t ow = lo; ow < hi; ++ow) drow[ow] = xrow[ow * g.sw];
+            std::fill(drow + hi, drow + OW, T(0));
+        }
+    }
+}
+
+template <typename T>
+void fill_bias(T* out, int64_t channels, int64_t plane, const T* bias) {
+    for (int64_t o = 0; o < channels; ++o) std::fill(out + o * plane, out + (o + 1) * plane, bias ? bias[o] : T(0));
+}
+
+// Depthwise (one input channel per group): direct accumulation, each output
+// plane on its own.
+template <typename T>
+void conv_depthwise(const ConvGeom& g, const T* x, const T* w, const T* bias, T* out) {
+    const int64_t H = g.im.H, W = g.im.W, OH = g.OH, OW = g.OW, P = OH * OW;
+    const int64_t C = g.im.C, O = g.O, Og = O / g.groups, planes = g.im.N * O;
+    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, P * g.kh * g.kw));
+    parallel_for(planes, grain, [&](int64_t p0, int64_t p1) {
+        std::vector<int64_t> lo(size_t(g.kw)), hi(size_t(g.kw));
+        for (int64_t j = 0; j < g.kw; ++j) valid_range(j * g.dw - g.pl, g.sw, W, OW, lo[j], hi[j]);
+        for (int64_t p = p0; p < p1; ++p) {
+            int64_t n = p / O, o = p % O, c = o / Og;
+            const T* xc = x + (n * C + c) * H * W;
+            const T* wo = w + o * g.kh * g.kw;
+            T* op = out + p * P;
+            std::fill(op, op + P, bias ? bias[o] : T(0));
+            for (int64_t oh = 0; oh < OH; ++oh) {
+                T* orow = op + oh * OW;
+                for (int64_t i = 0; i < g.kh; ++i) {
+                    int64_t ih = oh * g.sh - g.pt + i * g.dh;
+                    if (ih < 0 || ih >= H) continue;
+                    for (int64_t j = 0; j < g.kw; ++j) {
+                        const T wv = wo[i * g.kw + j];
+                        const T* xrow = xc + ih * W + j * g.dw - g.pl;
+                        if (g.sw == 1)
+                            for (int64_t ow = lo[j]; ow < hi[j]; ++ow) orow[ow] += wv * xrow[ow];
+                        else
+                            for (int64_t ow = lo[j]; ow < hi[j]; ++ow) orow[ow] += wv * xrow[ow * g.sw];
+                    }
+                }
+            }
+        }
+    });
+}
+
+template <typename T>
+void conv2d_typed(const ConvGeom& g, const Tensor& xt, const Tensor& wt, const T* bias, Tensor& yt) {
+    const T* x = xt.data<T>();
+    const T* w = wt.data<T>();
+    T* y = yt.data<T>();
+    const int64_t N = g.im.N, C = g.im.C, H = g.im.H, W = g.im.W, O = g.O, G = g.groups;
+    const int64_t Cg = C / G, Og = O / G, Kd = Cg * g.kh * g.kw, P = g.OH * g.OW;
+    if (yt.numel() == 0) return;
+    if (Cg == 1 && G > 1) return conv_depthwise(g, x, w, bias, y);
+    const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
+                           g.pb == 0 && g.pr == 0;
+    const int64_t tasks = N * G;
+    const int64_t task_flops = 2 * Og * std::max<int64_t>(Kd, 1) * P;
+
+    // One (image, group) product; `col` has room for Kd x P (unused when pointwise).
+    auto run = [&](int64_t t, T* col, bool par_im2col) {
+        int64_t n = t / G, grp = t % G;
+        const T* xg = x + (n * C + grp * Cg) * H * W;
+        T* yg = y + (n * O + grp * Og) * P;
+        const T* B = xg;
+        if (!pointwise) {
+            if (par_im2col)
+                parallel_for(Kd, std::max<int64_t>(1, 16384 / std::max<int64_t>(P, 1)),
+                             [&](int64_t r0, int64_t r1) { im2col_rows(g, Cg, xg, col, r0, r1); });
+            else im2col_rows(g, Cg, xg, col, 0, Kd);
+            B = col;
+        }
+        if (bias) fill_bias(yg, Og, P, bias + grp * Og);
+        gemm<T>(false, false, Og, P, Kd, T(1), w + grp * Og * Kd, Kd, B, P, bias ? T(1) : T(0), yg, P);
+    };
+    const size_t col_size = pointwise ? 0 : size_t(Kd * P);
+    if (tasks > 1 && task_flops < kTaskFlops) {
+        parallel_for(tasks, std::max<int64_t>(1, kTaskFlops / 4 / task_flops), [&](int64_t t0, int64_t t1) {
+            std::vector<T> col(col_size);
+            for (int64_t t = t0; t < t1; ++t) run(t, col.data(), false);
+        });
+    } else {
+        std::vector<T> col(col_size);
+        for (int64_t t = 0; t < tasks; ++t) run(t, col.data(), true);
+    }
+}
+
+void conv2d_kernel(const Attrs& attrs, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
+    std::vector<TensorInfo> infos;
+    for (const Tensor& t : in) infos.push_back(t.info);
+    ConvGeom g = conv_geom(attrs, infos);
+    MNN_DISPATCH_FLOAT(in[0].dtype(), attrs.op_name,
+                       conv2d_typed<scalar_t>(g, in[0], in[1], g.has_bias ? in[2].data<scalar_t>() : nullptr, out[0]));
+}
+
+// ---- ConvTranspose2d -----------------------------------------------------------
+// weight [C_in, O / groups, kh, kw] (PyTorch's layout); output size
+// (H - 1) * stride - pad_top - pad_bottom + dilation * (kh - 1) + output_padding + 1.
+
+ConvGeom deconv_geom(const Attrs& attrs, const std::vector<TensorInfo>& in) {
+    const char* name = attrs.op_name;
+    check_inputs(attrs, in);
+    ConvGeom g;
+    g.im = convgeom::image_of(name, in[0]);
+    const Shape& w = in[1].shape;
+    g.groups = attrs.i("groups");
+    MNN_CHECK_VALUE(g.groups >= 1, name, ": groups must be >= 1, got ", g.groups);
+    MNN_CHECK_VALUE(g.im.C % g.groups == 0, name, ": input channels ", g.im.C, " are not divisible by groups ", g.groups);
+    MNN_CHECK_VALUE(w[0] == g.im.C, name, ": weight ", info_str(in[1]),
+                    " must be [C_in, C_out / groups, kh, kw] with C_in = ", g.im.C, " (input ", info_str(in[0]), ")");
+    MNN_CHECK_VALUE(w[2] >= 1 && w[3] >= 1, name, ": kernel must be at least 1x1, got weight ", info_str(in[1]));
+    g.O = w[1] * g.groups;
+    g.kh = w[2];
+    g.kw = w[3];
+    auto s = convgeom::pair_attr(attrs, "stride", 1), d = convgeom::pair_attr(attrs, "dilation", 1);
+    auto op = convgeom::pair_attr(attrs, "output_padding", 0);
+    auto p = convgeom::pads_attr(attrs);
+    g.sh = s[0]; g.sw = s[1]; g.dh = d[0]; g.dw = d[1];
+    g.pt = p[0]; g.pl = p[1]; g.pb = p[2]; g.pr = p[3];
+    g.oph = op[0]; g.opw = op[1];
+    MNN_CHECK_VALUE(g.oph < std::max(g.sh, g.dh) && g.opw < std::max(g.sw, g.dw), name, ": output_padding ",
+                    shape_str({g.oph, g.opw}), " must be smaller than stride or dilation (stride ",
+                    shape_str({g.sh, g.sw}), ", dilation ", shape_str({g.dh, g.dw}), ")");
+    g.OH = (g.im.H - 1) * g.sh - g.pt - g.pb + g.dh * (g.kh - 1) + g.oph + 1;
+    g.OW = (g.im.W - 1) * g.sw - g.pl - g.pr + g.dw * (g.kw - 1) + g.opw + 1;
+    MNN_CHECK_VALUE(g.OH >= 0 && g.OW >= 0, name, ": output size ", shape_str({g.OH, g.OW}),
+                    " would be negative for input ", info_str(in[0]), " and weight ", info_str(in[1]),
+                    " (pads too large)");
+    check_bias(attrs, in, g.O);
+    g.has_bias = in.size() == 3;
+    return g;
+}
+
+std::vector<TensorInfo> deconv_infer(const Attrs& attrs, const std::vector<TensorInfo>& in) {
+    ConvGeom g = deconv_geom(attrs, in);
+    return {TensorInfo{in[0].dtype, convgeom::image_shape(g.im, g.O, g.OH, g.OW)}};
+}
+
+// y[o, ih*sh - pt + i*dh, iw*sw - pl + j*dw] += col[(o*kh + i)*kw + j, ih*W + iw], channels [o0, o1).
+template <typename T>
+void col2im_channels(const ConvGeom& g, const T* col, T* y, int64_t o0, int64_t o1) {
+    const int64_t H = g.im.H, W = g.im.W, OH = g.OH, OW = g.OW, HW = H * W;
+    for (int64_t o = o0; o < o1; ++o) {
+        T* yo = y + o * OH * OW;
+        for (int64_t i = 0; i < g.kh; ++i) {
+            int64_t hlo, hhi;  // input rows landing inside the output
+            valid_range(i * g.dh - g.pt, g.sh, OH, H, hlo, hhi);
+            for (int64_t j = 0; j < g.kw; ++j) {
+                int64_t wlo, whi;
+                valid_range(j * g.dw - g.pl, g.sw, OW, W, wlo, whi);
+                const T* cr = col + ((o * g.kh + i) * g.kw + j) * HW;
+                for (int64_t ih = hlo; ih < hhi; ++ih) {
+                    T* yrow = yo + (ih * g.sh - g.pt + i * g.dh) * OW + j * g.dw - g.pl;
+                    const T* c = cr + ih * W;
+                    if (g.sw == 1)
+                        for (int64_t iw = wlo; iw < whi; ++iw) yrow[iw] += c[iw];
+                    else
+                        for (int64_t iw = wlo; iw < whi; ++iw) yrow[iw * g.sw] += c[iw];
+                }
+            }
+        }
+    }
+}
+
+template <typename T>
+void deconv_typed(const ConvGeom& g, const Tensor& xt, const Tensor& wt, const T* bias, Tensor& yt) {
+    const T* x = xt.data<T>();
+    const T* w = wt.data<T>();
+    T* y = yt.data<T>();
+    const int64_t N = g.im.N, C = g.im.C, HW = g.im.H * g.im.W, O = g.O, G = g.groups;
+    const int64_t Cg = C / G, Og = O / G, Kd = Og * g.kh * g.kw, P = g.OH * g.OW;
+    if (yt.numel() == 0) return;
+    const int64_t tasks = N * G;
+    const int64_t task_flops = 2 * Kd * std::max<int64_t>(Cg, 1) * std::max<int64_t>(HW, 1);
+
+    auto run = [&](int64_t t, T* col, bool parallel) {
+        int64_t n = t / G, grp = t % G;
+        const T* xg = x + (n * C + grp * Cg) * HW;
+        T* yg = y + (n * O + grp * Og) * P;
+        fill_bias(yg, Og, P, bias ? bias + grp * Og : nullptr);
+        if (HW == 0) return;
+        // col[Kd, HW] = W_g^T @ x_g with W_g = weight[grp*Cg:(grp+1)*Cg] viewed as [Cg, Kd].
+        gemm<T>(true, false, Kd, HW, Cg, T(1), w + grp * Cg * Kd, Kd, xg, HW, T(0), col, HW);
+        if (parallel)
+            parallel_for(Og, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, g.kh * g.kw * HW)),
+                         [&](int64_t o0, int64_t o1) { col2im_channels(g, col, yg, o0, o1); });
+        else col2im_channels(g, col, yg, 0, Og);
+    };
+    const size_t col_size = size_t(Kd * HW);
+    if (tasks > 1 && task_flops < kTaskFlops) {
+        parallel_for(tasks, std::max<int64_t>(1, kTaskFlops / 4 / std::max<int64_t>(task_flops, 1)),
+                     [&](int64_t t0, int64_t t1) {
+                         std::vector<T> col(col_size);
+                         for (int64_t t = t0; t < t1; ++t) run(t, col.data(), false);
+                     });
+    } else {
+        std::vector<T> col(col_size);
+        for (int64_t t = 0; t < tasks; ++t) run(t, col.data(), true);
+    }
+}
+
+void deconv_kernel(const Attrs& attrs, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
+    std::vector<TensorInfo> infos;
+    for (const Tensor& t : in) infos.push_back(t.info);
+    ConvGeom g = deconv_geom(attrs, infos);
+    MNN_DISPATCH_FLOAT(in[0].dtype(), attrs.op_name,
+                       deconv_typed<scalar_t>(g, in[0], in[1], g.has_bias ? in[2].data<scalar_t>() : nullptr, out[0]));
+}
+
+}  // namespace
+
+void register_conv_ops() {
+    register_op(OpType::Conv2d, conv2d_infer, conv2d_kernel);
+    register_op(OpType::ConvTranspose2d, deconv_infer, deconv_kernel);
+    register_pool_ops();
+}
 
 }  // namespace mnn

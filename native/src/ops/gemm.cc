@@ -1,26 +1,335 @@
-// GEMM shared by matmul and convolution.  Reference implementation for now.
-#include "ops/common.h"
+// GEMM shared by matmul and convolution: packed, cache-blocked, with register
+// micro-kernels chosen at run time for the CPU (generic C++, AVX2+FMA,
+// AVX-512F; see gemm_kernels.h).  MNN_CPU_LEVEL=generic|avx2|avx512 in the
+// environment caps the level (for tests and comparisons).
+//
+// Blocking (BLIS-style): K is cut into blocks of depth kc; all of op(B) for a
+// column range is packed once into NR-wide panels (in parallel), then tasks of
+// (row block x column range) pack their op(A) block into MR-high panels and run
+// the micro-kernel over it, B panels outermost so one B panel stays in L1 while
+// the A panels stream from L2.  Skinny products (one row or one column) skip
+// packing.
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <thread>
+
 #include "core/thread_pool.h"
+#include "ops/common.h"
+#include "ops/gemm_kernels.h"
 
 namespace mnn {
+
+namespace {
+
+enum class CpuLevel { Generic = 0, Avx2 = 1, Avx512 = 2 };
+
+CpuLevel hardware_level() {
+    static const CpuLevel level = [] {
+#if defined(MNN_GEMM_X86)
+        __builtin_cpu_init();
+        bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        if (avx2 && __builtin_cpu_supports("avx512f")) return CpuLevel::Avx512;
+        if (avx2) return CpuLevel::Avx2;
+#endif
+        return CpuLevel::Generic;
+    }();
+    return level;
+}
+
+// The hardware level, capped by MNN_CPU_LEVEL (read on every call: cheap, and
+// lets a test switch levels in-process).
+CpuLevel active_level() {
+    CpuLevel hw = hardware_level();
+    const char* env = std::getenv("MNN_CPU_LEVEL");
+    if (!env || !*env) return hw;
+    CpuLevel want = hw;
+    if (!std::strcmp(env, "generic")) want = CpuLevel::Generic;
+    else if (!std::strcmp(env, "avx2")) want = CpuLevel::Avx2;
+    else if (!std::strcmp(env, "avx512")) want = CpuLevel::Avx512;
+    return std::min(hw, want);
+}
+
+template <typename T> const gemmk::KernelSet<T>& kernel_set(CpuLevel level);
+
+template <>
+const gemmk::KernelSet<float>& kernel_set<float>(CpuLevel level) {
+    static const gemmk::KernelSet<float> generic = gemmk::generic_f32();
+#if defined(MNN_GEMM_X86)
+    static const gemmk::KernelSet<float> avx2 = gemmk::avx2_f32();
+    static const gemmk::KernelSet<float> avx512 = gemmk::avx512_f32();
+    if (level == CpuLevel::Avx512) return avx512;
+    if (level == CpuLevel::Avx2) return avx2;
+#endif
+    return generic;
+}
+
+template <>
+const gemmk::KernelSet<double>& kernel_set<double>(CpuLevel level) {
+    static const gemmk::KernelSet<double> generic = gemmk::generic_f64();
+#if defined(MNN_GEMM_X86)
+    static const gemmk::KernelSet<double> avx2 = gemmk::avx2_f64();
+    static const gemmk::KernelSet<double> avx512 = gemmk::avx512_f64();
+    if (level == CpuLevel::Avx512) return avx512;
+    if (level == CpuLevel::Avx2) return avx2;
+#endif
+    return generic;
+}
+
+// 64-byte aligned scratch.
+template <typename T>
+struct Buffer {
+    T* p = nullptr;
+    explicit Buffer(size_t n) {
+        if (n) p = static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
+    }
+    ~Buffer() {
+        if (p) ::operator delete(p, std::align_val_t(64));
+    }
+    Buffer(const Buffer&) = delete;
+    Buffer& operator=(const Buffer&) = delete;
+};
+
+constexpr int64_t kParallelFlops = int64_t(1) << 21;  // below this, one thread
+constexpr int64_t kPackedBLimit = int64_t(32) << 20;  // bytes of packed B per column chunk
+
+template <typename T>
+void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
+    for (int64_t m = 0; m < M; ++m) {
+        T* c = C + m * ldc;
+        if (beta == T(0)) std::fill(c, c + N, T(0));
+        else if (beta != T(1)) for (int64_t n = 0; n < N; ++n) c[n] *= beta;
+    }
+}
+
+// Dot product with independent partial sums (so the compiler vectorises it).
+template <typename T>
+T dot(const T* a, const T* b, int64_t n) {
+    T s[8] = {};
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int j = 0; j < 8; ++j) s[j] += a[k + j] * b[k + j];
+    T r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    for (; k < n; ++k) r += a[k] * b[k];
+    return r;
+}
+
+// Tiny products: plain loops, no packing.
+template <typename T>
+void gemm_small(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+                int64_t ldb, T beta, T* C, int64_t ldc) {
+    T acc[64];
+    for (int64_t m = 0; m < M; ++m) {
+        T* c = C + m * ldc;
+        for (int64_t n0 = 0; n0 < N; n0 += 64) {
+            int64_t nn = std::min<int64_t>(64, N - n0);
+            std::fill(acc, acc + nn, T(0));
+            for (int64_t k = 0; k < K; ++k) {
+                T a = ta ? A[k * lda + m] : A[m * lda + k];
+                if (!tb) {
+                    const T* b = B + k * ldb + n0;
+                    for (int64_t n = 0; n < nn; ++n) acc[n] += a * b[n];
+                } else {
+                    const T* b = B + n0 * ldb + k;
+                    for (int64_t n = 0; n < nn; ++n) acc[n] += a * b[n * ldb];
+                }
+            }
+            for (int64_t n = 0; n < nn; ++n) c[n0 + n] = alpha * acc[n] + (beta == T(0) ? T(0) : beta * c[n0 + n]);
+        }
+    }
+}
+
+// C[M, 1] = alpha * op(A) @ b + beta * C, b = column 0 of op(B).
+template <typename T>
+void gemv_col(bool ta, bool tb, int64_t M, int64_t K, T alpha, const T* A, int64_t lda, const T* B, int64_t ldb,
+              T beta, T* C, int64_t ldc) {
+    std::unique_ptr<T[]> tmp;
+    const T* b = B;
+    if (!tb && ldb != 1 && K > 1) {  // column of a row-major K x N matrix: gather it
+        tmp.reset(new T[size_t(K)]);
+        for (int64_t k = 0; k < K; ++k) tmp[k] = B[k * ldb];
+        b = tmp.get();
+    }
+    if (!ta) {
+        parallel_for(M, std::max<int64_t>(1, 65536 / std::max<int64_t>(K, 1)), [&](int64_t m0, int64_t m1) {
+            for (int64_t m = m0; m < m1; ++m) {
+                T v = alpha * dot(A + m * lda, b, K);
+                C[m * ldc] = beta == T(0) ? v : v + beta * C[m * ldc];
+            }
+        });
+    } else {  // A stored K x M: axpy over its rows
+        parallel_for(M, std::max<int64_t>(256, 65536 / std::max<int64_t>(K, 1)), [&](int64_t m0, int64_t m1) {
+            int64_t n = m1 - m0;
+            std::unique_ptr<T[]> acc(new T[size_t(n)]());
+            for (int64_t k = 0; k < K; ++k) {
+                const T* a = A + k * lda + m0;
+                T bk = b[k];
+                for (int64_t i = 0; i < n; ++i) acc[i] += a[i] * bk;
+            }
+            for (int64_t i = 0; i < n; ++i) {
+                T* c = C + (m0 + i) * ldc;
+                *c = beta == T(0) ? alpha * acc[i] : alpha * acc[i] + beta * *c;
+            }
+        });
+    }
+}
+
+// C[1, N] = alpha * a @ op(B) + beta * C, a = row 0 of op(A).
+template <typename T>
+void gemv_row(bool ta, bool tb, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B, int64_t ldb,
+              T beta, T* C) {
+    std::unique_ptr<T[]> tmp;
+    const T* a = A;
+    if (ta && lda != 1 && K > 1) {
+        tmp.reset(new T[size_t(K)]);
+        for (int64_t k = 0; k < K; ++k) tmp[k] = A[k * lda];
+        a = tmp.get();
+    }
+    if (tb) {  // B stored N x K: one dot per output
+        parallel_for(N, std::max<int64_t>(1, 65536 / std::max<int64_t>(K, 1)), [&](int64_t n0, int64_t n1) {
+            for (int64_t n = n0; n < n1; ++n) {
+                T v = alpha * dot(B + n * ldb, a, K);
+                C[n] = beta == T(0) ? v : v + beta * C[n];
+            }
+        });
+    } else {  // axpy over the rows of B
+        parallel_for(N, std::max<int64_t>(256, 65536 / std::max<int64_t>(K, 1)), [&](int64_t n0, int64_t n1) {
+            int64_t n = n1 - n0;
+            std::unique_ptr<T[]> acc(new T[size_t(n)]());
+            for (int64_t k = 0; k < K; ++k) {
+                const T* b = B + k * ldb + n0;
+                T ak = a[k];
+                for (int64_t i = 0; i < n; ++i) acc[i] += ak * b[i];
+            }
+            for (int64_t i = 0; i < n; ++i) C[n0 + i] = beta == T(0) ? alpha * acc[i] : alpha * acc[i] + beta * C[n0 + i];
+        });
+    }
+}
+
+// A phase of tasks shared by the threads of one parallel region: tasks are
+// claimed from `next`, and `done` counts finished ones so a thread can wait
+// for the phase to end (a barrier that only waits on work already claimed).
+struct Phase {
+    std::atomic<int64_t> next{0}, done{0};
+    int64_t n = 0;
+    template <typename F>
+    void run(F&& task) {
+        for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < n;) {
+            task(t);
+            done.fetch_add(1, std::memory_order_release);
+        }
+    }
+    void wait() const {
+        for (int spin = 0; done.load(std::memory_order_acquire) < n; ++spin)
+            if (spin > 64) std::this_thread::yield();
+    }
+};
+
+template <typename T>
+void gemm_packed(const gemmk::KernelSet<T>& ks, bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha,
+                 const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+    const int64_t MR = ks.mr, NR = ks.nr;
+    const int threads = std::max(1, get_thread_number());
+    const bool parallel = threads > 1 && 2 * M * N * K >= kParallelFlops;
+
+    // Depth blocks of (nearly) equal size.
+    const int64_t nk = (K + ks.kc - 1) / ks.kc;
+    const int64_t kc_max = (K + nk - 1) / nk;
+
+    // Column chunks bound the packed-B buffer.
+    int64_t nc_max = std::max<int64_t>(NR, (kPackedBLimit / int64_t(sizeof(T)) / K) / NR * NR);
+    nc_max = std::min(nc_max, (N + NR - 1) / NR * NR);
+    const int64_t n_chunks = (N + nc_max - 1) / nc_max;
+    Buffer<T> bpack(size_t(K * nc_max));
+
+    // Row blocks: about mc rows each, a multiple of the thread count when few.
+    const int64_t mpanels = (M + MR - 1) / MR;
+    const int64_t panels_per_block = std::max<int64_t>(1, ks.mc / MR);
+    int64_t n_ic = (mpanels + panels_per_block - 1) / panels_per_block;
+    if (parallel && n_ic < 4 * threads) n_ic = std::min(mpanels, (n_ic + threads - 1) / threads * threads);
+    const int64_t block_rows = (mpanels + n_ic - 1) / n_ic * MR;  // upper bound of an A block's rows
+
+    // Per column chunk: phase 1 packs op(B)[:, jc:jc+nc] (depth block p at
+    // bpack + pc * npad), phase 2 runs (row block x column part) tasks, enough
+    // of them, in a multiple of the thread count, to keep every thread busy.
+    std::unique_ptr<Phase[]> pack_phase(new Phase[size_t(n_chunks)]), mul_phase(new Phase[size_t(n_chunks)]);
+    std::unique_ptr<int64_t[]> n_jc(new int64_t[size_t(n_chunks)]);
+    for (int64_t c = 0; c < n_chunks; ++c) {
+        const int64_t nc = std::min(nc_max, N - c * nc_max), npanels = (nc + NR - 1) / NR;
+        int64_t parts = 1;
+        if (parallel) {
+            if (n_ic < 2 * threads) parts = std::min(npanels, (2 * threads + n_ic - 1) / n_ic);
+            while ((n_ic * parts) % threads != 0 && n_ic * parts < 8 * threads && parts < npanels) ++parts;
+        }
+        n_jc[c] = parts;
+        pack_phase[c].n = nk * npanels;
+        mul_phase[c].n = n_ic * parts;
+    }
+
+    auto body = [&](int64_t, int64_t) {
+        Buffer<T> apack(size_t(block_rows * kc_max));
+        for (int64_t c = 0; c < n_chunks; ++c) {
+            const int64_t jc = c * nc_max, nc = std::min(nc_max, N - jc);
+            const int64_t npanels = (nc + NR - 1) / NR, npad = npanels * NR, parts = n_jc[c];
+            if (c > 0) mul_phase[c - 1].wait();  // bpack is about to be overwritten
+            pack_phase[c].run([&](int64_t t) {
+                int64_t p = t / npanels, q = t % npanels;
+                int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc), j = q * NR;
+                const T* src = tb ? B + (jc + j) * ldb + pc : B + pc * ldb + jc + j;
+                ks.pack_b(tb, src, ldb, kc, std::min(NR, nc - j), bpack.p + pc * npad + j * kc);
+            });
+            pack_phase[c].wait();
+            mul_phase[c].run([&](int64_t t) {
+                int64_t bi = t / parts, bj = t % parts;
+                int64_t i0 = bi * mpanels / n_ic * MR, i1 = std::min(M, (bi + 1) * mpanels / n_ic * MR);
+                int64_t q0 = bj * npanels / parts, q1 = (bj + 1) * npanels / parts;
+                if (i0 >= i1 || q0 >= q1) return;
+                int64_t j0 = q0 * NR, j1 = std::min(nc, q1 * NR);
+                for (int64_t p = 0; p < nk; ++p) {
+                    int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc);
+                    const T* src = ta ? A + pc * lda + i0 : A + i0 * lda + pc;
+                    ks.pack_a(ta, src, lda, i1 - i0, kc, apack.p);
+                    ks.macro(i1 - i0, j1 - j0, kc, apack.p, bpack.p + pc * npad + j0 * kc, C + i0 * ldc + jc + j0,
+                             ldc, alpha, p == 0 ? beta : T(1));
+                }
+            });
+        }
+    };
+    // One region: each participant (one per thread) works through the phases
+    // in order; nested or single-threaded calls run it once, inline.
+    parallel_for(parallel ? threads : 1, 1, body);
+}
+
+}  // namespace
 
 template <typename T>
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B, int64_t ldb,
           T beta, T* C, int64_t ldc) {
-    parallel_for(M, 4, [&](int64_t m0, int64_t m1) {
-        for (int64_t m = m0; m < m1; ++m) {
-            T* c = C + m * ldc;
-            for (int64_t n = 0; n < N; ++n) c[n] = beta == T(0) ? T(0) : beta * c[n];
-            for (int64_t k = 0; k < K; ++k) {
-                T a = alpha * (ta ? A[k * lda + m] : A[m * lda + k]);
-                if (!tb) { const T* b = B + k * ldb; for (int64_t n = 0; n < N; ++n) c[n] += a * b[n]; }
-                else for (int64_t n = 0; n < N; ++n) c[n] += a * B[n * ldb + k];
-            }
-        }
-    });
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == T(0)) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    if (M * N * K <= 4096) return gemm_small(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (N == 1) return gemv_col(ta, tb, M, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (M == 1) return gemv_row(ta, tb, N, K, alpha, A, lda, B, ldb, beta, C);
+    gemm_packed(kernel_set<T>(active_level()), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
-template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*, int64_t, double, double*, int64_t);
+const char* gemm_cpu_level() {
+    switch (active_level()) {
+        case CpuLevel::Avx512: return "avx512";
+        case CpuLevel::Avx2: return "avx2";
+        default: return "generic";
+    }
+}
+
+template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
+                          float, float*, int64_t);
+template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*,
+                           int64_t, double, double*, int64_t);
 
 }  // namespace mnn

@@ -1,0 +1,44 @@
+// Internal interface between the GEMM driver (gemm.cc) and its per-ISA
+// kernel files (gemm_generic.cc, gemm_avx2.cc, gemm_avx512.cc).
+//
+// The ISA files are compiled with their own -m flags and must stay free of
+// anything that could be shared across translation units (no standard-library
+// templates, everything but the *_kernels() getters with internal linkage),
+// so that no AVX-512 code can leak into the generic path through the linker's
+// choice of a duplicated inline function.
+#pragma once
+#include <cstdint>
+
+namespace mnn {
+namespace gemmk {
+
+// A kernel set: register tile MR x NR, cache blocks and the three routines the
+// driver needs.  Packed panels are zero-padded to full MR / NR and 64-byte
+// aligned; the driver allocates them.
+template <typename T>
+struct KernelSet {
+    const char* name;
+    int mr, nr;
+    int64_t kc;  // depth of a packed block
+    int64_t mc;  // rows of a packed A block (a multiple of mr)
+    // Ap <- op(A)[0:mc, 0:kc] in panels of MR rows: Ap[p*MR*kc + k*MR + i].
+    // trans = false: element (i, k) at A[i*lda + k]; true: at A[k*lda + i].
+    void (*pack_a)(bool trans, const T* A, int64_t lda, int64_t mc, int64_t kc, T* Ap);
+    // Bp <- op(B)[0:kc, 0:nc] in panels of NR columns: Bp[q*NR*kc + k*NR + j].
+    // trans = false: element (k, j) at B[k*ldb + j]; true: at B[j*ldb + k].
+    void (*pack_b)(bool trans, const T* B, int64_t ldb, int64_t kc, int64_t nc, T* Bp);
+    // C[0:mc, 0:nc] = alpha * Ap @ Bp + beta * C (C is never read when beta == 0).
+    void (*macro)(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T alpha, T beta);
+};
+
+KernelSet<float> generic_f32();
+KernelSet<double> generic_f64();
+#if defined(MNN_GEMM_X86)
+KernelSet<float> avx2_f32();
+KernelSet<double> avx2_f64();
+KernelSet<float> avx512_f32();
+KernelSet<double> avx512_f64();
+#endif
+
+}  // namespace gemmk
+}  // namespace mnn
