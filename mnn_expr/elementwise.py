@@ -55,27 +55,17 @@ _OP_IDS = {name: i for i, name in enumerate(OP_TABLE)}  # ids skip the native na
 
 
 def _make_unary(name: str) -> Callable[[ArrayLike], Var]:
-    op = _OP_IDS[name]
-
-    def f(x: ArrayLike) -> Var:
-        return _native.unary(op, x if isinstance(x, Var) else asarray(x))
-
-    f.__name__ = f.__qualname__ = name
-    f.__doc__ = (f"Elementwise {_UNARY_DOCS[name]}.\n\n"
-                 f">>> import mnn_expr as F\n>>> F.{name}(F.array([0.5])).shape\n(1,)\n")
-    return f
+    """A native callable ``name(x) -> Var`` (no Python frame on the per-op path)."""
+    doc = (f"Elementwise {_UNARY_DOCS[name]}.\n\n"
+           f">>> import mnn_expr as F\n>>> F.{name}(F.array([0.5])).shape\n(1,)\n")
+    return _native.unary_function(_OP_IDS[name], name, doc)
 
 
 def _make_binary(name: str) -> Callable[[ArrayLike, ArrayLike], Var]:
-    op = _OP_IDS[name]
-
-    def f(x: ArrayLike, y: ArrayLike) -> Var:
-        return _native.binary(op, x, y)
-
-    f.__name__ = f.__qualname__ = name
-    f.__doc__ = (f"Elementwise {_BINARY_DOCS[name]}, with broadcasting.\n\n"
-                 f">>> import mnn_expr as F\n>>> F.{name}(F.array([2]), F.array([1])).shape\n(1,)\n")
-    return f
+    """A native callable ``name(x, y) -> Var`` with broadcasting and NEP 50 promotion."""
+    doc = (f"Elementwise {_BINARY_DOCS[name]}, with broadcasting.\n\n"
+           f">>> import mnn_expr as F\n>>> F.{name}(F.array([2]), F.array([1])).shape\n(1,)\n")
+    return _native.binary_function(_OP_IDS[name], name, doc)
 
 
 UNARY_FUNCS = {n: _make_unary(n) for n, info in OP_TABLE.items() if info.category == "unary"}

@@ -1,5 +1,7 @@
 // Module _native: functions over Vars, numpy conversion, the op table and
 // executor switches.  mnn_expr wraps these in typed, documented Python APIs.
+#include <deque>
+
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/tuple.h>
 
@@ -168,6 +170,13 @@ nb::list wrap(const std::vector<VarPtr>& vs) {
     return l;
 }
 
+// Names and docstrings of functions made at import live as long as the module.
+const char* intern(const std::string& s) {
+    static std::deque<std::string>* strings = new std::deque<std::string>();
+    strings->push_back(s);
+    return strings->back().c_str();
+}
+
 }  // namespace
 
 Var to_var(nb::handle h) {
@@ -288,6 +297,19 @@ void bind_functions(nb::module_& m) {
         OpType t = OpType::Where;
         return Var{mnn::where(operand_for(c, t, 0), operand_for(x, t, 1), operand_for(y, t, 2))};
     }, nb::arg("condition").none(), nb::arg("x").none(), nb::arg("y").none());
+    // Native callables for the elementwise functions (F.exp, F.add, ...): no
+    // Python frame between the user and the op, so per-op overhead stays low.
+    m.def("unary_function", [](int64_t id, std::string name, std::string doc) {
+        OpType t = parse_op(nb::int_(id));
+        return nb::cpp_function([t](nb::handle x) { return Var{mnn::unary(t, to_var(x).p)}; },
+                                nb::name(intern(name)), intern(doc), nb::arg("x").none());
+    });
+    m.def("binary_function", [](int64_t id, std::string name, std::string doc) {
+        OpType t = parse_op(nb::int_(id));
+        return nb::cpp_function([t](nb::handle x, nb::handle y) {
+            return Var{mnn::binary(t, operand_for(x, t, 0), operand_for(y, t, 1))};
+        }, nb::name(intern(name)), intern(doc), nb::arg("x").none(), nb::arg("y").none());
+    });
     m.def("cast", [](const Var& x, nb::handle dt) { return Var{mnn::cast(x.p, parse_dtype(dt))}; });
     m.def("result_dtype", [](nb::args args) {
         std::vector<Operand> ops;
