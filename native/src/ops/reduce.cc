@@ -3,17 +3,20 @@
 //
 // Every kernel views its input as [outer, R, inner]: R is the reduced (or
 // scanned) extent, `inner` the contiguous tail after it.  Reductions over an
-// arbitrary axis set first merge adjacent axes of the same kind; when the
-// reduced axes still do not form one block, a transposed copy puts them last.
+// arbitrary axis set first merge adjacent axes of the same kind (dropping
+// size-1 axes); each remaining block of reduced axes is one [outer, R, inner]
+// stage, from the last block to the first, with accumulators in between (so
+// no transposed copy is ever made; finish() -- e.g. mean's division -- runs once).
 //
 //  - inner == 1: each output reduces a contiguous row.  Rows use pairwise
 //    summation with 16 independent accumulators per leaf (as NumPy's pairwise
-//    sum), which the compiler vectorises and which keeps float32 sums accurate.
+//    sum), which the compiler vectorises and which keeps float32 sums accurate;
+//    float max/min use vector selects plus a NaN check, any/all stop early.
 //  - inner > 1: rows of the reduced axis are combined elementwise into an
-//    accumulator vector (vectorised over `inner`); float32 sums accumulate in
-//    double there.
-// Long reductions are split into fixed-size blocks (independent of the thread
-// count, so results do not depend on it) whose partials are merged in order.
+//    accumulator vector (vectorised over `inner`); blocks of 64 rows are
+//    merged as a tree, which bounds the error of float32 sums.
+// Long rows are split into fixed-size blocks (independent of the thread count,
+// so results do not depend on it) whose partials are merged pairwise.
 //
 // dtype rules (NumPy 2 on Linux, with our float32 default):
 //   sum, prod, cumsum, cumprod: bool and integers -> int64, floats keep dtype
@@ -450,7 +453,9 @@ std::vector<TensorInfo> reduce_infer(const Attrs& a, const std::vector<TensorInf
     return {TensorInfo{reduce_out_dtype(a.op, x.dtype), out}};
 }
 
-// Accumulator types: contiguous rows (pairwise) and strided rows (float32 in double).
+// Accumulator types: floats accumulate in their own type (pairwise / tree-merged
+// blocks keep that accurate), integers in int64 (wrapping), mean of integers in
+// double; scans accumulate float32 in double (a scan has no blocks to merge).
 template <typename T> using SumAccC = std::conditional_t<std::is_floating_point_v<T>, T, int64_t>;
 template <typename T> using SumAccS = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
 template <typename T> using SumOut = std::conditional_t<std::is_floating_point_v<T>, T, int64_t>;
