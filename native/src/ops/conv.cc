@@ -142,37 +142,126 @@ void fill_bias(T* out, int64_t channels, int64_t plane, const T* bias) {
     for (int64_t o = 0; o < channels; ++o) std::fill(out + o * plane, out + (o + 1) * plane, bias ? bias[o] : T(0));
 }
 
+// Hot loops without GEMM are compiled for several ISAs and picked at load
+// time (GCC / Clang function multi-versioning), so they vectorise with
+// AVX-512 / AVX2 where the CPU has it and stay portable.
+#if defined(MNN_GEMM_X86) && defined(__linux__) && \
+    ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__)))
+#define MNN_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MNN_MULTIVERSION
+#endif
+#if defined(__GNUC__)
+#define MNN_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define MNN_ALWAYS_INLINE inline
+#endif
+
+// Taps of one kernel row over output columns [a, b) where every tap reads
+// inside the input: all KW taps in one pass (KW = 0: run-time kw).
+template <typename T, int KW>
+MNN_ALWAYS_INLINE void dw_taps(const ConvGeom& g, const T* __restrict xrow, const T* __restrict wr, int64_t a,
+                               int64_t b, T* __restrict orow) {
+    const int64_t sw = g.sw, dw = g.dw;
+    if constexpr (KW > 0) {
+        T wv[KW];
+        for (int j = 0; j < KW; ++j) wv[j] = wr[j];
+        if (sw == 1) {
+            for (int64_t ow = a; ow < b; ++ow) {
+                T acc = orow[ow];
+                for (int j = 0; j < KW; ++j) acc += wv[j] * xrow[ow + j * dw];
+                orow[ow] = acc;
+            }
+        } else {
+            for (int64_t ow = a; ow < b; ++ow) {
+                T acc = orow[ow];
+                for (int j = 0; j < KW; ++j) acc += wv[j] * xrow[ow * sw + j * dw];
+                orow[ow] = acc;
+            }
+        }
+    } else {
+        for (int64_t j = 0; j < g.kw; ++j) {
+            const T w = wr[j];
+            for (int64_t ow = a; ow < b; ++ow) orow[ow] += w * xrow[ow * sw + j * dw];
+        }
+    }
+}
+
+// One depthwise output plane: op = bias + sum over taps of w * shifted input.
+// lo / hi: per kernel column, the output columns that read inside the input.
+template <typename T, int KW>
+MNN_ALWAYS_INLINE void dw_plane(const ConvGeom& g, const T* __restrict xc, const T* __restrict wo, T b,
+                                const int64_t* lo, const int64_t* hi, T* __restrict op) {
+    const int64_t H = g.im.H, W = g.im.W, OH = g.OH, OW = g.OW;
+    // Columns where every tap of a row is inside the input.
+    int64_t L = 0, R = OW;
+    for (int64_t j = 0; j < g.kw; ++j) {
+        L = std::max(L, lo[j]);
+        R = std::min(R, hi[j]);
+    }
+    if (R < L) R = L;
+    for (int64_t q = 0; q < OH * OW; ++q) op[q] = b;
+    for (int64_t oh = 0; oh < OH; ++oh) {
+        T* __restrict orow = op + oh * OW;
+        for (int64_t i = 0; i < g.kh; ++i) {
+            int64_t ih = oh * g.sh - g.pt + i * g.dh;
+            if (ih < 0 || ih >= H) continue;
+            const T* __restrict xrow = xc + ih * W - g.pl;  // tap j of column ow reads xrow[ow*sw + j*dw]
+            const T* wr = wo + i * g.kw;
+            dw_taps<T, KW>(g, xrow, wr, L, R, orow);
+            for (int64_t j = 0; j < g.kw; ++j) {  // the border columns, tap by tap
+                const T wv = wr[j];
+                const T* __restrict xj = xrow + j * g.dw;
+                for (int64_t ow = lo[j]; ow < std::min(L, hi[j]); ++ow) orow[ow] += wv * xj[ow * g.sw];
+                for (int64_t ow = std::max(R, lo[j]); ow < hi[j]; ++ow) orow[ow] += wv * xj[ow * g.sw];
+            }
+        }
+    }
+}
+
+template <typename T>
+MNN_ALWAYS_INLINE void dw_plane_kw(const ConvGeom& g, const T* xc, const T* wo, T b, const int64_t* lo,
+                                   const int64_t* hi, T* op) {
+    switch (g.kw) {
+        case 1: return dw_plane<T, 1>(g, xc, wo, b, lo, hi, op);
+        case 3: return dw_plane<T, 3>(g, xc, wo, b, lo, hi, op);
+        case 5: return dw_plane<T, 5>(g, xc, wo, b, lo, hi, op);
+        case 7: return dw_plane<T, 7>(g, xc, wo, b, lo, hi, op);
+        default: return dw_plane<T, 0>(g, xc, wo, b, lo, hi, op);
+    }
+}
+
+MNN_MULTIVERSION void dw_plane_f32(const ConvGeom& g, const float* xc, const float* wo, float b, const int64_t* lo,
+                                   const int64_t* hi, float* op) {
+    dw_plane_kw<float>(g, xc, wo, b, lo, hi, op);
+}
+MNN_MULTIVERSION void dw_plane_f64(const ConvGeom& g, const double* xc, const double* wo, double b,
+                                   const int64_t* lo, const int64_t* hi, double* op) {
+    dw_plane_kw<double>(g, xc, wo, b, lo, hi, op);
+}
+inline void dw_plane_any(const ConvGeom& g, const float* xc, const float* wo, float b, const int64_t* lo,
+                         const int64_t* hi, float* op) {
+    dw_plane_f32(g, xc, wo, b, lo, hi, op);
+}
+inline void dw_plane_any(const ConvGeom& g, const double* xc, const double* wo, double b, const int64_t* lo,
+                         const int64_t* hi, double* op) {
+    dw_plane_f64(g, xc, wo, b, lo, hi, op);
+}
+
 // Depthwise (one input channel per group): direct accumulation, each output
 // plane on its own.
 template <typename T>
 void conv_depthwise(const ConvGeom& g, const T* x, const T* w, const T* bias, T* out) {
-    const int64_t H = g.im.H, W = g.im.W, OH = g.OH, OW = g.OW, P = OH * OW;
+    const int64_t H = g.im.H, W = g.im.W, P = g.OH * g.OW;
     const int64_t C = g.im.C, O = g.O, Og = O / g.groups, planes = g.im.N * O;
     const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, P * g.kh * g.kw));
+    std::vector<int64_t> lo(size_t(g.kw)), hi(size_t(g.kw));
+    for (int64_t j = 0; j < g.kw; ++j) valid_range(j * g.dw - g.pl, g.sw, W, g.OW, lo[size_t(j)], hi[size_t(j)]);
     parallel_for(planes, grain, [&](int64_t p0, int64_t p1) {
-        std::vector<int64_t> lo(size_t(g.kw)), hi(size_t(g.kw));
-        for (int64_t j = 0; j < g.kw; ++j) valid_range(j * g.dw - g.pl, g.sw, W, OW, lo[j], hi[j]);
         for (int64_t p = p0; p < p1; ++p) {
             int64_t n = p / O, o = p % O, c = o / Og;
-            const T* xc = x + (n * C + c) * H * W;
-            const T* wo = w + o * g.kh * g.kw;
-            T* op = out + p * P;
-            std::fill(op, op + P, bias ? bias[o] : T(0));
-            for (int64_t oh = 0; oh < OH; ++oh) {
-                T* orow = op + oh * OW;
-                for (int64_t i = 0; i < g.kh; ++i) {
-                    int64_t ih = oh * g.sh - g.pt + i * g.dh;
-                    if (ih < 0 || ih >= H) continue;
-                    for (int64_t j = 0; j < g.kw; ++j) {
-                        const T wv = wo[i * g.kw + j];
-                        const T* xrow = xc + ih * W + j * g.dw - g.pl;
-                        if (g.sw == 1)
-                            for (int64_t ow = lo[j]; ow < hi[j]; ++ow) orow[ow] += wv * xrow[ow];
-                        else
-                            for (int64_t ow = lo[j]; ow < hi[j]; ++ow) orow[ow] += wv * xrow[ow * g.sw];
-                    }
-                }
-            }
+            dw_plane_any(g, x + (n * C + c) * H * W, w + o * g.kh * g.kw, bias ? bias[o] : T(0), lo.data(),
+                         hi.data(), out + p * P);
         }
     });
 }
