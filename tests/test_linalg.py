@@ -54,13 +54,15 @@ def test_gemm_tile_boundaries(level: str, dtype: str, monkeypatch: pytest.Monkey
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_gemm_parallel_partitions(level: str, threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Sizes big enough for the multi-threaded task grid (row blocks x column parts)."""
+    """Sizes big enough for the multi-threaded task grids."""
     monkeypatch.setenv("MNN_CPU_LEVEL", level)
     rng = np.random.default_rng(1)
     old = F.get_thread_number()
     F.set_thread_number(threads)
     try:
-        sizes = [(257, 129, 300), (30, 1000, 70), (1000, 30, 70), (97, 97, 600)]
+        # Blocked path (row blocks x column parts) and the short-and-wide path (rows <= one block).
+        sizes = [(257, 129, 300), (1000, 30, 70), (97, 97, 600), (169, 200, 40),
+                 (30, 1000, 70), (64, 300, 70), (14, 129, 513), (5, 1000, 3)]
         for (m, n, k), ta, tb in itertools.product(sizes, (False, True), (False, True)):
             a = rng.uniform(-1, 1, (k, m) if ta else (m, k)).astype(np.float32)
             b = rng.uniform(-1, 1, (n, k) if tb else (k, n)).astype(np.float32)

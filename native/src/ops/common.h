@@ -23,4 +23,18 @@ template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
           const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
 
+// GEMM whose B operand is produced on the fly (e.g. convolution's im2col, so
+// the unfolded matrix is never stored): pack(ctx, k0, kc, j0, n, nr, dst)
+// writes op(B)[k0 + k, j0 + j] to dst[k * nr + j] for k < kc, j < n, and 0
+// for n <= j < nr.  It runs concurrently for disjoint panels.
+template <typename T>
+using GemmPackB = void (*)(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t n, int64_t nr, T* dst);
+template <typename T>
+void gemm_pack_b(bool trans_a, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                 GemmPackB<T> pack_b, const void* ctx, T beta, T* C, int64_t ldc);
+
+// The CPU level the GEMM kernels run at: "generic", "avx2" or "avx512"
+// (the hardware's best, capped by MNN_CPU_LEVEL=generic|avx2|avx512).
+const char* gemm_cpu_level();
+
 }  // namespace mnn

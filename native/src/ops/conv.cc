@@ -85,29 +85,54 @@ std::vector<TensorInfo> conv2d_infer(const Attrs& attrs, const std::vector<Tenso
     return {TensorInfo{in[0].dtype, convgeom::image_shape(g.im, g.O, g.OH, g.OW)}};
 }
 
-// col[(c*kh + i)*kw + j, oh*OW + ow] = x[c, oh*sh - pt + i*dh, ow*sw - pl + j*dw] (0 outside), rows [r0, r1).
+// The unfolded input as GEMM operand B, packed straight from the image:
+// B[(c*kh + i)*kw + j, oh*OW + ow] = x[c, oh*sh - pt + i*dh, ow*sw - pl + j*dw] (0 outside).
 template <typename T>
-void im2col_rows(const ConvGeom& g, int64_t Cg, const T* x, T* col, int64_t r0, int64_t r1) {
-    const int64_t H = g.im.H, W = g.im.W, OH = g.OH, OW = g.OW, P = OH * OW;
-    (void)Cg;
-    for (int64_t r = r0; r < r1; ++r) {
-        int64_t c = r / (g.kh * g.kw), i = (r / g.kw) % g.kh, j = r % g.kw;
-        const T* xc = x + c * H * W;
-        T* dst = col + r * P;
-        int64_t lo, hi;
-        valid_range(j * g.dw - g.pl, g.sw, W, OW, lo, hi);
-        for (int64_t oh = 0; oh < OH; ++oh) {
-            int64_t ih = oh * g.sh - g.pt + i * g.dh;
-            T* drow = dst + oh * OW;
+struct Im2col {
+    const ConvGeom* g;
+    const T* x;                     // the group's first input channel
+    std::vector<int64_t> lo, hi;    // per kernel column: output columns reading inside the input
+};
+
+template <typename T>
+void im2col_pack(const void* vctx, int64_t k0, int64_t kc, int64_t j0, int64_t n, int64_t nr, T* dst) {
+    const Im2col<T>& ctx = *static_cast<const Im2col<T>*>(vctx);
+    const ConvGeom& g = *ctx.g;
+    const int64_t H = g.im.H, W = g.im.W, OW = g.OW, sw = g.sw;
+    // The panel's columns as runs along output rows (the same for every k).
+    struct Run { int64_t oh, ow0, ow1, d; };
+    Run runs[64];
+    int nruns = 0;
+    for (int64_t p = j0, end = j0 + n, d = 0; p < end && nruns < 64; ++nruns) {
+        int64_t oh = p / OW, ow0 = p - oh * OW, ow1 = std::min(OW, ow0 + (end - p));
+        runs[nruns] = {oh, ow0, ow1, d};
+        d += ow1 - ow0;
+        p += ow1 - ow0;
+    }
+    int64_t ch = k0 / (g.kh * g.kw), i = (k0 / g.kw) % g.kh, j = k0 % g.kw;
+    for (int64_t k = 0; k < kc; ++k) {
+        const T* xc = ctx.x + ch * H * W;
+        const int64_t lo = ctx.lo[size_t(j)], hi = ctx.hi[size_t(j)], off = j * g.dw - g.pl;
+        T* drow = dst + k * nr;
+        for (int r = 0; r < nruns; ++r) {
+            const Run& run = runs[r];
+            T* d = drow + run.d - run.ow0;  // d[ow] for ow in [ow0, ow1)
+            const int64_t ih = run.oh * g.sh - g.pt + i * g.dh;
             if (ih < 0 || ih >= H) {
-                std::fill(drow, drow + OW, T(0));
+                for (int64_t ow = run.ow0; ow < run.ow1; ++ow) d[ow] = T(0);
                 continue;
             }
-            const T* xrow = xc + ih * W + j * g.dw - g.pl;
-            std::fill(drow, drow + lo, T(0));
-            if (g.sw == 1) std::memcpy(drow + lo, xrow + lo, size_t(hi - lo) * sizeof(T));
-            else for (int64_t ow = lo; ow < hi; ++ow) drow[ow] = xrow[ow * g.sw];
-            std::fill(drow + hi, drow + OW, T(0));
+            const T* xrow = xc + ih * W + off;  // xrow[ow * sw] is inside the row for ow in [lo, hi)
+            const int64_t a = std::min(std::max(run.ow0, lo), run.ow1), b = std::max(a, std::min(run.ow1, hi));
+            for (int64_t ow = run.ow0; ow < a; ++ow) d[ow] = T(0);
+            if (sw == 1) for (int64_t ow = a; ow < b; ++ow) d[ow] = xrow[ow];
+            else for (int64_t ow = a; ow < b; ++ow) d[ow] = xrow[ow * sw];
+            for (int64_t ow = b; ow < run.ow1; ++ow) d[ow] = T(0);
+        }
+        for (int64_t q = n; q < nr; ++q) drow[q] = T(0);
+        if (++j == g.kw) {
+            j = 0;
+            if (++i == g.kh) { i = 0; ++ch; }
         }
     }
 }
@@ -117,37 +142,126 @@ void fill_bias(T* out, int64_t channels, int64_t plane, const T* bias) {
     for (int64_t o = 0; o < channels; ++o) std::fill(out + o * plane, out + (o + 1) * plane, bias ? bias[o] : T(0));
 }
 
+// Hot loops without GEMM are compiled for several ISAs and picked at load
+// time (GCC / Clang function multi-versioning), so they vectorise with
+// AVX-512 / AVX2 where the CPU has it and stay portable.
+#if defined(MNN_GEMM_X86) && defined(__linux__) && \
+    ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__)))
+#define MNN_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MNN_MULTIVERSION
+#endif
+#if defined(__GNUC__)
+#define MNN_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define MNN_ALWAYS_INLINE inline
+#endif
+
+// Taps of one kernel row over output columns [a, b) where every tap reads
+// inside the input: all KW taps in one pass (KW = 0: run-time kw).
+template <typename T, int KW>
+MNN_ALWAYS_INLINE void dw_taps(const ConvGeom& g, const T* __restrict xrow, const T* __restrict wr, int64_t a,
+                               int64_t b, T* __restrict orow) {
+    const int64_t sw = g.sw, dw = g.dw;
+    if constexpr (KW > 0) {
+        T wv[KW];
+        for (int j = 0; j < KW; ++j) wv[j] = wr[j];
+        if (sw == 1) {
+            for (int64_t ow = a; ow < b; ++ow) {
+                T acc = orow[ow];
+                for (int j = 0; j < KW; ++j) acc += wv[j] * xrow[ow + j * dw];
+                orow[ow] = acc;
+            }
+        } else {
+            for (int64_t ow = a; ow < b; ++ow) {
+                T acc = orow[ow];
+                for (int j = 0; j < KW; ++j) acc += wv[j] * xrow[ow * sw + j * dw];
+                orow[ow] = acc;
+            }
+        }
+    } else {
+        for (int64_t j = 0; j < g.kw; ++j) {
+            const T w = wr[j];
+            for (int64_t ow = a; ow < b; ++ow) orow[ow] += w * xrow[ow * sw + j * dw];
+        }
+    }
+}
+
+// One depthwise output plane: op = bias + sum over taps of w * shifted input.
+// lo / hi: per kernel column, the output columns that read inside the input.
+template <typename T, int KW>
+MNN_ALWAYS_INLINE void dw_plane(const ConvGeom& g, const T* __restrict xc, const T* __restrict wo, T b,
+                                const int64_t* lo, const int64_t* hi, T* __restrict op) {
+    const int64_t H = g.im.H, W = g.im.W, OH = g.OH, OW = g.OW;
+    // Columns where every tap of a row is inside the input.
+    int64_t L = 0, R = OW;
+    for (int64_t j = 0; j < g.kw; ++j) {
+        L = std::max(L, lo[j]);
+        R = std::min(R, hi[j]);
+    }
+    if (R < L) R = L;
+    for (int64_t q = 0; q < OH * OW; ++q) op[q] = b;
+    for (int64_t oh = 0; oh < OH; ++oh) {
+        T* __restrict orow = op + oh * OW;
+        for (int64_t i = 0; i < g.kh; ++i) {
+            int64_t ih = oh * g.sh - g.pt + i * g.dh;
+            if (ih < 0 || ih >= H) continue;
+            const T* __restrict xrow = xc + ih * W - g.pl;  // tap j of column ow reads xrow[ow*sw + j*dw]
+            const T* wr = wo + i * g.kw;
+            dw_taps<T, KW>(g, xrow, wr, L, R, orow);
+            for (int64_t j = 0; j < g.kw; ++j) {  // the border columns, tap by tap
+                const T wv = wr[j];
+                const T* __restrict xj = xrow + j * g.dw;
+                for (int64_t ow = lo[j]; ow < std::min(L, hi[j]); ++ow) orow[ow] += wv * xj[ow * g.sw];
+                for (int64_t ow = std::max(R, lo[j]); ow < hi[j]; ++ow) orow[ow] += wv * xj[ow * g.sw];
+            }
+        }
+    }
+}
+
+template <typename T>
+MNN_ALWAYS_INLINE void dw_plane_kw(const ConvGeom& g, const T* xc, const T* wo, T b, const int64_t* lo,
+                                   const int64_t* hi, T* op) {
+    switch (g.kw) {
+        case 1: return dw_plane<T, 1>(g, xc, wo, b, lo, hi, op);
+        case 3: return dw_plane<T, 3>(g, xc, wo, b, lo, hi, op);
+        case 5: return dw_plane<T, 5>(g, xc, wo, b, lo, hi, op);
+        case 7: return dw_plane<T, 7>(g, xc, wo, b, lo, hi, op);
+        default: return dw_plane<T, 0>(g, xc, wo, b, lo, hi, op);
+    }
+}
+
+MNN_MULTIVERSION void dw_plane_f32(const ConvGeom& g, const float* xc, const float* wo, float b, const int64_t* lo,
+                                   const int64_t* hi, float* op) {
+    dw_plane_kw<float>(g, xc, wo, b, lo, hi, op);
+}
+MNN_MULTIVERSION void dw_plane_f64(const ConvGeom& g, const double* xc, const double* wo, double b,
+                                   const int64_t* lo, const int64_t* hi, double* op) {
+    dw_plane_kw<double>(g, xc, wo, b, lo, hi, op);
+}
+inline void dw_plane_any(const ConvGeom& g, const float* xc, const float* wo, float b, const int64_t* lo,
+                         const int64_t* hi, float* op) {
+    dw_plane_f32(g, xc, wo, b, lo, hi, op);
+}
+inline void dw_plane_any(const ConvGeom& g, const double* xc, const double* wo, double b, const int64_t* lo,
+                         const int64_t* hi, double* op) {
+    dw_plane_f64(g, xc, wo, b, lo, hi, op);
+}
+
 // Depthwise (one input channel per group): direct accumulation, each output
 // plane on its own.
 template <typename T>
 void conv_depthwise(const ConvGeom& g, const T* x, const T* w, const T* bias, T* out) {
-    const int64_t H = g.im.H, W = g.im.W, OH = g.OH, OW = g.OW, P = OH * OW;
+    const int64_t H = g.im.H, W = g.im.W, P = g.OH * g.OW;
     const int64_t C = g.im.C, O = g.O, Og = O / g.groups, planes = g.im.N * O;
     const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, P * g.kh * g.kw));
+    std::vector<int64_t> lo(size_t(g.kw)), hi(size_t(g.kw));
+    for (int64_t j = 0; j < g.kw; ++j) valid_range(j * g.dw - g.pl, g.sw, W, g.OW, lo[size_t(j)], hi[size_t(j)]);
     parallel_for(planes, grain, [&](int64_t p0, int64_t p1) {
-        std::vector<int64_t> lo(size_t(g.kw)), hi(size_t(g.kw));
-        for (int64_t j = 0; j < g.kw; ++j) valid_range(j * g.dw - g.pl, g.sw, W, OW, lo[j], hi[j]);
         for (int64_t p = p0; p < p1; ++p) {
             int64_t n = p / O, o = p % O, c = o / Og;
-            const T* xc = x + (n * C + c) * H * W;
-            const T* wo = w + o * g.kh * g.kw;
-            T* op = out + p * P;
-            std::fill(op, op + P, bias ? bias[o] : T(0));
-            for (int64_t oh = 0; oh < OH; ++oh) {
-                T* orow = op + oh * OW;
-                for (int64_t i = 0; i < g.kh; ++i) {
-                    int64_t ih = oh * g.sh - g.pt + i * g.dh;
-                    if (ih < 0 || ih >= H) continue;
-                    for (int64_t j = 0; j < g.kw; ++j) {
-                        const T wv = wo[i * g.kw + j];
-                        const T* xrow = xc + ih * W + j * g.dw - g.pl;
-                        if (g.sw == 1)
-                            for (int64_t ow = lo[j]; ow < hi[j]; ++ow) orow[ow] += wv * xrow[ow];
-                        else
-                            for (int64_t ow = lo[j]; ow < hi[j]; ++ow) orow[ow] += wv * xrow[ow * g.sw];
-                    }
-                }
-            }
+            dw_plane_any(g, x + (n * C + c) * H * W, w + o * g.kh * g.kw, bias ? bias[o] : T(0), lo.data(),
+                         hi.data(), out + p * P);
         }
     });
 }
@@ -165,32 +279,30 @@ void conv2d_typed(const ConvGeom& g, const Tensor& xt, const Tensor& wt, const T
                            g.pb == 0 && g.pr == 0;
     const int64_t tasks = N * G;
     const int64_t task_flops = 2 * Og * std::max<int64_t>(Kd, 1) * P;
+    std::vector<int64_t> lo(size_t(g.kw)), hi(size_t(g.kw));
+    for (int64_t j = 0; j < g.kw; ++j) valid_range(j * g.dw - g.pl, g.sw, W, g.OW, lo[size_t(j)], hi[size_t(j)]);
 
-    // One (image, group) product; `col` has room for Kd x P (unused when pointwise).
-    auto run = [&](int64_t t, T* col, bool par_im2col) {
+    // One (image, group) product: y_g[Og, P] = w_g[Og, Kd] @ unfold(x_g)[Kd, P] (+ bias).
+    auto run = [&](int64_t t) {
         int64_t n = t / G, grp = t % G;
         const T* xg = x + (n * C + grp * Cg) * H * W;
         T* yg = y + (n * O + grp * Og) * P;
-        const T* B = xg;
-        if (!pointwise) {
-            if (par_im2col)
-                parallel_for(Kd, std::max<int64_t>(1, 16384 / std::max<int64_t>(P, 1)),
-                             [&](int64_t r0, int64_t r1) { im2col_rows(g, Cg, xg, col, r0, r1); });
-            else im2col_rows(g, Cg, xg, col, 0, Kd);
-            B = col;
-        }
+        const T* wg = w + grp * Og * Kd;
         if (bias) fill_bias(yg, Og, P, bias + grp * Og);
-        gemm<T>(false, false, Og, P, Kd, T(1), w + grp * Og * Kd, Kd, B, P, bias ? T(1) : T(0), yg, P);
+        const T beta = bias ? T(1) : T(0);
+        if (pointwise) {
+            gemm<T>(false, false, Og, P, Kd, T(1), wg, Kd, xg, P, beta, yg, P);
+        } else {
+            Im2col<T> ctx{&g, xg, lo, hi};
+            gemm_pack_b<T>(false, Og, P, Kd, T(1), wg, Kd, &im2col_pack<T>, &ctx, beta, yg, P);
+        }
     };
-    const size_t col_size = pointwise ? 0 : size_t(Kd * P);
     if (tasks > 1 && task_flops < kTaskFlops) {
         parallel_for(tasks, std::max<int64_t>(1, kTaskFlops / 4 / task_flops), [&](int64_t t0, int64_t t1) {
-            std::vector<T> col(col_size);
-            for (int64_t t = t0; t < t1; ++t) run(t, col.data(), false);
+            for (int64_t t = t0; t < t1; ++t) run(t);
         });
     } else {
-        std::vector<T> col(col_size);
-        for (int64_t t = 0; t < tasks; ++t) run(t, col.data(), true);
+        for (int64_t t = 0; t < tasks; ++t) run(t);
     }
 }
 

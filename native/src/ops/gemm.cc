@@ -228,9 +228,51 @@ struct Phase {
     }
 };
 
-template <typename T>
-void gemm_packed(const gemmk::KernelSet<T>& ks, bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha,
-                 const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+// Short-and-wide products (all rows in one cache block, e.g. convolution's
+// [out channels x pixels]): op(A) is packed once, whole; each B panel is
+// packed right before use into a small per-thread buffer and meets every row,
+// so packed B never leaves L1/L2.  Threads split the columns.
+template <typename T, typename PackB>
+void gemm_stream_b(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                   int64_t lda, const PackB& pack_b, T beta, T* C, int64_t ldc) {
+    const int64_t MR = ks.mr, NR = ks.nr;
+    const int threads = std::max(1, get_thread_number());
+    const bool parallel = threads > 1 && 2 * M * N * K >= kParallelFlops;
+    const int64_t nk = (K + ks.kc - 1) / ks.kc, kc_max = (K + nk - 1) / nk;
+    const int64_t mpad = (M + MR - 1) / MR * MR;
+    Buffer<T> apack(size_t(mpad * K));  // depth block p at apack + pc * mpad
+    // Tasks of a few column panels (one panel each when single-threaded).
+    const int64_t npanels = (N + NR - 1) / NR;
+    const int64_t group = parallel ? std::max<int64_t>(1, std::min<int64_t>(8, npanels / (8 * threads))) : npanels;
+    Phase pack_a, mul;
+    pack_a.n = nk;
+    mul.n = (npanels + group - 1) / group;
+    auto body = [&](int64_t, int64_t) {
+        pack_a.run([&](int64_t p) {
+            int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc);
+            ks.pack_a(ta, ta ? A + pc * lda : A + pc, lda, M, kc, apack.p + pc * mpad);
+        });
+        pack_a.wait();
+        Buffer<T> bpanel(size_t(kc_max * NR));
+        mul.run([&](int64_t t) {
+            for (int64_t q = t * group, q1 = std::min(npanels, q + group); q < q1; ++q) {
+                int64_t j = q * NR, n = std::min(NR, N - j);
+                for (int64_t p = 0; p < nk; ++p) {
+                    int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc);
+                    pack_b(pc, kc, j, n, bpanel.p);
+                    ks.macro(M, n, kc, apack.p + pc * mpad, bpanel.p, C + j, ldc, alpha, p == 0 ? beta : T(1));
+                }
+            }
+        });
+    };
+    parallel_for(parallel ? threads : 1, 1, body);
+}
+
+// pack_b(k0, kc, j0, n, dst) packs op(B)[k0:k0+kc, j0:j0+n] as one NR-wide panel.
+template <typename T, typename PackB>
+void gemm_packed(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                 int64_t lda, const PackB& pack_b, T beta, T* C, int64_t ldc) {
+    if (M <= ks.mc && N >= 4 * ks.nr) return gemm_stream_b(ks, ta, M, N, K, alpha, A, lda, pack_b, beta, C, ldc);
     const int64_t MR = ks.mr, NR = ks.nr;
     const int threads = std::max(1, get_thread_number());
     const bool parallel = threads > 1 && 2 * M * N * K >= kParallelFlops;
@@ -278,8 +320,7 @@ void gemm_packed(const gemmk::KernelSet<T>& ks, bool ta, bool tb, int64_t M, int
             pack_phase[c].run([&](int64_t t) {
                 int64_t p = t / npanels, q = t % npanels;
                 int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc), j = q * NR;
-                const T* src = tb ? B + (jc + j) * ldb + pc : B + pc * ldb + jc + j;
-                ks.pack_b(tb, src, ldb, kc, std::min(NR, nc - j), bpack.p + pc * npad + j * kc);
+                pack_b(pc, kc, jc + j, std::min(NR, nc - j), bpack.p + pc * npad + j * kc);
             });
             pack_phase[c].wait();
             mul_phase[c].run([&](int64_t t) {
@@ -316,7 +357,25 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A
     if (M * N * K <= 4096) return gemm_small(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     if (N == 1) return gemv_col(ta, tb, M, K, alpha, A, lda, B, ldb, beta, C, ldc);
     if (M == 1) return gemv_row(ta, tb, N, K, alpha, A, lda, B, ldb, beta, C);
-    gemm_packed(kernel_set<T>(active_level()), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    const gemmk::KernelSet<T>& ks = kernel_set<T>(active_level());
+    auto pack_b = [&](int64_t k0, int64_t kc, int64_t j0, int64_t n, T* dst) {
+        ks.pack_b(tb, tb ? B + j0 * ldb + k0 : B + k0 * ldb + j0, ldb, kc, n, dst);
+    };
+    gemm_packed(ks, ta, M, N, K, alpha, A, lda, pack_b, beta, C, ldc);
+}
+
+template <typename T>
+void gemm_pack_b(bool ta, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, GemmPackB<T> pack_b,
+                 const void* ctx, T beta, T* C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == T(0)) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    const gemmk::KernelSet<T>& ks = kernel_set<T>(active_level());
+    const int64_t nr = ks.nr;
+    auto pack = [&](int64_t k0, int64_t kc, int64_t j0, int64_t n, T* dst) { pack_b(ctx, k0, kc, j0, n, nr, dst); };
+    gemm_packed(ks, ta, M, N, K, alpha, A, lda, pack, beta, C, ldc);
 }
 
 const char* gemm_cpu_level() {
@@ -331,5 +390,9 @@ template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const fl
                           float, float*, int64_t);
 template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*,
                            int64_t, double, double*, int64_t);
+template void gemm_pack_b<float>(bool, int64_t, int64_t, int64_t, float, const float*, int64_t, GemmPackB<float>,
+                                 const void*, float, float*, int64_t);
+template void gemm_pack_b<double>(bool, int64_t, int64_t, int64_t, double, const double*, int64_t, GemmPackB<double>,
+                                  const void*, double, double*, int64_t);
 
 }  // namespace mnn
