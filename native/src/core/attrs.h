@@ -44,8 +44,6 @@ struct Attrs {
     const std::string& s(const char* name) const { return std::get<std::string>(values[index(name)]); }
     DType dtype(const char* name) const { return DType(std::get<int64_t>(values[index(name)])); }
 
-    // Canonical text of the values, part of a plan's structural key.
-    void append_key(std::string& key) const;
 };
 
 }  // namespace mnn

@@ -113,19 +113,6 @@ OpType op_from_name(const std::string& name) {
     return it->second;
 }
 
-void Attrs::append_key(std::string& key) const {
-    for (const AttrValue& v : values) {
-        std::visit([&](const auto& x) {
-            using T = std::decay_t<decltype(x)>;
-            if constexpr (std::is_same_v<T, int64_t>) key += std::to_string(x);
-            else if constexpr (std::is_same_v<T, double>) { char b[32]; std::snprintf(b, 32, "%.17g", x); key += b; }
-            else if constexpr (std::is_same_v<T, std::string>) key += x;
-            else for (auto e : x) { key += std::to_string(e); key += ','; }
-        }, v);
-        key += ';';
-    }
-}
-
 std::vector<TensorInfo> infer(OpType t, const Attrs& attrs, const std::vector<TensorInfo>& inputs) {
     const OpDef& d = op_def(t);
     if (d.n_inputs >= 0 && int(inputs.size()) != d.n_inputs)

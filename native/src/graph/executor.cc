@@ -20,6 +20,7 @@ namespace {
 
 constexpr int64_t kBlock = 4096;          // elements per block of a fused pass
 constexpr int64_t kMinFusedNumel = 1 << 14;  // below this, blocking is not worth it
+constexpr size_t kMaxPlans = 4096;            // plan-cache bound
 
 struct Step {
     std::vector<int> in_slots, out_slots;
@@ -181,7 +182,10 @@ void evaluate(const std::vector<VarPtr>& vars) {
     }
     if (order.empty()) return;
 
-    // 2. Structural key: leaf infos, then ops, attrs and wiring in order.
+    // 2. Structural key: leaf infos, then ops, output infos and wiring in order.
+    //    A plan holds the schedule, lifetimes and fusion groups, which depend on
+    //    shapes and dtypes but not on attribute values (kernels read attrs from
+    //    the nodes at run time), so e.g. a new random seed reuses the plan.
     auto input_ref = [&](const VarPtr& in, std::string& key) {
         auto it = leaf_index.find(in.get());
         if (it != leaf_index.end()) { key += 'L'; key += std::to_string(it->second); }
@@ -194,7 +198,7 @@ void evaluate(const std::vector<VarPtr>& vars) {
     for (Node* n : order) {
         key += std::to_string(int(n->op));
         key += '(';
-        n->attrs.append_key(key);
+        for (const TensorInfo& o : n->output_infos) { key += info_str(o); key += ';'; }
         for (const VarPtr& in : n->inputs) input_ref(in, key);
         key += ')';
     }
@@ -245,6 +249,7 @@ void evaluate(const std::vector<VarPtr>& vars) {
         if (executor_config().fuse_elementwise) find_groups(*plan, order, last_use, keep);
         else plan->group_of.assign(order.size(), -1);
         std::lock_guard<std::mutex> lk(cache.mu);
+        if (cache.plans.size() >= kMaxPlans) cache.plans.clear();  // bounded: a crude but safe eviction
         cache.plans.emplace(key, plan);
         ++cache.stats.misses;
     }
