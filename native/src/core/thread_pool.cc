@@ -18,6 +18,17 @@ namespace {
 
 thread_local bool t_in_parallel = false;
 
+// Spin briefly before sleeping: waking a thread from a condition variable
+// costs tens of microseconds, which would dominate mid-sized parallel work.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+constexpr int kSpinIterations = 4000;  // roughly 50-100 us
+
 class ThreadPool {
 public:
     explicit ThreadPool(int n) {
@@ -26,7 +37,7 @@ public:
     ~ThreadPool() {
         {
             std::lock_guard<std::mutex> lk(mu_);
-            stop_ = true;
+            stop_.store(true);
         }
         cv_.notify_all();
         for (auto& t : workers_) t.join();
@@ -35,15 +46,22 @@ public:
 
     void run(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn) {
         std::unique_lock<std::mutex> job_lock(job_mu_);  // one job at a time
+        fn_ = &fn;
+        n_ = n;
+        chunk_ = chunk;
+        next_.store(0);
+        active_.store(int(workers_.size()));
         {
             std::lock_guard<std::mutex> lk(mu_);
-            fn_ = &fn; n_ = n; chunk_ = chunk; next_.store(0); active_ = int(workers_.size());
-            ++generation_;
+            generation_.fetch_add(1, std::memory_order_release);
         }
         cv_.notify_all();
         work();
-        std::unique_lock<std::mutex> lk(mu_);
-        done_cv_.wait(lk, [this] { return active_ == 0; });
+        for (int i = 0; i < kSpinIterations && active_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
+        if (active_.load(std::memory_order_acquire) != 0) {
+            std::unique_lock<std::mutex> lk(mu_);
+            done_cv_.wait(lk, [this] { return active_.load(std::memory_order_acquire) == 0; });
+        }
         fn_ = nullptr;
     }
 
@@ -60,16 +78,18 @@ private:
     void loop() {
         uint64_t seen = 0;
         for (;;) {
-            {
+            for (int i = 0; i < kSpinIterations && generation_.load(std::memory_order_acquire) == seen && !stop_.load(); ++i)
+                cpu_relax();
+            if (generation_.load(std::memory_order_acquire) == seen) {
                 std::unique_lock<std::mutex> lk(mu_);
-                cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
-                if (stop_) return;
-                seen = generation_;
+                cv_.wait(lk, [&] { return stop_.load() || generation_.load() != seen; });
             }
+            if (stop_.load()) return;
+            seen = generation_.load(std::memory_order_acquire);
             work();
-            {
-                std::lock_guard<std::mutex> lk(mu_);
-                if (--active_ == 0) done_cv_.notify_one();
+            if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+                std::lock_guard<std::mutex> lk(mu_);  // pairs with the caller's predicate check
+                done_cv_.notify_one();
             }
         }
     }
@@ -77,12 +97,12 @@ private:
     std::vector<std::thread> workers_;
     std::mutex mu_, job_mu_;
     std::condition_variable cv_, done_cv_;
-    bool stop_ = false;
-    uint64_t generation_ = 0;
+    std::atomic<bool> stop_{false};
+    std::atomic<uint64_t> generation_{0};
     const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
     int64_t n_ = 0, chunk_ = 1;
     std::atomic<int64_t> next_{0};
-    int active_ = 0;
+    std::atomic<int> active_{0};
 };
 
 int default_threads() {
