@@ -225,7 +225,7 @@ def measure(fn: Callable[[], Any], repeats: int = 5, number: int | None = None,
 
 
 def measure_interleaved(fns: dict[str, Callable[[], Any]], repeats: int = 5, min_time: float = 0.02,
-                        budget: float = 0.0) -> dict[str, float]:
+                        budget: float = 0.0, settle: float = 0.12) -> dict[str, float]:
     """Seconds per call for each of ``fns``, timing them in turn within each round.
 
     Each sample runs a system's fn ``number`` times (calibrated so a sample lasts at
@@ -235,18 +235,25 @@ def measure_interleaved(fns: dict[str, Callable[[], Any]], repeats: int = 5, min
     other process interrupted than a few long ones.  Interleaving spreads a burst
     of load from other processes over every system instead of penalising
     whichever one happened to run during it.
+
+    Before a sample of a slow (multi-threaded) call, the harness sleeps ``settle``
+    seconds: OpenBLAS and OpenMP workers keep spinning for up to ~0.1 s after a
+    call, and would otherwise take a core from whichever system runs next.
     """
     for fn in fns.values():
         warm_up(fn)
     numbers = {name: calibrate(fn, min_time) for name, fn in fns.items()}
     timers = {name: timeit.Timer(fn) for name, fn in fns.items()}
     best = {name: float("inf") for name in fns}
-    rounds, spent, start = 0, 0.0, time.perf_counter()
+    rounds, spent = 0, 0.0  # `spent` counts timed work only, not the settling sleeps
     while rounds < max(1, repeats) or spent < budget * len(fns):
         for name, timer in timers.items():
+            if numbers[name] <= 20 and len(timers) > 1:  # slow calls: let other libraries' threads go idle
+                time.sleep(settle)
+            t0 = time.perf_counter()
             best[name] = min(best[name], timer.timeit(numbers[name]) / numbers[name])
+            spent += time.perf_counter() - t0
         rounds += 1
-        spent = time.perf_counter() - start
     return best
 
 
