@@ -23,6 +23,7 @@ native call; the new values then share the computed buffers (no copy).
 from __future__ import annotations
 
 import copy
+import inspect
 from typing import Any, Mapping
 
 import numpy as np
@@ -248,7 +249,11 @@ class Optimizer:
             raise NotImplementedError(
                 f"{type(self).__name__}.step(loss) needs mnn_expr.grad (autograd), which this build lacks; "
                 "compute the gradients yourself and call apply(grads)")
-        grads = grad_fn(loss, params)
+        try:  # no need to keep the backward graph: the gradients are consumed here
+            accepts_flag = "create_graph" in inspect.signature(grad_fn).parameters
+        except (TypeError, ValueError):
+            accepts_flag = False
+        grads = grad_fn(loss, params, create_graph=False) if accepts_flag else grad_fn(loss, params)
         self.apply(list(grads))
         return loss
 
