@@ -8,9 +8,10 @@ every parameter and then makes the results the parameters' new values.
 Vars are immutable values, so "updating a parameter in place" means
 rebinding the user's handle: after ``opt.apply(grads)`` every parameter Var
 the user holds refers to a fresh trainable leaf (``requires_grad`` kept, no
-history).  In lazy mode all updates of one ``apply`` (and the gradient
-graph they read, when the gradients are still pending) are computed in one
-native call; the new values then share the computed buffers (no copy).
+history).  In either mode the updates of one ``apply`` are recorded lazily
+and computed in one native call (with the gradient graph they read, when the
+gradients are still pending), so each parameter's elementwise chain runs as
+one fused pass; the new values then share the computed buffers (no copy).
 
 >>> import numpy as np, mnn_expr as F, mnn_optim as optim
 >>> w = F.array(np.ones(3, np.float32)); w.fix_as_trainable()
@@ -209,17 +210,20 @@ class Optimizer:
         grads = self._grads_list(grads, params)
         results = []
         i = 0
-        for group in self.param_groups:
-            hp = {k: v for k, v in group.items() if k != "params"}
-            for p in group["params"]:
-                g = grads[i]
-                if g is not None:
-                    new_p, new_s = self._update(_detach(p), _as_var_like(g, p), dict(self._states[i]), hp)
-                    results.append((i, p, new_p, new_s))
-                i += 1
-        pending = [v for _, _, new_p, new_s in results for v in (new_p, *new_s.values()) if isinstance(v, Var)]
-        if pending:
-            F.evaluate(*pending)
+        # The updates are recorded lazily (whatever the mode) and computed in one native call,
+        # so the executor fuses each parameter's elementwise chain into one pass.
+        with F.lazy_eval(True):
+            for group in self.param_groups:
+                hp = {k: v for k, v in group.items() if k != "params"}
+                for p in group["params"]:
+                    g = grads[i]
+                    if g is not None:
+                        new_p, new_s = self._update(_detach(p), _as_var_like(g, p), dict(self._states[i]), hp)
+                        results.append((i, p, new_p, new_s))
+                    i += 1
+            pending = [v for _, _, new_p, new_s in results for v in (new_p, *new_s.values()) if isinstance(v, Var)]
+            if pending:
+                F.evaluate(*pending)
         for i, p, new_p, new_s in results:
             self._states[i] = {k: _leaf(v) if isinstance(v, Var) else v for k, v in new_s.items()}
             trainable = p.requires_grad
