@@ -22,7 +22,8 @@ from bisect import bisect_right
 from collections import Counter
 from typing import Any, Iterable, Optional
 
-__all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR",
+__all__ = ["LRScheduler", "LambdaLR", "ConstantLR", "PolynomialLR", "SequentialLR", "StepLR", "MultiStepLR",
+           "ExponentialLR", "CosineAnnealingLR", "LinearLR",
            "LinearWarmup", "OneCycleLR", "ReduceLROnPlateau"]
 
 
@@ -52,10 +53,15 @@ class LRScheduler:
                                    f"a scheduler with last_epoch={last_epoch}")
         self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
         self.last_epoch = last_epoch
+        self._initial_step()
+
+    def _initial_step(self) -> None:
         self._step_count = 0
         self._is_initial = True
-        self.step()
-        self._is_initial = False
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
 
     def get_lr(self) -> list[float]:
         raise NotImplementedError
@@ -66,6 +72,9 @@ class LRScheduler:
     def step(self, epoch: Optional[int] = None) -> None:
         """Advances the schedule one step (or to ``epoch``, via the closed form where there is one)."""
         self._step_count += 1
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch: Optional[int] = None) -> None:
         if epoch is None:
             self.last_epoch += 1
             values = self.get_lr()
@@ -88,6 +97,116 @@ class LRScheduler:
     def load_state_dict(self, state_dict: dict) -> None:
         """Restores attributes saved by :meth:`state_dict`."""
         self.__dict__.update(state_dict)
+
+
+class LambdaLR(LRScheduler):
+    """Sets the rate to ``base_lr * lr_lambda(step)`` (one function, or one per group)."""
+
+    def __init__(self, optimizer: Any, lr_lambda: Any, last_epoch: int = -1) -> None:
+        self.lr_lambdas = _per_group("lr_lambda", optimizer, lr_lambda)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        return [b * f(self.last_epoch) for f, b in zip(self.lr_lambdas, self.base_lrs)]
+
+    def state_dict(self) -> dict:
+        """Every attribute but the optimiser and the functions."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
+
+
+class ConstantLR(LRScheduler):
+    """Multiplies the rate by ``factor`` for the first ``total_iters`` steps."""
+
+    def __init__(self, optimizer: Any, factor: float = 1.0 / 3, total_iters: int = 5, last_epoch: int = -1) -> None:
+        if factor > 1.0 or factor < 0:
+            raise ValueError("ConstantLR: factor must lie in [0, 1]")
+        self.factor = factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        cur = self._current()
+        if self.last_epoch == 0:
+            return [lr * self.factor for lr in cur]
+        if self.last_epoch != self.total_iters:
+            return cur
+        return [lr * (1.0 / self.factor) for lr in cur]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [b * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor)) for b in self.base_lrs]
+
+
+class PolynomialLR(LRScheduler):
+    """Decays the rate as ``(1 - t/total_iters) ** power`` down to 0 at ``total_iters``."""
+
+    def __init__(self, optimizer: Any, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1) -> None:
+        self.total_iters = total_iters
+        self.power = power
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        cur = self._current()
+        if self._is_initial or self.last_epoch > self.total_iters:
+            return cur
+        t, n = self.last_epoch, self.total_iters
+        f = ((1.0 - t / n) / (1.0 - (t - 1) / n)) ** self.power
+        return [lr * f for lr in cur]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [b * (1.0 - min(self.total_iters, self.last_epoch) / self.total_iters) ** self.power
+                for b in self.base_lrs]
+
+
+class SequentialLR(LRScheduler):
+    """Runs ``schedulers[i]`` between ``milestones[i-1]`` and ``milestones[i]`` (e.g. warm-up, then cosine)."""
+
+    def __init__(self, optimizer: Any, schedulers: list, milestones: list, last_epoch: int = -1) -> None:
+        if not schedulers:
+            raise ValueError("SequentialLR: expects at least one scheduler")
+        for i, sch in enumerate(schedulers):
+            if isinstance(sch, ReduceLROnPlateau):
+                raise ValueError(f"SequentialLR: scheduler {i} is a ReduceLROnPlateau, which needs a metric")
+            if getattr(sch, "optimizer", None) is not optimizer:
+                raise ValueError(f"SequentialLR: scheduler {i} belongs to another optimiser")
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(f"SequentialLR: {len(schedulers)} schedulers need {len(schedulers) - 1} milestones, "
+                             f"got {len(milestones)}")
+        self._schedulers = list(schedulers)
+        self._milestones = list(milestones)
+        self.last_epoch = last_epoch + 1
+        self.optimizer = optimizer
+        for g in optimizer.param_groups:
+            g["lr"] = g["initial_lr"]
+        for sch in self._schedulers:  # undo the initial steps the schedulers took when built
+            sch.last_epoch -= 1
+        idx = bisect_right(self._milestones, 0)
+        self._schedulers[idx]._initial_step()
+        self._last_lr = self._schedulers[idx].get_last_lr()
+
+    def step(self) -> None:  # type: ignore[override]
+        """Advances the active scheduler (restarting the next one from its start at a milestone)."""
+        self.last_epoch += 1
+        idx = bisect_right(self._milestones, self.last_epoch)
+        sch = self._schedulers[idx]
+        if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
+            sch._update_lr(0)
+        else:
+            sch.step()
+        self._last_lr = sch.get_last_lr()
+
+    def state_dict(self) -> dict:
+        """Own attributes plus each scheduler's state dict."""
+        d = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
+        d["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return d
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restores what :meth:`state_dict` saved."""
+        state_dict = dict(state_dict)
+        subs = state_dict.pop("_schedulers")
+        self.__dict__.update(state_dict)
+        for s, d in zip(self._schedulers, subs):
+            s.load_state_dict(d)
 
 
 class StepLR(LRScheduler):

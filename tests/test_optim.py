@@ -300,6 +300,10 @@ SCHEDULERS = [
     ("LinearLR", dict(start_factor=1.0, end_factor=0.1, total_iters=12)),
     ("OneCycleLR", dict(max_lr=1.0, total_steps=31)),
     ("OneCycleLR", dict(max_lr=[0.5, 0.2], total_steps=40, anneal_strategy="linear", three_phase=True)),
+    ("LambdaLR", dict(lr_lambda=lambda t: 0.95 ** t + 0.01 * (t % 3))),
+    ("LambdaLR", dict(lr_lambda=[lambda t: 1.0 / (t + 1), lambda t: 0.5])),
+    ("ConstantLR", dict(factor=0.4, total_iters=6)),
+    ("PolynomialLR", dict(total_iters=20, power=2.0)),
 ]
 
 
@@ -475,3 +479,38 @@ def test_float16_parameters_keep_their_dtype():
         tw.grad = torch.ones(3, dtype=torch.float16)
         topt.step()
     np.testing.assert_allclose(w.read().astype(np.float32), tw.detach().float().numpy(), atol=2e-3)
+
+
+@pytest.mark.parametrize("name,kwargs", [SCHEDULERS[0], SCHEDULERS[1], SCHEDULERS[2], SCHEDULERS[3], SCHEDULERS[5],
+                                         SCHEDULERS[11], SCHEDULERS[12]])
+def test_scheduler_closed_form_epoch_matches_torch(name, kwargs):
+    import warnings
+    topt, ts, oopt, os_ = _sched_pair(lambda o: getattr(torch.optim.lr_scheduler, name)(o, **kwargs),
+                                      lambda o: getattr(ours_sched, name)(o, **kwargs))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for epoch in [4, 9, 2, 17, 25]:
+            ts.step(epoch)
+            os_.step(epoch)
+            np.testing.assert_allclose(os_.get_last_lr(), ts.get_last_lr(), rtol=1e-12)
+
+
+def test_sequential_lr_matches_torch():
+    def make(mod):
+        def f(o):
+            warm = mod.LinearLR(o, start_factor=0.1, total_iters=5)
+            cos = mod.CosineAnnealingLR(o, T_max=20, eta_min=1e-4)
+            return mod.SequentialLR(o, [warm, cos], milestones=[5])
+        return f
+    topt, ts, oopt, os_ = _sched_pair(make(torch.optim.lr_scheduler), make(ours_sched))
+    np.testing.assert_allclose(os_.get_last_lr(), ts.get_last_lr(), rtol=1e-12)
+    for step in range(30):
+        topt.step()
+        ts.step()
+        os_.step()
+        np.testing.assert_allclose(os_.get_last_lr(), ts.get_last_lr(), rtol=1e-12, err_msg=f"step {step}")
+    sd = os_.state_dict()
+    assert len(sd["_schedulers"]) == 2 and "optimizer" not in sd["_schedulers"][0]
+    os_.load_state_dict(sd)
+    with pytest.raises(ValueError, match="milestones"):
+        ours_sched.SequentialLR(oopt, [ours_sched.ConstantLR(oopt)], milestones=[3])
