@@ -100,7 +100,14 @@ class LRScheduler:
 
 
 class LambdaLR(LRScheduler):
-    """Sets the rate to ``base_lr * lr_lambda(step)`` (one function, or one per group)."""
+    """Sets the rate to ``base_lr * lr_lambda(step)`` (one function, or one per group).
+
+    >>> import numpy as np, mnn_expr as F, mnn_optim as optim
+    >>> opt = optim.SGD([F.array(np.zeros(1, np.float32))], lr=1.0)
+    >>> sched = optim.lr_scheduler.LambdaLR(opt, lambda t: 1 / (t + 1))
+    >>> [round(sched.step() or sched.get_last_lr()[0], 4) for _ in range(3)]
+    [0.5, 0.3333, 0.25]
+    """
 
     def __init__(self, optimizer: Any, lr_lambda: Any, last_epoch: int = -1) -> None:
         self.lr_lambdas = _per_group("lr_lambda", optimizer, lr_lambda)
@@ -115,7 +122,14 @@ class LambdaLR(LRScheduler):
 
 
 class ConstantLR(LRScheduler):
-    """Multiplies the rate by ``factor`` for the first ``total_iters`` steps."""
+    """Multiplies the rate by ``factor`` for the first ``total_iters`` steps.
+
+    >>> import numpy as np, mnn_expr as F, mnn_optim as optim
+    >>> opt = optim.SGD([F.array(np.zeros(1, np.float32))], lr=1.0)
+    >>> sched = optim.lr_scheduler.ConstantLR(opt, factor=0.5, total_iters=2)
+    >>> [round(sched.step() or sched.get_last_lr()[0], 4) for _ in range(3)]
+    [0.5, 1.0, 1.0]
+    """
 
     def __init__(self, optimizer: Any, factor: float = 1.0 / 3, total_iters: int = 5, last_epoch: int = -1) -> None:
         if factor > 1.0 or factor < 0:
@@ -137,7 +151,14 @@ class ConstantLR(LRScheduler):
 
 
 class PolynomialLR(LRScheduler):
-    """Decays the rate as ``(1 - t/total_iters) ** power`` down to 0 at ``total_iters``."""
+    """Decays the rate as ``(1 - t/total_iters) ** power`` down to 0 at ``total_iters``.
+
+    >>> import numpy as np, mnn_expr as F, mnn_optim as optim
+    >>> opt = optim.SGD([F.array(np.zeros(1, np.float32))], lr=1.0)
+    >>> sched = optim.lr_scheduler.PolynomialLR(opt, total_iters=4, power=2.0)
+    >>> [round(sched.step() or sched.get_last_lr()[0], 4) for _ in range(4)]
+    [0.5625, 0.25, 0.0625, 0.0]
+    """
 
     def __init__(self, optimizer: Any, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1) -> None:
         self.total_iters = total_iters
@@ -158,7 +179,16 @@ class PolynomialLR(LRScheduler):
 
 
 class SequentialLR(LRScheduler):
-    """Runs ``schedulers[i]`` between ``milestones[i-1]`` and ``milestones[i]`` (e.g. warm-up, then cosine)."""
+    """Runs ``schedulers[i]`` between ``milestones[i-1]`` and ``milestones[i]`` (e.g. warm-up, then cosine).
+
+    >>> import numpy as np, mnn_expr as F, mnn_optim as optim
+    >>> opt = optim.SGD([F.array(np.zeros(1, np.float32))], lr=1.0)
+    >>> lr_scheduler = optim.lr_scheduler
+    >>> sched = lr_scheduler.SequentialLR(opt, [lr_scheduler.LinearLR(opt, 0.5, total_iters=2),
+    ...                                         lr_scheduler.ExponentialLR(opt, 0.5)], milestones=[2])
+    >>> [round(sched.step() or sched.get_last_lr()[0], 4) for _ in range(4)]
+    [0.75, 1.0, 0.5, 0.25]
+    """
 
     def __init__(self, optimizer: Any, schedulers: list, milestones: list, last_epoch: int = -1) -> None:
         if not schedulers:
@@ -210,7 +240,14 @@ class SequentialLR(LRScheduler):
 
 
 class StepLR(LRScheduler):
-    """Multiplies the rate by ``gamma`` every ``step_size`` steps."""
+    """Multiplies the rate by ``gamma`` every ``step_size`` steps.
+
+    >>> import numpy as np, mnn_expr as F, mnn_optim as optim
+    >>> opt = optim.SGD([F.array(np.zeros(1, np.float32))], lr=1.0)
+    >>> sched = optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1)
+    >>> [round(sched.step() or sched.get_last_lr()[0], 4) for _ in range(4)]
+    [1.0, 0.1, 0.1, 0.01]
+    """
 
     def __init__(self, optimizer: Any, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
         self.step_size = step_size
@@ -227,7 +264,14 @@ class StepLR(LRScheduler):
 
 
 class MultiStepLR(LRScheduler):
-    """Multiplies the rate by ``gamma`` at each milestone (repeated milestones multiply again)."""
+    """Multiplies the rate by ``gamma`` at each milestone (repeated milestones multiply again).
+
+    >>> import numpy as np, mnn_expr as F, mnn_optim as optim
+    >>> opt = optim.SGD([F.array(np.zeros(1, np.float32))], lr=1.0)
+    >>> sched = optim.lr_scheduler.MultiStepLR(opt, milestones=[1, 3], gamma=0.5)
+    >>> [round(sched.step() or sched.get_last_lr()[0], 4) for _ in range(4)]
+    [0.5, 0.5, 0.25, 0.25]
+    """
 
     def __init__(self, optimizer: Any, milestones: Iterable[int], gamma: float = 0.1, last_epoch: int = -1) -> None:
         self.milestones = Counter(milestones)
@@ -245,7 +289,14 @@ class MultiStepLR(LRScheduler):
 
 
 class ExponentialLR(LRScheduler):
-    """Multiplies the rate by ``gamma`` every step."""
+    """Multiplies the rate by ``gamma`` every step.
+
+    >>> import numpy as np, mnn_expr as F, mnn_optim as optim
+    >>> opt = optim.SGD([F.array(np.zeros(1, np.float32))], lr=1.0)
+    >>> sched = optim.lr_scheduler.ExponentialLR(opt, gamma=0.5)
+    >>> [round(sched.step() or sched.get_last_lr()[0], 4) for _ in range(3)]
+    [0.5, 0.25, 0.125]
+    """
 
     def __init__(self, optimizer: Any, gamma: float, last_epoch: int = -1) -> None:
         self.gamma = gamma
@@ -261,7 +312,14 @@ class ExponentialLR(LRScheduler):
 
 
 class CosineAnnealingLR(LRScheduler):
-    """Cosine annealing from the base rate to ``eta_min`` over ``T_max`` steps (then back up, as torch)."""
+    """Cosine annealing from the base rate to ``eta_min`` over ``T_max`` steps (then back up, as torch).
+
+    >>> import numpy as np, mnn_expr as F, mnn_optim as optim
+    >>> opt = optim.SGD([F.array(np.zeros(1, np.float32))], lr=1.0)
+    >>> sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4)
+    >>> [round(sched.step() or sched.get_last_lr()[0], 4) for _ in range(5)]
+    [0.8536, 0.5, 0.1464, 0.0, 0.1464]
+    """
 
     def __init__(self, optimizer: Any, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:  # noqa: N803
         self.T_max = T_max
@@ -288,7 +346,14 @@ class CosineAnnealingLR(LRScheduler):
 
 
 class LinearLR(LRScheduler):
-    """Scales the rate linearly from ``start_factor`` to ``end_factor`` over ``total_iters`` steps (warm-up)."""
+    """Scales the rate linearly from ``start_factor`` to ``end_factor`` over ``total_iters`` steps (warm-up).
+
+    >>> import numpy as np, mnn_expr as F, mnn_optim as optim
+    >>> opt = optim.SGD([F.array(np.zeros(1, np.float32))], lr=1.0)
+    >>> sched = optim.lr_scheduler.LinearLR(opt, start_factor=0.25, total_iters=3)
+    >>> [round(sched.step() or sched.get_last_lr()[0], 4) for _ in range(4)]
+    [0.5, 0.75, 1.0, 1.0]
+    """
 
     def __init__(self, optimizer: Any, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5,
                  last_epoch: int = -1) -> None:
@@ -317,7 +382,14 @@ class LinearLR(LRScheduler):
 
 
 class LinearWarmup(LinearLR):
-    """Linear warm-up from ``start_factor * lr`` to ``lr`` over ``warmup_steps`` steps (a :class:`LinearLR`)."""
+    """Linear warm-up from ``start_factor * lr`` to ``lr`` over ``warmup_steps`` steps (a :class:`LinearLR`).
+
+    >>> import numpy as np, mnn_expr as F, mnn_optim as optim
+    >>> opt = optim.SGD([F.array(np.zeros(1, np.float32))], lr=1.0)
+    >>> sched = optim.lr_scheduler.LinearWarmup(opt, warmup_steps=4, start_factor=0.2)
+    >>> [round(sched.step() or sched.get_last_lr()[0], 4) for _ in range(5)]
+    [0.4, 0.6, 0.8, 1.0, 1.0]
+    """
 
     def __init__(self, optimizer: Any, warmup_steps: int, start_factor: float = 0.1, last_epoch: int = -1) -> None:
         super().__init__(optimizer, start_factor, 1.0, warmup_steps, last_epoch)
@@ -325,7 +397,14 @@ class LinearWarmup(LinearLR):
 
 class OneCycleLR(LRScheduler):
     """The 1cycle policy (torch semantics): warm up to ``max_lr`` then anneal far below the start,
-    cycling the momentum (or Adam's beta1) the other way when ``cycle_momentum``."""
+    cycling the momentum (or Adam's beta1) the other way when ``cycle_momentum``.
+
+    >>> import numpy as np, mnn_expr as F, mnn_optim as optim
+    >>> opt = optim.SGD([F.array(np.zeros(1, np.float32))], lr=1.0, momentum=0.9)
+    >>> sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=6)
+    >>> [round(sched.step() or sched.get_last_lr()[0], 4) for _ in range(5)]
+    [0.9944, 0.8117, 0.4626, 0.1335, 0.0]
+    """
 
     def __init__(self, optimizer: Any, max_lr: Any, total_steps: Optional[int] = None, epochs: Optional[int] = None,
                  steps_per_epoch: Optional[int] = None, pct_start: float = 0.3, anneal_strategy: str = "cos",
@@ -414,6 +493,12 @@ class ReduceLROnPlateau:
     """Divides the rate by ``1/factor`` when a metric stopped improving for ``patience`` steps (torch semantics).
 
     ``step(metric)`` takes the metric (e.g. the validation loss).
+
+    >>> import numpy as np, mnn_expr as F, mnn_optim as optim
+    >>> opt = optim.SGD([F.array(np.zeros(1, np.float32))], lr=1.0)
+    >>> sched = optim.lr_scheduler.ReduceLROnPlateau(opt, patience=1, factor=0.5)
+    >>> [round(sched.step(m) or sched.get_last_lr()[0], 4) for m in [3, 2, 2, 2, 2, 1]]
+    [1.0, 1.0, 1.0, 0.5, 0.5, 0.5]
     """
 
     def __init__(self, optimizer: Any, mode: str = "min", factor: float = 0.1, patience: int = 10,

@@ -514,3 +514,14 @@ def test_sequential_lr_matches_torch():
     os_.load_state_dict(sd)
     with pytest.raises(ValueError, match="milestones"):
         ours_sched.SequentialLR(oopt, [ours_sched.ConstantLR(oopt)], milestones=[3])
+
+
+@pytest.mark.parametrize("module", ["mnn_optim", "mnn_optim.optimizer", "mnn_optim.sgd", "mnn_optim.adam",
+                                    "mnn_optim.rmsprop", "mnn_optim.adagrad", "mnn_optim.clip",
+                                    "mnn_optim.lr_scheduler"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0 and result.attempted > 0
