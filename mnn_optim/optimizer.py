@@ -281,7 +281,10 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restores hyper-parameters and state saved by :meth:`state_dict` (checks group sizes and shapes)."""
+        """Restores hyper-parameters and state saved by :meth:`state_dict` (checks group sizes and shapes).
+
+        A ``torch.optim`` state dict of the same algorithm loads too (tensors become Vars).
+        """
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups):
             raise ValueError(f"loaded state has {len(groups)} parameter groups, "
@@ -298,6 +301,12 @@ class Optimizer:
             p = params[i]
             out = {}
             for k, v in s.items():
+                if hasattr(v, "detach") and hasattr(v, "numpy"):  # a torch tensor (torch's state dicts load too)
+                    v = np.array(v.detach().cpu().numpy())
+                if isinstance(v, Var):
+                    v = np.array(v.read())
+                if isinstance(v, np.ndarray) and k == "step" and v.ndim == 0:
+                    v = int(v)
                 if isinstance(v, np.ndarray):
                     if v.shape != tuple(p.shape):
                         raise ValueError(f"state {k!r} of parameter {i} has shape {v.shape}, expected {tuple(p.shape)}")

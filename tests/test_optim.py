@@ -525,3 +525,24 @@ def test_docstring_examples(module):
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.failed == 0 and result.attempted > 0
+
+
+@pytest.mark.parametrize("name,kwargs", [CASES[4], CASES[8], CASES[11], CASES[15], CASES[17]])
+def test_load_torch_state_dict_continues(name, kwargs):
+    """A torch optimiser's state dict loads into ours and the trajectories stay together."""
+    init, grads = _data(np.float64, seed=12)
+    half = STEPS // 2
+    tps = [torch.nn.Parameter(torch.tensor(a)) for a in init]
+    topt = getattr(torch.optim, name)(tps, foreach=False, **kwargs)
+    for i, gs in enumerate(grads):
+        if i == half:
+            ps = [_trainable(p.detach().numpy().copy()) for p in tps]
+            opt = getattr(optim, name)(ps, lr=1.0)
+            opt.load_state_dict(topt.state_dict())
+        for p, g in zip(tps, gs):
+            p.grad = torch.tensor(g)
+        topt.step()
+        if i >= half:
+            opt.apply(gs)
+            for p, t in zip(ps, tps):
+                np.testing.assert_allclose(p.read(), t.detach().numpy(), rtol=1e-10, atol=1e-12)
