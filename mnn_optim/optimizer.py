@@ -86,6 +86,8 @@ def _params_of(obj: Any) -> list:
         if isinstance(params, Mapping):
             params = params.values()
         return list(params)
+    if isinstance(obj, Mapping):  # e.g. named parameters
+        return list(obj.values())
     return list(obj)
 
 
@@ -100,8 +102,6 @@ def _as_var_like(g: Any, p: Var) -> Var:
             g = g.astype(p.dtype)
     if tuple(g.shape) != tuple(p.shape):
         raise ValueError(f"gradient of shape {tuple(g.shape)} for a parameter of shape {tuple(p.shape)}")
-    if g._op is not None and g.requires_grad and not F.is_lazy():
-        g = _detach(g)
     return g
 
 
@@ -121,6 +121,8 @@ class Optimizer:
         if isinstance(params, Mapping):
             params = [params]
         items = params if isinstance(params, (list, tuple)) else _params_of(params)
+        if not len(items):
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
         if len(items) and all(isinstance(x, Mapping) for x in items):
             for g in items:
                 self.add_param_group(dict(g))

@@ -215,6 +215,9 @@ def test_module_like_and_errors():
     assert opt.parameters()[0] is m.w
     with pytest.raises(TypeError, match="float"):
         optim.SGD([F.array(np.arange(3))], lr=0.1)
+    with pytest.raises(ValueError, match="empty"):
+        optim.SGD([], lr=0.1)
+    assert optim.Adam([{"params": {"w": m.w}, "lr": 0.5}]).parameters()[0] is m.w
     with pytest.raises(ValueError, match="more than one group"):
         optim.SGD([{"params": [m.w]}, {"params": [m.w]}], lr=0.1)
     with pytest.raises(ValueError, match="Nesterov"):
