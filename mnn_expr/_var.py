@@ -138,7 +138,7 @@ def fix_as_placeholder(self: Var) -> None:
 
 def fix_as_const(self: Var) -> None:
     """Computes this Var now and freezes it as a constant, dropping its history (MNN)."""
-    self._rebind(_native.from_numpy(self._numpy(), copy=True))
+    self._rebind(_native.from_numpy(self._numpy(), copy=True, dtype=self._dtype_name))
 
 
 def fix_as_trainable(self: Var) -> None:
