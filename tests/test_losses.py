@@ -15,6 +15,13 @@ TOL = {"float32": dict(rtol=1e-5, atol=1e-6), "float64": dict(rtol=1e-10, atol=1
 REDS = ["mean", "sum", "none"]
 
 
+@pytest.fixture(params=["eager", "lazy"], autouse=True)
+def mode(request):
+    """Every test runs eagerly and lazily (MNN trains in lazy mode)."""
+    with F.lazy_eval(request.param == "lazy"):
+        yield request.param
+
+
 def rand(*shape, dtype="float32"):
     return RNG.standard_normal(shape).astype(dtype)
 

@@ -15,6 +15,13 @@ TOL = {"float32": dict(rtol=1e-5, atol=1e-5), "float64": dict(rtol=1e-10, atol=1
 TORCH_DT = {"float32": torch.float32, "float64": torch.float64}
 
 
+@pytest.fixture(params=["eager", "lazy"], autouse=True)
+def mode(request):
+    """Every test runs eagerly and lazily (MNN trains in lazy mode)."""
+    with F.lazy_eval(request.param == "lazy"):
+        yield request.param
+
+
 def rand(*shape, dtype="float32"):
     return RNG.standard_normal(shape).astype(dtype)
 
@@ -365,3 +372,43 @@ def test_default_init_matches_torch_bounds():
     fan_in = 2 * 9
     assert np.abs(conv.bias.read()).max() <= 1 / np.sqrt(fan_in)
     assert lin.weight.requires_grad and lin.weight.op_type == "Trainable"
+
+
+def test_batchnorm_float64_running_stats():
+    ours, theirs = nn.BatchNorm2d(3, momentum=0.3, dtype="float64"), torch.nn.BatchNorm2d(3, momentum=0.3).double()
+    sync(ours, theirs)
+    for _ in range(4):
+        x = rand(5, 3, 2, 3, dtype="float64") * 3 - 1
+        close(ours(F.array(x)), theirs(torch.from_numpy(x)), "float64")
+    close(ours.running_mean, theirs.running_mean, "float64")
+    close(ours.running_var, theirs.running_var, "float64")
+    ours.eval()
+    theirs.eval()
+    close(ours(F.array(x)), theirs(torch.from_numpy(x)), "float64")
+
+
+def test_constructor_and_input_errors():
+    with pytest.raises(ValueError, match="divisible by groups"):
+        nn.Conv2d(3, 4, 3, groups=2)
+    with pytest.raises(ValueError, match="padding_mode"):
+        nn.Conv2d(3, 4, 3, padding_mode="mirror")
+    with pytest.raises(ValueError, match="padding must be"):
+        nn.Conv2d(3, 4, 3, padding="full")
+    with pytest.raises(ValueError, match="Conv2d: expected"):
+        nn.Conv2d(3, 4, 3)(F.ones([3, 5]))
+    with pytest.raises(ValueError, match="divisible by num_groups"):
+        nn.GroupNorm(3, 4)
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        nn.MultiheadAttention(10, 3)
+    with pytest.raises(ValueError, match="does not end with"):
+        nn.LayerNorm(4)(F.ones([2, 5]))
+    with pytest.raises(ValueError, match="LSTM: expected input"):
+        nn.LSTM(3, 4)(F.ones([2, 2, 5]))
+    with pytest.raises(ValueError, match="h0 of shape"):
+        nn.GRU(3, 4)(F.ones([2, 2, 3]), F.zeros([2, 2, 4]))
+    with pytest.raises(ValueError, match="p must be"):
+        nn.Dropout(1.5)
+    with pytest.raises(ValueError, match="activation"):
+        nn.TransformerEncoderLayer(8, 2, activation="tanh")
+    with pytest.raises(ValueError, match="padding_idx"):
+        nn.Embedding(3, 2, padding_idx=5)
