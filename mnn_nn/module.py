@@ -34,6 +34,7 @@ every holder of ``p`` then sees the new value.
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any, Optional
@@ -412,6 +413,47 @@ class Module:
         fn(self)
         return self
 
+    # ---- copies and dtypes ---------------------------------------------------------------
+
+    def __deepcopy__(self, memo: dict) -> Module:
+        """An independent copy: every parameter and buffer Var is copied (shared ones stay shared)."""
+        cls = type(self)
+        new = cls.__new__(cls)
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            object.__setattr__(new, k, _deep(v, memo))
+        return new
+
+    def to(self, dtype: Any) -> Module:
+        """Casts every floating parameter and buffer to ``dtype`` in place (the same Vars); returns self.
+
+        >>> import mnn_nn as nn
+        >>> nn.Linear(2, 2).to("float64").weight.dtype.name
+        'float64'
+        """
+        dt = F.as_dtype(dtype)
+        if not dt.is_floating:
+            raise TypeError(f"Module.to: dtype must be floating, got {dt}")
+        for m in self.modules():
+            for store in (m._parameters, m._buffers):
+                for v in store.values():
+                    if v is not None and v.dtype.is_floating and v.dtype != dt:
+                        rg = bool(getattr(v, "requires_grad", False))
+                        trainable = v.op_type == "Trainable"
+                        v._rebind(F.array(np.asarray(v.read()), dt))
+                        if trainable:
+                            v.fix_as_trainable()
+                            v.requires_grad = rg
+        return self
+
+    def float(self) -> Module:
+        """``to("float32")``."""
+        return self.to("float32")
+
+    def double(self) -> Module:
+        """``to("float64")``."""
+        return self.to("float64")
+
     # ---- printing --------------------------------------------------------------------------
 
     def extra_repr(self) -> str:
@@ -436,6 +478,33 @@ class Module:
         if not lines:
             return head + ")" + tail
         return head + "\n  " + "\n  ".join(lines) + "\n)" + tail
+
+
+def _copy_var(v: Var) -> Var:
+    new = F.array(np.array(v.read(), copy=True), v.dtype)
+    if v.op_type == "Trainable":
+        new.fix_as_trainable()
+        new.requires_grad = bool(getattr(v, "requires_grad", False))
+    return new
+
+
+def _deep(v: Any, memo: dict) -> Any:
+    if id(v) in memo:
+        return memo[id(v)]
+    if isinstance(v, Var):
+        out: Any = _copy_var(v)
+    elif isinstance(v, dict):
+        out = type(v)()
+        memo[id(v)] = out
+        for k, x in v.items():
+            out[k] = _deep(x, memo)
+        return out
+    elif isinstance(v, (list, tuple)) and type(v) in (list, tuple):
+        out = type(v)(_deep(x, memo) for x in v)
+    else:
+        return copy.deepcopy(v, memo)
+    memo[id(v)] = out
+    return out
 
 
 def _assign(v: Var, arr: np.ndarray, trainable: bool) -> None:

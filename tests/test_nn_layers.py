@@ -412,3 +412,18 @@ def test_constructor_and_input_errors():
         nn.TransformerEncoderLayer(8, 2, activation="tanh")
     with pytest.raises(ValueError, match="padding_idx"):
         nn.Embedding(3, 2, padding_idx=5)
+
+
+def test_transformer_encoder():
+    layer = torch.nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0)
+    theirs = torch.nn.TransformerEncoder(layer, 2, norm=torch.nn.LayerNorm(8), enable_nested_tensor=False)
+    with torch.no_grad():  # make the two copies differ
+        for p in theirs.layers[1].parameters():
+            p.add_(0.1)
+    ours = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0), 2,
+                                 norm=nn.LayerNorm(8))
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert ours.layers[0].linear1.weight is not ours.layers[1].linear1.weight
+    sync(ours, theirs)
+    x = rand(5, 3, 8)
+    close(ours(F.array(x)), theirs(torch.from_numpy(x)), atol=2e-5)

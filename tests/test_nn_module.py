@@ -270,3 +270,25 @@ def test_orthogonal_and_generators():
     np.testing.assert_array_equal(nn.Linear(4, 4).weight.read(), a)
     with pytest.raises(ValueError, match="at least 2 dims"):
         nn.init.xavier_uniform_(nn.Parameter(np.zeros(3, np.float32)))
+
+
+def test_deepcopy_and_to():
+    import copy
+    net = Net()
+    net.tied = net.head[1]  # shared module stays shared in the copy
+    c = copy.deepcopy(net)
+    assert c.tied is c.head[1] and c.head[1] is not net.head[1]
+    for (n1, p1), (n2, p2) in zip(net.named_parameters(), c.named_parameters()):
+        assert n1 == n2 and p1 is not p2 and p2.requires_grad and p2.op_type == "Trainable"
+        np.testing.assert_array_equal(p1.read(), p2.read())
+    c.load_state_dict({k: v + 1 if v.dtype.kind == "f" else v for k, v in c.state_dict().items()})
+    assert not np.allclose(c.conv.weight.read(), net.conv.weight.read())
+    w = net.conv.weight
+    net.double()
+    assert net.conv.weight is w and w.dtype.name == "float64" and w.requires_grad
+    assert net.bn.running_mean.dtype.name == "float64" and net.bn.num_batches_tracked.dtype.name == "int64"
+    assert net(F.ones([1, 2, 6, 6], "float64")).dtype.name == "float64"
+    net.float()
+    assert w.dtype.name == "float32"
+    with pytest.raises(TypeError):
+        net.to("int32")

@@ -19,7 +19,7 @@ from .activation import (
                          Tanh,
                          softplus_beta,
 )
-from .attention import MultiheadAttention, TransformerEncoderLayer
+from .attention import MultiheadAttention, TransformerEncoder, TransformerEncoderLayer
 from .container import ModuleDict, ModuleList, Sequential
 from .conv import Conv1d, Conv2d, ConvTranspose2d, conv
 from .dropout import Dropout, dropout, dropout_fn
@@ -32,6 +32,7 @@ from .rnn import GRU, LSTM
 __all__ = [
     "ELU", "GELU", "SELU", "Hardtanh", "LeakyReLU", "LogSoftmax", "Mish", "PReLU", "ReLU", "ReLU6", "Sigmoid", "SiLU",
     "Softmax", "Softplus", "Softsign", "Tanh", "softplus_beta", "MultiheadAttention", "TransformerEncoderLayer",
+    "TransformerEncoder",
     "ModuleDict", "ModuleList", "Sequential", "Conv1d", "Conv2d", "ConvTranspose2d", "conv", "Dropout", "dropout",
     "dropout_fn", "Embedding", "Flatten", "Identity", "Linear", "Unflatten", "linear", "BatchNorm1d", "BatchNorm2d",
     "GroupNorm", "LayerNorm", "batch_norm", "AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d", "GRU", "LSTM",

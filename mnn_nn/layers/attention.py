@@ -9,6 +9,7 @@ builds the causal mask.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Optional
 
@@ -25,7 +26,7 @@ from .dropout import Dropout, dropout_fn
 from .linear import Linear
 from .norm import LayerNorm
 
-__all__ = ["MultiheadAttention", "TransformerEncoderLayer"]
+__all__ = ["MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder"]
 
 
 def _mask_add(mask: Any, dtype: Any, what: str) -> Var:
@@ -180,3 +181,27 @@ class TransformerEncoderLayer(Module):
             x = self.norm1(x + self._sa(x, src_mask, src_key_padding_mask, is_causal))
             x = self.norm2(x + self._ff(x))
         return x
+
+
+class TransformerEncoder(Module):
+    """``num_layers`` independent copies of ``encoder_layer`` applied in turn, then ``norm`` (PyTorch's API).
+
+    >>> import mnn_expr as F, mnn_nn as nn
+    >>> enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16), num_layers=2)
+    >>> enc(F.ones([5, 2, 8])).shape
+    (5, 2, 8)
+    """
+
+    def __init__(self, encoder_layer: Module, num_layers: int, norm: Optional[Module] = None) -> None:
+        super().__init__()
+        from .container import ModuleList
+
+        self.layers = ModuleList([copy.deepcopy(encoder_layer) for _ in range(num_layers)])
+        self.num_layers = num_layers
+        self.norm = norm
+
+    def forward(self, src: Any, mask: Any = None, src_key_padding_mask: Any = None, is_causal: bool = False) -> Var:
+        x = float_var(src)
+        for layer in self.layers:
+            x = layer(x, src_mask=mask, src_key_padding_mask=src_key_padding_mask, is_causal=is_causal)
+        return x if self.norm is None else self.norm(x)
