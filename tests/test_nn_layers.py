@@ -427,3 +427,28 @@ def test_transformer_encoder():
     sync(ours, theirs)
     x = rand(5, 3, 8)
     close(ours(F.array(x)), theirs(torch.from_numpy(x)), atol=2e-5)
+
+
+def test_multihead_attention_kdim_vdim():
+    ours = nn.MultiheadAttention(8, 4, kdim=5, vdim=3, batch_first=True)
+    theirs = torch.nn.MultiheadAttention(8, 4, kdim=5, vdim=3, batch_first=True)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    with torch.no_grad():
+        theirs.in_proj_bias.uniform_(-0.5, 0.5)
+    sync(ours, theirs)
+    q, k, v = rand(2, 6, 8), rand(2, 4, 5), rand(2, 4, 3)
+    out, w = ours(F.array(q), F.array(k), F.array(v))
+    rout, rw = theirs(*(torch.from_numpy(a) for a in (q, k, v)))
+    close(out, rout)
+    close(w, rw)
+    with pytest.raises(ValueError, match="last dims"):
+        ours(F.array(q), F.array(q), F.array(v))
+
+
+@pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel")
+@pytest.mark.parametrize("pmode", ["zeros", "circular", "replicate"])
+def test_conv_same_even_kernel(pmode):
+    run_both(nn.Conv2d(2, 3, (4, 2), padding="same", padding_mode=pmode, dilation=(1, 3)),
+             torch.nn.Conv2d(2, 3, (4, 2), padding="same", padding_mode=pmode, dilation=(1, 3)), rand(2, 2, 7, 9))
+    run_both(nn.Conv1d(2, 3, 4, padding="same", padding_mode=pmode),
+             torch.nn.Conv1d(2, 3, 4, padding="same", padding_mode=pmode), rand(2, 2, 7))

@@ -60,13 +60,23 @@ class MultiheadAttention(Module):
         if embed_dim % num_heads:
             raise ValueError(f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible by num_heads "
                              f"({num_heads})")
-        if add_bias_kv or add_zero_attn or (kdim not in (None, embed_dim)) or (vdim not in (None, embed_dim)):
-            raise NotImplementedError("MultiheadAttention: add_bias_kv, add_zero_attn and kdim/vdim != embed_dim "
-                                      "are not supported")
+        if add_bias_kv or add_zero_attn:
+            raise NotImplementedError("MultiheadAttention: add_bias_kv and add_zero_attn are not supported")
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        self.kdim = embed_dim if kdim is None else int(kdim)
+        self.vdim = embed_dim if vdim is None else int(vdim)
         self.dropout, self.batch_first = float(dropout), batch_first
-        self.in_proj_weight = param((3 * embed_dim, embed_dim), dtype)
-        init.xavier_uniform_(self.in_proj_weight)
+        self._same_dims = self.kdim == embed_dim and self.vdim == embed_dim
+        if self._same_dims:
+            self.in_proj_weight = param((3 * embed_dim, embed_dim), dtype)
+            init.xavier_uniform_(self.in_proj_weight)
+        else:  # PyTorch's separate projections when key/value sizes differ
+            self.in_proj_weight = None
+            self.q_proj_weight = param((embed_dim, embed_dim), dtype)
+            self.k_proj_weight = param((embed_dim, self.kdim), dtype)
+            self.v_proj_weight = param((embed_dim, self.vdim), dtype)
+            for w in (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight):
+                init.xavier_uniform_(w)
         self.in_proj_bias = param((3 * embed_dim,), dtype) if bias else None
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias, dtype=dtype)
         if bias:
@@ -77,9 +87,9 @@ class MultiheadAttention(Module):
         q, k, v = float_var(query), float_var(key), float_var(value)
         e, h, hd = self.embed_dim, self.num_heads, self.head_dim
         if q.ndim not in (2, 3) or q.ndim != k.ndim or k.ndim != v.ndim or q.shape[-1] != e or \
-                k.shape[-1] != e or v.shape[-1] != e:
-            raise ValueError(f"MultiheadAttention: query/key/value must all be 2-d or 3-d with last dim {e}, got "
-                             f"{q.shape}, {k.shape}, {v.shape}")
+                k.shape[-1] != self.kdim or v.shape[-1] != self.vdim:
+            raise ValueError(f"MultiheadAttention: query/key/value must all be 2-d or 3-d with last dims "
+                             f"{(e, self.kdim, self.vdim)}, got {q.shape}, {k.shape}, {v.shape}")
         unbatched = q.ndim == 2
         if unbatched:
             q, k, v = (F.expand_dims(t, 0) for t in (q, k, v))
@@ -88,10 +98,15 @@ class MultiheadAttention(Module):
         elif not self.batch_first:
             q, k, v = (F.swapaxes(t, 0, 1) for t in (q, k, v))
         n, tl, ts = q.shape[0], q.shape[1], k.shape[1]
-        w, b = self.in_proj_weight, self.in_proj_bias
-        qp = F.linear(q, w[0:e], None if b is None else b[0:e])
-        kp = F.linear(k, w[e:2 * e], None if b is None else b[e:2 * e])
-        vp = F.linear(v, w[2 * e:], None if b is None else b[2 * e:])
+        b = self.in_proj_bias
+        if self._same_dims:
+            w = self.in_proj_weight
+            wq, wk, wv = w[0:e], w[e:2 * e], w[2 * e:]
+        else:
+            wq, wk, wv = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
+        qp = F.linear(q, wq, None if b is None else b[0:e])
+        kp = F.linear(k, wk, None if b is None else b[e:2 * e])
+        vp = F.linear(v, wv, None if b is None else b[2 * e:])
 
         def heads(t: Var, length: int) -> Var:  # [N, L, E] -> [N, h, L, hd]
             return F.transpose(F.reshape(t, [n, length, h, hd]), [0, 2, 1, 3])
