@@ -135,7 +135,11 @@ class Module:
             if value is not None and not isinstance(value, Var):
                 value = F.asarray(value)
             self._buffers[key] = value
-        elif "_parameters" in d and key in self._parameters and value is None:
+        elif "_parameters" in d and key in self._parameters:
+            if value is not None:
+                raise TypeError(f"{type(self).__name__}: cannot assign a {type(value).__name__} that is not "
+                                f"trainable to parameter '{key}' (use nn.Parameter(...), or "
+                                f"{key}._rebind(new_value) to change its value in place)")
             self._parameters[key] = None  # type: ignore[assignment]
         elif "_modules" in d and key in self._modules and value is None:
             self._modules[key] = None

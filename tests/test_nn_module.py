@@ -62,6 +62,10 @@ def test_registration_and_recursion_match_torch():
     # reassigning / deleting
     net.scale = nn.Parameter(np.zeros(3, np.float32))
     assert net.scale.read().sum() == 0
+    with pytest.raises(TypeError, match="parameter 'scale'"):
+        net.scale = F.ones([3])
+    net.scale = None
+    assert "scale" not in dict(net.named_parameters()) and net.scale is None
     del net.head2
     assert "head2" not in dict(net.named_children())
     net.conv = None
