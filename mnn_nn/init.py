@@ -77,7 +77,7 @@ def _set(t: Var, values: Any) -> Var:
         raise TypeError(f"init: expected a Var, got {type(t).__name__}")
     rg = bool(getattr(t, "requires_grad", False))
     arr = np.broadcast_to(np.asarray(values), tuple(t.shape)).astype(t.dtype.numpy)
-    t._rebind(F.array(np.ascontiguousarray(arr), t.dtype))
+    t._rebind(F.array(np.array(arr, order="C"), t.dtype))
     if rg:
         t.fix_as_trainable()
     return t

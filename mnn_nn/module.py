@@ -35,6 +35,9 @@ every holder of ``p`` then sees the new value.
 from __future__ import annotations
 
 import copy
+import os
+import tempfile
+import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any, Optional
@@ -44,7 +47,7 @@ import numpy as np
 import mnn_expr as F
 from mnn_expr import Var
 
-__all__ = ["Module", "ParameterList", "Parameter", "is_parameter"]
+__all__ = ["Module", "ParameterList", "Parameter", "is_parameter", "save_state", "load_state"]
 
 
 def is_parameter(v: Any) -> bool:
@@ -371,6 +374,24 @@ class Module:
             _assign(v, arr, is_param)
         return missing, unexpected
 
+    def save(self, path: Any) -> None:
+        """Writes :meth:`state_dict` to ``path`` (an ``.npz`` zip of ``.npy`` arrays plus a format version).
+
+        The file is written to a temporary name in the same folder, flushed to disk and
+        then renamed over ``path``, so an interrupted save leaves any previous file intact.
+
+        >>> import os, tempfile, mnn_nn as nn
+        >>> m = nn.Linear(2, 2); path = os.path.join(tempfile.mkdtemp(), "m.npz")
+        >>> m.save(path); nn.Linear(2, 2).load(path).state_dict()["bias"].tolist() == m.bias.tolist()
+        True
+        """
+        save_state(self.state_dict(), path)
+
+    def load(self, path: Any, strict: bool = True) -> Module:
+        """Loads a file written by :meth:`save` (names, shapes and dtypes checked); returns self."""
+        self.load_state_dict(load_state(path), strict=strict)
+        return self
+
     def load_parameters(self, values: list) -> bool:
         """MNN: loads a list of Vars/arrays into :attr:`parameters` in order; returns True.
 
@@ -482,6 +503,48 @@ class Module:
         if not lines:
             return head + ")" + tail
         return head + "\n  " + "\n  ".join(lines) + "\n)" + tail
+
+
+FORMAT_KEY = "__mnn_nn_format__"
+FORMAT_VERSION = 1
+
+
+def save_state(state: Any, path: Any) -> None:
+    """Writes ``name -> array`` ``state`` atomically to ``path`` as ``.npz`` with a format version."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    arrays = [(FORMAT_KEY, np.array(FORMAT_VERSION, np.int64))]
+    for k, v in state.items():
+        if k == FORMAT_KEY:
+            raise ValueError(f"save: the name {FORMAT_KEY!r} is reserved")
+        arrays.append((k, np.array(v.read() if isinstance(v, Var) else v, order="C")))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+                for k, a in arrays:
+                    with zf.open(k + ".npy", "w", force_zip64=True) as fh:
+                        np.lib.format.write_array(fh, a, allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_state(path: Any) -> OrderedDict:
+    """Reads a file written by :func:`save_state` (checks the format version)."""
+    with np.load(os.fspath(path), allow_pickle=False) as z:
+        names = list(z.files)
+        if FORMAT_KEY not in names:
+            raise ValueError(f"load: {path} is not an mnn_nn checkpoint (no {FORMAT_KEY!r} entry)")
+        version = int(z[FORMAT_KEY])
+        if version > FORMAT_VERSION:
+            raise ValueError(f"load: {path} has format version {version}; this mnn_nn reads up to "
+                             f"{FORMAT_VERSION}")
+        return OrderedDict((k, z[k]) for k in names if k != FORMAT_KEY)
 
 
 def _copy_var(v: Var) -> Var:

@@ -239,6 +239,9 @@ def test_init_distributions():
     assert stats(c)[2] <= 1 / math.sqrt(36)
     nn.init.constant_(w, 0.25)
     assert np.all(w.read() == 0.25)
+    s = nn.Parameter(np.float32(0))
+    nn.init.uniform_(s, 1, 2)
+    assert s.shape == () and 1 <= s.item() <= 2 and s.requires_grad
     nn.init.zeros_(w)
     nn.init.ones_(c)
     assert w.read().sum() == 0 and np.all(c.read() == 1)
@@ -296,3 +299,36 @@ def test_deepcopy_and_to():
     assert w.dtype.name == "float32"
     with pytest.raises(TypeError):
         net.to("int32")
+
+
+def test_save_load(tmp_path, monkeypatch):
+    net = Net()
+    net.bn(F.array(np.random.default_rng(1).standard_normal((4, 4, 3, 3)).astype(np.float32)))  # stats move
+    path = tmp_path / "net.npz"
+    net.save(path)
+    other = Net().load(path)
+    for (k, a), (k2, b) in zip(net.state_dict().items(), other.state_dict().items()):
+        assert k == k2 and a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    assert int(other.bn.num_batches_tracked.item()) == 1
+    with pytest.raises(KeyError, match="missing keys"):
+        nn.Linear(2, 2).load(path)
+    np.savez(tmp_path / "plain.npz", weight=np.zeros((2, 2), np.float32))
+    with pytest.raises(ValueError, match="not an mnn_nn checkpoint"):
+        nn.Linear(2, 2).load(tmp_path / "plain.npz")
+    # a save that dies half-way leaves the previous file and no temporary behind
+    before = path.read_bytes()
+    calls = []
+
+    def dying(fh, a, **kw):
+        calls.append(1)
+        if len(calls) > 3:
+            raise KeyboardInterrupt("killed")
+        return real(fh, a, **kw)
+
+    real = np.lib.format.write_array
+    monkeypatch.setattr(np.lib.format, "write_array", dying)
+    with pytest.raises(KeyboardInterrupt):
+        Net().save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["net.npz", "plain.npz"]
