@@ -20,7 +20,8 @@ from mnn_expr import elu, gelu, leaky_relu, prelu, relu, relu6, selu, sigmoid, s
 from . import init, layers, loss
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
-from .module import Module, Parameter, ParameterList, is_parameter
+from .module import CallableParameterList, Module, Parameter, is_parameter
 
 __all__ = ["elu", "gelu", "leaky_relu", "prelu", "relu", "relu6", "selu", "sigmoid", "silu", "softplus", "softsign",
-           "tanh", "init", "layers", "loss", "Module", "Parameter", "ParameterList", "is_parameter", *_layers_all]
+           "tanh", "init", "layers", "loss", "Module", "Parameter", "CallableParameterList", "is_parameter",
+           *_layers_all]

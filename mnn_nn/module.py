@@ -10,7 +10,7 @@ A Module registers what is assigned to its attributes:
 
 ``parameters`` works in both styles: MNN reads ``model.parameters`` as a list
 property, PyTorch calls ``model.parameters()``.  The attribute is a
-:class:`ParameterList` — a ``list`` of the parameter Vars that is also callable
+:class:`CallableParameterList` — a ``list`` of the parameter Vars that is also callable
 (``model.parameters()`` / ``model.parameters(recurse=False)`` return lists).
 
 Updating a parameter in place (what optimisers do) is ``p._rebind(new_value)``:
@@ -47,7 +47,7 @@ import numpy as np
 import mnn_expr as F
 from mnn_expr import Var
 
-__all__ = ["Module", "ParameterList", "Parameter", "is_parameter", "save_state", "load_state"]
+__all__ = ["Module", "CallableParameterList", "Parameter", "is_parameter", "save_state", "load_state"]
 
 
 def is_parameter(v: Any) -> bool:
@@ -71,7 +71,7 @@ def Parameter(value: Any, dtype: Any = None, requires_grad: bool = True) -> Var:
     return v
 
 
-class ParameterList(list):
+class CallableParameterList(list):
     """A list of parameter Vars that can also be called (``m.parameters`` == ``m.parameters()``).
 
     ``m.parameters(recurse=False)`` lists only the module's own parameters.
@@ -269,9 +269,9 @@ class Module:
         return self._named("_buffers", recurse, prefix)
 
     @property
-    def parameters(self) -> ParameterList:
+    def parameters(self) -> CallableParameterList:
         """All parameters: a list (MNN's property) that is also callable (PyTorch's method)."""
-        return ParameterList(self, [p for _, p in self.named_parameters()])
+        return CallableParameterList(self, [p for _, p in self.named_parameters()])
 
     def buffers(self, recurse: bool = True) -> list:
         """All buffers as a list."""
