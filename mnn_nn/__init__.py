@@ -1,8 +1,14 @@
-"""mnn_nn: modules, layers, losses and data loading for mnnpy.
+"""mnn_nn: modules, layers, initialisers and losses for mnnpy (PyTorch's API, MNN's names as aliases).
 
-The training stack (Module, layers, losses, data loaders) is built on
-``mnn_expr``; this package currently re-exports the activation functions
-that layers will use.
+- :class:`Module` (``mnn_nn.module``): parameters/buffers/children registered by
+  attribute assignment, ``state_dict`` / ``load_state_dict``, ``train`` / ``eval``;
+  ``parameters`` is both MNN's list property and PyTorch's method.
+- Layers (``mnn_nn.layers``): ``Linear``, ``Conv1d``, ``Conv2d``, ``ConvTranspose2d``,
+  ``BatchNorm1d/2d``, ``LayerNorm``, ``GroupNorm``, ``Dropout``, pooling, ``Embedding``,
+  ``LSTM``, ``GRU``, ``MultiheadAttention``, ``TransformerEncoderLayer``, activations,
+  containers; MNN's factories ``conv``, ``linear``, ``batch_norm``, ``dropout``.
+- ``mnn_nn.init``: initialisers; ``mnn_nn.loss``: losses (PyTorch's and MNN's).
+- The activation functions of ``mnn_expr`` are re-exported (``nn.relu`` ...).
 
 >>> import mnn_expr as F, mnn_nn as nn
 >>> nn.relu(F.array([-1.0, 2.0])).tolist()
@@ -11,5 +17,11 @@ that layers will use.
 
 from mnn_expr import elu, gelu, leaky_relu, prelu, relu, relu6, selu, sigmoid, silu, softplus, softsign, tanh
 
+from . import init, layers, loss
+from .layers import *  # noqa: F403
+from .layers import __all__ as _layers_all
+from .module import CallableParameterList, Module, Parameter, is_parameter
+
 __all__ = ["elu", "gelu", "leaky_relu", "prelu", "relu", "relu6", "selu", "sigmoid", "silu", "softplus", "softsign",
-           "tanh"]
+           "tanh", "init", "layers", "loss", "Module", "Parameter", "CallableParameterList", "is_parameter",
+           *_layers_all]
