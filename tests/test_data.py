@@ -592,3 +592,12 @@ def test_interpreter_exit_with_live_workers_does_not_hang():
                 assert f.read().split(")")[-1].split()[0] in ("Z", "X")
         except FileNotFoundError:
             pass
+
+
+def test_tensor_dataset_fast_path_equals_generic_collation():
+    ds = TensorDataset(X, F.array(Y.astype(np.int32)), np.arange(23, dtype=np.int16))
+    generic = Subset(ds, range(23))  # no fast path: per-sample fetch + default_collate
+    for a, b in zip(DataLoader(ds, batch_size=6, shuffle=True, seed=4),
+                    DataLoader(generic, batch_size=6, shuffle=True, seed=4)):
+        _assert_same(_np(a), _np(b))
+        assert [v.dtype for v in a] == [F.float32, F.int32, F.int32]  # int16 is stored as int32

@@ -93,6 +93,11 @@ class TensorDataset(Dataset):
         i = _index(index, self._n, "TensorDataset")
         return tuple(asarray(a[i]) if v else a[i] for a, v in zip(self.arrays, self._is_var))
 
+    def _default_batch(self, indices: Sequence[int]) -> tuple:
+        """The rows at ``indices`` stacked (what default collation of the samples gives), by one gather."""
+        idx = np.asarray([_index(i, self._n, "TensorDataset") for i in indices], dtype=np.intp)
+        return tuple(a[idx] for a in self.arrays)
+
     def __len__(self) -> int:
         return self._n
 

@@ -80,7 +80,11 @@ def _map_tree(fn: Callable[[Any], Any], x: Any) -> Any:
     if _is_namedtuple(x):
         return type(x)(*(_map_tree(fn, v) for v in x))
     if isinstance(x, (tuple, list)):
-        return type(x)(_map_tree(fn, v) for v in x)
+        items = [_map_tree(fn, v) for v in x]
+        try:
+            return type(x)(items)
+        except TypeError:  # a sequence subclass with another constructor
+            return tuple(items) if isinstance(x, tuple) else items
     return fn(x)
 
 
@@ -214,6 +218,23 @@ class _ExceptionWrapper:
         raise exc
 
 
+def _fetch(dataset: Any, indices: list, collate_fn: Any, in_worker: bool) -> Any:
+    """One batch with its Vars boxed (``_unpack`` makes them Vars).
+
+    Uses ``dataset.__getitems__(indices)`` when there is one, and a data set's own
+    stacking (``_default_batch``, e.g. TensorDataset's single gather) with the default collation.
+    """
+    if collate_fn is None:
+        direct = getattr(dataset, "_default_batch", None)
+        if direct is not None:
+            return tuple(_VarBox(a) for a in direct(indices))
+    fetch = getattr(dataset, "__getitems__", None)
+    samples = fetch(indices) if fetch is not None else [dataset[i] for i in indices]
+    if collate_fn is None:
+        return _collate_np(samples)
+    return _pack(collate_fn(samples)) if in_worker else collate_fn(samples)
+
+
 def _dumps(obj: Any) -> bytes:
     return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -257,11 +278,7 @@ def _worker_loop(dataset: Any, index_queue: Any, result_queue: Any, done_event: 
                 payload = _dumps(init_error)
             else:
                 try:
-                    fetch = getattr(dataset, "__getitems__", None)
-                    samples = fetch(indices) if fetch is not None else [dataset[i] for i in indices]
-                    batch = _collate_np(samples) if collate_fn is None else _pack(collate_fn(samples))
-                    payload = _dumps(batch)
-                    del samples, batch
+                    payload = _dumps(_fetch(dataset, indices, collate_fn, in_worker=True))
                 except Exception:
                     payload = _dumps(_ExceptionWrapper(f"DataLoader worker {worker_id} (pid {os.getpid()})"))
             result_queue.put((epoch, idx, payload))
@@ -302,12 +319,8 @@ class _SingleProcessIter:
         return self
 
     def __next__(self) -> Any:
-        indices = next(self._batches)
-        fetch = getattr(self._dataset, "__getitems__", None)
-        samples = fetch(indices) if fetch is not None else [self._dataset[i] for i in indices]
-        if self._collate is None:
-            return _unpack(_collate_np(samples))
-        return self._collate(samples)
+        batch = _fetch(self._dataset, next(self._batches), self._collate, in_worker=False)
+        return _unpack(batch) if self._collate is None else batch
 
 
 class _MultiProcessIter:
