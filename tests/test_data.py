@@ -601,3 +601,28 @@ def test_tensor_dataset_fast_path_equals_generic_collation():
                     DataLoader(generic, batch_size=6, shuffle=True, seed=4)):
         _assert_same(_np(a), _np(b))
         assert [v.dtype for v in a] == [F.float32, F.int32, F.int32]  # int16 is stored as int32
+
+
+class Hanging(Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        time.sleep(60)
+        return i
+
+
+def _bad_init(worker_id):
+    raise OSError(f"no device for worker {worker_id}")
+
+
+def test_worker_timeout_and_init_error():
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="timed out after 0.3 s"):
+        list(DataLoader(Hanging(), batch_size=2, num_workers=2, timeout=0.3))
+    assert time.monotonic() - t0 < 10 and _no_children()  # hung workers were terminated
+    with pytest.raises(OSError, match="no device for worker") as info:
+        list(DataLoader(TensorDataset(X), batch_size=2, num_workers=2, worker_init_fn=_bad_init))
+    assert "during start-up" in str(info.value)
+    del info
+    assert _no_children()

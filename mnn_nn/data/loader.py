@@ -49,7 +49,7 @@ from .sampler import BatchSampler, RandomSampler, SeedLike, SequentialSampler, m
 __all__ = ["DataLoader", "default_collate", "get_worker_info", "WorkerInfo"]
 
 _POLL_S = 0.2          # how often a waiting side checks whether the other side died
-_JOIN_TIMEOUT_S = 5.0  # how long shutdown waits for workers before terminating them
+_JOIN_TIMEOUT_S = 2.0  # how long shutdown waits for busy workers before terminating them
 
 
 # --------------------------------------------------------------------------- collation
@@ -390,10 +390,10 @@ class _MultiProcessIter:
                 dead = [w for w in self._workers if not w.is_alive()]
                 if dead:
                     desc = ", ".join(f"pid {w.pid} exit code {w.exitcode}" for w in dead)
-                    self._shutdown()
+                    self._shutdown(join_timeout=0.2)
                     raise RuntimeError(f"DataLoader worker(s) exited unexpectedly ({desc})") from None
                 if deadline is not None and time.monotonic() > deadline:
-                    self._shutdown()
+                    self._shutdown(join_timeout=0.2)
                     raise RuntimeError(f"DataLoader timed out after {self._timeout} s waiting for a batch "
                                        f"from its workers") from None
 
@@ -424,7 +424,7 @@ class _MultiProcessIter:
     def _end_of_epoch(self) -> None:
         self._shutdown()
 
-    def _shutdown(self) -> None:
+    def _shutdown(self, join_timeout: float = _JOIN_TIMEOUT_S) -> None:
         if getattr(self, "_shut", True):
             return
         self._shut = True
@@ -435,7 +435,7 @@ class _MultiProcessIter:
                     q.put(None)
                 except Exception:
                     pass
-            deadline = time.monotonic() + _JOIN_TIMEOUT_S
+            deadline = time.monotonic() + join_timeout
             for w in self._workers:
                 w.join(timeout=max(0.0, deadline - time.monotonic()))
             for w in self._workers:
