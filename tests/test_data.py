@@ -423,6 +423,14 @@ def test_normalize_numpy_and_var():
     vout = T.Normalize(mean, std)(F.array(img))
     assert isinstance(vout, F.Var)
     np.testing.assert_allclose(vout.read(), ref, rtol=1e-6)
+    with F.lazy():
+        lazy_out = T.Normalize(mean, std)(F.array(img))
+        np.testing.assert_allclose(lazy_out.read(), ref, rtol=1e-6)
+    u8 = (img * 255).astype(np.uint8)
+    ref8 = (u8.astype(np.float32) - np.float32(mean)[:, None, None]) / np.float32(std)[:, None, None]
+    for out8 in (T.Normalize(mean, std)(u8), T.Normalize(mean, std)(F.array(u8)).read()):
+        assert out8.dtype == np.float32
+        np.testing.assert_allclose(out8, ref8, rtol=1e-6)
     np.testing.assert_allclose(T.Normalize(0.5, 2.0)(img[None]), (img[None] - 0.5) / 2.0, rtol=1e-6)
     with pytest.raises(ValueError, match="channels"):
         T.Normalize([0.1, 0.2], [1, 1])(img)

@@ -23,7 +23,7 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-from mnn_expr import Var, asarray
+from mnn_expr import Var, asarray, float32
 
 from .sampler import SeedLike
 
@@ -108,17 +108,23 @@ class Normalize:
             raise ValueError(f"Normalize: std must be non-zero, got {self.std.tolist()}")
 
     def __call__(self, x: Any) -> Any:
-        a, was_var = _numpy(x)
-        if a.ndim < 3:
-            raise ValueError(f"Normalize: expected a (..., C, H, W) image, got shape {a.shape}")
-        c = a.shape[-3]
+        is_var = isinstance(x, Var)
+        a = x if is_var else np.asarray(x)
+        shape = tuple(a.shape)
+        if len(shape) < 3:
+            raise ValueError(f"Normalize: expected a (..., C, H, W) image, got shape {shape}")
+        c = shape[-3]
         for name, v in (("mean", self.mean), ("std", self.std)):
             if v.size not in (1, c):
                 raise ValueError(f"Normalize: {name} has {v.size} values for an image of {c} channels")
+        if is_var:  # native ops: stays lazy in lazy mode
+            dt = x.dtype if x.dtype.name in ("float16", "bfloat16", "float32", "float64") else float32
+            xv = x if dt == x.dtype else x.astype(dt)
+            return (xv - asarray(self.mean.reshape(-1, 1, 1), dt)) / asarray(self.std.reshape(-1, 1, 1), dt)
         dt = a.dtype if a.dtype.kind == "f" else np.dtype(np.float32)
         mean = self.mean.astype(dt).reshape(-1, 1, 1)
         std = self.std.astype(dt).reshape(-1, 1, 1)
-        return _back(((a.astype(dt, copy=False) - mean) / std).astype(dt, copy=False), was_var)
+        return ((a.astype(dt, copy=False) - mean) / std).astype(dt, copy=False)
 
     def __repr__(self) -> str:
         return f"Normalize(mean={self.mean.tolist()}, std={self.std.tolist()})"
