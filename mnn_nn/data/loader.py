@@ -328,6 +328,7 @@ class _MultiProcessIter:
 
     def __init__(self, loader: DataLoader, base_seed: int) -> None:
         self._shut = True
+        self._owner_pid = os.getpid()
         ctx = loader.multiprocessing_context or _default_context()
         self._n = loader.num_workers
         self._prefetch = loader.prefetch_factor * self._n
@@ -425,8 +426,8 @@ class _MultiProcessIter:
         self._shutdown()
 
     def _shutdown(self, join_timeout: float = _JOIN_TIMEOUT_S) -> None:
-        if getattr(self, "_shut", True):
-            return
+        if getattr(self, "_shut", True) or os.getpid() != self._owner_pid:
+            return  # already down, or a copy inherited by a forked process: only the owner shuts down
         self._shut = True
         try:
             self._done.set()
