@@ -206,15 +206,15 @@ def test_custom_collate_and_nested_batches():
     batches = list(DataLoader(Nested(), batch_size=3))
     assert len(batches) == 3
     for k, b in enumerate(batches):
-        sl = slice(3 * k, 3 * k + 3)
-        n = len(range(23)[sl][:7 - 3 * k])
-        np.testing.assert_array_equal(b["img"].read(), X[sl][:n])
-        np.testing.assert_array_equal(b["meta"][0].read(), Y[sl][:n])
+        n = min(3, 7 - 3 * k)  # 7 samples: batches of 3, 3, 1
+        sl = slice(3 * k, 3 * k + n)
+        np.testing.assert_array_equal(b["img"].read(), X[sl])
+        np.testing.assert_array_equal(b["meta"][0].read(), Y[sl])
         assert isinstance(b["meta"], tuple) and isinstance(b["meta"][1], list)
         np.testing.assert_array_equal(b["meta"][1][0].read(), np.arange(3 * k, 3 * k + n, dtype=np.float32))
         assert b["meta"][1][1].dtype == F.int32
         assert isinstance(b["p"], Pair) and b["p"].a.tolist() == list(range(3 * k, 3 * k + n))
-        np.testing.assert_array_equal(b["p"].b.read(), X[sl][:n, 0])
+        np.testing.assert_array_equal(b["p"].b.read(), X[sl, 0])
 
     def collate(samples):
         xs = np.stack([s[0] for s in samples])
@@ -518,27 +518,30 @@ def test_idx_round_trip_every_dtype(code, tmp_path):
     assert read_idx(io.BytesIO(_idx_bytes(code, arr[:0]))).shape == (0, 4, 5)
 
 
-def test_idx_malformed_files():
-    good = _idx_bytes(0x08, np.arange(12, dtype=np.uint8).reshape(3, 4))
-    cases = {
-        "truncated": good[:-1],
-        "truncated header": good[:6],
-        "too short": good[:3],
-        "magic": b"\x01\x00" + good[2:],
-        "dtype code": good[:2] + b"\x0a" + good[3:],
-        "size mismatch": good + b"\x00",
-        "wrong dims": good[:4] + struct.pack(">II", 3, 5) + good[12:],
-        "gzip": gzip.compress(good)[:-9],
-    }
-    for what, blob in cases.items():
-        with pytest.raises(ValueError, match="read_idx"):
-            read_idx(io.BytesIO(blob))
-        del what
-    with pytest.raises(ValueError, match="bad magic"):
-        read_idx(io.BytesIO(cases["magic"]))
-    with pytest.raises(ValueError, match="truncated"):
-        read_idx(io.BytesIO(cases["wrong dims"]))
-    with pytest.raises(TypeError):
+_GOOD_IDX = _idx_bytes(0x08, np.arange(12, dtype=np.uint8).reshape(3, 4))
+_BAD_IDX = {
+    "truncated data": (_GOOD_IDX[:-1], "truncated"),
+    "truncated header": (_GOOD_IDX[:6], "truncated"),
+    "shorter than the magic": (_GOOD_IDX[:3], "truncated"),
+    "bad magic": (b"\x01\x00" + _GOOD_IDX[2:], "bad magic"),
+    "unknown dtype code": (_GOOD_IDX[:2] + b"\x0a" + _GOOD_IDX[3:], "dtype code 0x0A"),
+    "trailing bytes": (_GOOD_IDX + b"\x00", "size mismatch"),
+    "wrong dims": (_GOOD_IDX[:4] + struct.pack(">II", 3, 5) + _GOOD_IDX[12:], "truncated"),
+    "ndim too small": (_GOOD_IDX[:3] + b"\x01" + _GOOD_IDX[4:], "size mismatch"),
+    "corrupt gzip": (gzip.compress(_GOOD_IDX)[:-9], "gzip"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_BAD_IDX))
+def test_idx_malformed_files(case):
+    blob, msg = _BAD_IDX[case]
+    with pytest.raises(ValueError, match=msg):
+        read_idx(io.BytesIO(blob))
+
+
+def test_idx_write_errors():
+    np.testing.assert_array_equal(read_idx(io.BytesIO(_GOOD_IDX)), np.arange(12).reshape(3, 4))
+    with pytest.raises(TypeError, match="no IDX code"):
         write_idx(io.BytesIO(), np.zeros(2, np.int64))
 
 
