@@ -637,3 +637,21 @@ def test_worker_timeout_and_init_error():
     assert "during start-up" in str(info.value)
     del info
     assert _no_children()
+
+
+def test_split_lengths_and_collate_match_torch():
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import default_collate as torch_collate
+    from torch.utils.data import random_split as torch_split
+
+    for n, fr in ((10, [0.7, 0.3]), (11, [0.5, 0.5]), (7, [0.2, 0.2, 0.6]), (13, [1 / 3] * 3), (5, [0.6, 0.4])):
+        ours = [len(s) for s in random_split(TensorDataset(np.arange(n)), fr, seed=0)]
+        theirs = [len(s) for s in torch_split(list(range(n)), fr, generator=torch.Generator().manual_seed(0))]
+        assert ours == theirs, (n, fr)
+    samples = [{"x": X[i], "y": (np.int64(Y[i]), [X[i, 0], np.float32(i)])} for i in range(5)]
+    ours, theirs = default_collate(samples), torch_collate(samples)
+    np.testing.assert_array_equal(ours["x"].read(), theirs["x"].numpy())
+    np.testing.assert_array_equal(ours["y"][0].read(), theirs["y"][0].numpy())
+    np.testing.assert_array_equal(ours["y"][1][0].read(), theirs["y"][1][0].numpy())
+    np.testing.assert_array_equal(ours["y"][1][1].read(), theirs["y"][1][1].numpy())
+    assert ours["y"][1][1].dtype == F.float32 and theirs["y"][1][1].dtype == torch.float32
