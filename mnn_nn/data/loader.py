@@ -32,7 +32,6 @@ import pickle
 import queue
 import random
 import sys
-import threading
 import time
 import traceback
 import weakref
@@ -334,8 +333,6 @@ class _MultiProcessIter:
         self._prefetch = loader.prefetch_factor * self._n
         self._timeout = loader.timeout
         self._batch_sampler = loader.batch_sampler
-        self._collate_given = loader.collate_fn is not None
-        self._lock = threading.Lock()
         self._done = ctx.Event()
         self._result_queue = ctx.Queue()
         self._index_queues: list = []
