@@ -17,7 +17,7 @@
 
 from mnn_expr import elu, gelu, leaky_relu, prelu, relu, relu6, selu, sigmoid, silu, softplus, softsign, tanh
 
-from . import init, layers, loss
+from . import data, init, layers, loss
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
 from .module import CallableParameterList, Module, Parameter, is_parameter
