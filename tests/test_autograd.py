@@ -265,3 +265,57 @@ def test_value_and_grad() -> None:
     v, (g,) = F.value_and_grad((x * x).sum(), [x])
     assert v.item() == 5.0
     np.testing.assert_allclose(g.read(), [2.0, 4.0])
+
+
+def _many_ops_loss(x: F.Var, w: F.Var) -> F.Var:
+    """A loss touching the rules that build index maps or recompute (pad modes, strided slices,
+    raster, pools, sort/topk, scatters, conv) so eager and lazy runs can be compared."""
+    y = F.conv2d(x, w, padding=1)
+    y = F.apply("pad", [y], pads=[0, 0, 0, 0, 1, 2, 2, 1], mode="reflect", value=0.0)[0]
+    y = F.max_pool2d(y, 2) + F.avg_pool2d(y, 2, ceil_mode=True, padding=1)[..., :4, :4]
+    y = y[:, :, ::-2, 1::2]
+    flat = y.reshape(-1)
+    s = F.sort(flat)[::3]
+    t = F.apply("topk", [flat], k=4, axis=0, largest=True)[0]
+    r = F.raster([flat], [0, 1, 2, 0, 3, -1, 1], [3])
+    u = F.apply("scatter_nd", [flat, F.array([[1], [1], [0]]), t[:3]], reduction="none")[0]
+    return (s * s).sum() + (t * F.tanh(t)).sum() + (r * r).sum() + (u * u).sum()
+
+
+def test_eager_equals_lazy_across_many_rules() -> None:
+    rng = np.random.default_rng(5)
+    xa, wa = rng.standard_normal((1, 2, 6, 6)), rng.standard_normal((3, 2, 3, 3))
+    res = {}
+    for lazy in (False, True):
+        F.lazy_eval(lazy)
+        try:
+            x, w = leaf(xa), leaf(wa)
+            gx, gw = F.grad(_many_ops_loss(x, w), [x, w])
+            res[lazy] = (gx.read().copy(), gw.read().copy())
+        finally:
+            F.lazy_eval(False)
+    for e, la in zip(res[False], res[True]):
+        np.testing.assert_allclose(e, la, rtol=1e-12, atol=1e-14)
+    # and both against central differences of the loss along a random direction
+    v = rng.standard_normal(xa.shape)
+    eps = 1e-6
+    fp = _many_ops_loss(F.array(xa + eps * v), F.array(wa)).item()
+    fm = _many_ops_loss(F.array(xa - eps * v), F.array(wa)).item()
+    assert float((res[False][0] * v).sum()) == pytest.approx((fp - fm) / (2 * eps), rel=1e-5)
+
+
+def test_float32_and_half_gradients() -> None:
+    for dt in (np.float32, F.float16, F.bfloat16):
+        x = F.array(np.array([0.5, -1.0, 2.0], np.float32)).astype(dt)
+        x.requires_grad = True
+        (g,) = F.grad((F.tanh(x) * x).sum(), [x])
+        assert g.dtype == x.dtype
+        a = np.array([0.5, -1.0, 2.0])
+        np.testing.assert_allclose(np.asarray(g.read(), np.float64), np.tanh(a) + a * (1 - np.tanh(a) ** 2),
+                                   rtol=2e-2 if dt is not np.float32 else 1e-6)
+
+
+def test_empty_inputs(mode) -> None:
+    x = leaf(np.zeros((0, 3)))
+    (g,) = F.grad(F.sum(x * 2.0), [x])
+    assert g.shape == (0, 3)
