@@ -25,7 +25,7 @@ from ._core import OP_TABLE, apply1
 from ._native import Var
 from .creation import asarray, ones, zeros
 from .executor import is_lazy
-from .grad_rules import NON_DIFFERENTIABLE, RULES
+from .grad_rules import NON_DIFFERENTIABLE, NON_DIFFERENTIABLE_OUTPUTS, RULES
 
 __all__ = ["grad", "stop_gradient", "value_and_grad"]
 
@@ -196,6 +196,9 @@ def grad(
         ins_v = kids[vid]
         if op in NON_DIFFERENTIABLE:
             blocked.append((vid, f"{op} ({NON_DIFFERENTIABLE[op]})"))
+            continue
+        if v._output_index in NON_DIFFERENTIABLE_OUTPUTS.get(op, ()):
+            blocked.append((vid, f"output {v._output_index} of {op} (indices carry no gradient)"))
             continue
         rule = RULES.get(op)
         if rule is None:

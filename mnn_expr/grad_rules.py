@@ -43,6 +43,9 @@ NON_DIFFERENTIABLE: dict[str, str] = {
     "random_normal": "it is a random draw (no inputs to differentiate)",
 }
 
+# Outputs of differentiable primitives that carry no gradient (their integer indices).
+NON_DIFFERENTIABLE_OUTPUTS: dict[str, tuple] = {"sort": (1,), "topk": (1,)}
+
 
 def _rule(*names: str) -> Callable[[Rule], Rule]:
     def deco(fn: Rule) -> Rule:
@@ -738,4 +741,4 @@ def rule_for(op: str) -> Optional[Rule]:
     return RULES.get(op)
 
 
-__all__ = ["RULES", "NON_DIFFERENTIABLE", "unbroadcast", "rule_for"]
+__all__ = ["RULES", "NON_DIFFERENTIABLE", "NON_DIFFERENTIABLE_OUTPUTS", "unbroadcast", "rule_for"]

@@ -319,3 +319,24 @@ def test_empty_inputs(mode) -> None:
     x = leaf(np.zeros((0, 3)))
     (g,) = F.grad(F.sum(x * 2.0), [x])
     assert g.shape == (0, 3)
+
+
+def test_placeholder_inputs_recompute_gradients_after_writes() -> None:
+    p = F.placeholder((2,), F.float64)
+    p.requires_grad = True
+    (g,) = F.grad((F.tanh(p) * p).sum(), [p])  # a gradient graph built once, run per write
+    for vals in ([1.0, 2.0], [3.0, -4.0]):
+        p.write(vals)
+        a = np.array(vals)
+        np.testing.assert_allclose(g.read(), np.tanh(a) + a * (1 - np.tanh(a) ** 2), rtol=1e-12)
+
+
+def test_sort_indices_output_carries_no_gradient(mode) -> None:
+    x = leaf([3.0, 1.0, 2.0])
+    values, indices = F.apply("sort", [x], axis=0, descending=False)
+    (g,) = F.grad((values * F.array([1.0, 2.0, 3.0], F.float64)).sum(), [x])
+    np.testing.assert_allclose(g.read(), [3.0, 1.0, 2.0])
+    with pytest.raises(TypeError, match="not a float"):
+        F.grad(indices, [x])
+    with pytest.raises(ValueError, match="only through non-differentiable steps"):
+        F.grad(F.cast(indices, F.float64).sum(), [x])

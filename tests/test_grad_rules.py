@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import mnn_expr as F
 from mnn_expr import OP_TABLE
-from mnn_expr.grad_rules import NON_DIFFERENTIABLE, RULES
+from mnn_expr.grad_rules import NON_DIFFERENTIABLE, NON_DIFFERENTIABLE_OUTPUTS, RULES
 
 FEW = settings(max_examples=6)
 
@@ -521,6 +521,8 @@ def test_every_primitive_has_a_rule_or_is_declared_non_differentiable() -> None:
     assert not missing, f"primitives without a gradient rule or a non-differentiable entry: {missing}"
     assert not set(RULES) & set(NON_DIFFERENTIABLE)
     assert set(RULES) | set(NON_DIFFERENTIABLE) <= set(OP_TABLE)
+    for op, outs in NON_DIFFERENTIABLE_OUTPUTS.items():  # e.g. sort/topk indices
+        assert op in RULES and all(0 <= k < OP_TABLE[op].n_outputs for k in outs)
 
 
 # ---- grad of grad: finite differences of the first gradient ------------------------------------------
