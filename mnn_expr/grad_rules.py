@@ -529,6 +529,16 @@ def _winner_ids(data_shape: tuple, n_updates_shape: tuple, place: Callable[[Var,
     return place(_const(np.full(data_shape, -1, dtype=np.int64)), ids), ids
 
 
+def _scatter_extreme(ct: Var, data: Var, upd: Var, out: Var, place: Callable, pick: Callable) -> list:
+    """max/min scatters: ct is split evenly among data and the updates equal to the result (PyTorch)."""
+    dt = ct.dtype.name
+    md = _native.cast(_b("equal", data, out), dt)
+    mu = _native.cast(_b("equal", upd, pick(out)), dt)
+    count = _b("add", md, place(_zeros(data.shape, ct.dtype), mu, "add"))
+    share = _b("divide", ct, count)
+    return [_b("multiply", share, md), None, unbroadcast(_b("multiply", pick(share), mu), upd.shape)]
+
+
 @_rule("scatter_nd")
 def _scatter_nd_rule(ct, inputs, outputs, attrs):  # none: ct to data where unwritten, to each winning update
     data, idx, upd = inputs
@@ -536,8 +546,12 @@ def _scatter_nd_rule(ct, inputs, outputs, attrs):  # none: ct to data where unwr
     if red == "add":
         gu = apply1("gather_nd", [ct, idx])
         return [ct, None, unbroadcast(gu, upd.shape)]
+    if red in ("max", "min"):
+        return _scatter_extreme(ct, data, upd, outputs[0],
+                                lambda d, u, r: apply1("scatter_nd", [d, idx, u], reduction=r),
+                                lambda v: apply1("gather_nd", [v, idx]))
     if red != "none":
-        raise ValueError(f"grad: no gradient for scatter_nd with reduction '{red}' (only 'none' and 'add')")
+        raise ValueError(f"grad: no gradient for scatter_nd with reduction '{red}' (only none, add, max, min)")
     ushape = tuple(idx.shape[:-1]) + tuple(data.shape[idx.shape[-1]:])
     win, ids = _winner_ids(data.shape, ushape,
                            lambda d, u: apply1("scatter_nd", [d, idx, u], reduction="none"))
@@ -556,8 +570,12 @@ def _put_along_rule(ct, inputs, outputs, attrs):  # as scatter_nd, along one axi
     if red == "add":
         gu = apply1("take_along_axis", [ct, ib], axis=axis)
         return [ct, None, unbroadcast(gu, upd.shape)]
+    if red in ("max", "min"):
+        return _scatter_extreme(ct, data, upd, outputs[0],
+                                lambda d, u, r: apply1("put_along_axis", [d, ib, u], axis=axis, reduction=r),
+                                lambda v: apply1("take_along_axis", [v, ib], axis=axis))
     if red != "none":
-        raise ValueError(f"grad: no gradient for put_along_axis with reduction '{red}' (only 'none' and 'add')")
+        raise ValueError(f"grad: no gradient for put_along_axis with reduction '{red}' (only none, add, max, min)")
     win, ids = _winner_ids(data.shape, ushape,
                            lambda d, u: apply1("put_along_axis", [d, ib, u], axis=axis, reduction="none"))
     gd = _where(_b("equal", win, -1), ct, 0.0)

@@ -362,7 +362,7 @@ def test_gathers(shape: tuple, data, seed: int) -> None:
     check(lambda v: ap("take_along_axis", [v, ta], axis=axis), [x], seed)
 
 
-@pytest.mark.parametrize("reduction", ["none", "add"])
+@pytest.mark.parametrize("reduction", ["none", "add", "max", "min"])
 @FEW
 @given(shape=st.lists(dims, min_size=1, max_size=3).map(tuple), seed=seeds)
 def test_scatters(reduction: str, shape: tuple, seed: int) -> None:
@@ -377,6 +377,24 @@ def test_scatters(reduction: str, shape: tuple, seed: int) -> None:
     pa = F.array(rng.integers(0, shape[axis], ishape))
     u2 = rng.standard_normal(ishape)
     check(lambda d, v: ap("put_along_axis", [d, pa, v], axis=axis, reduction=reduction), [x, u2], seed)
+
+
+@pytest.mark.parametrize("reduction", ["amax", "amin"])
+def test_scatter_extreme_ties_like_torch(reduction: str) -> None:
+    x = np.array([1.0, 5.0, 2.0, 0.0])
+    u = np.array([5.0, 3.0, 5.0, -1.0])
+    ind = np.array([1, 2, 1, 3])
+    ours = "max" if reduction == "amax" else "min"
+    xs = _vars([x, u])
+    y = ap("put_along_axis", [xs[0], F.array(ind), xs[1]], axis=0, reduction=ours)
+    ct = np.array([1.0, 2.0, 3.0, 4.0])
+    gx, gu = F.grad(y, xs, F.array(ct))
+    tx, tu = (torch.tensor(a, requires_grad=True) for a in (x, u))
+    ty = tx.scatter_reduce(0, torch.tensor(ind), tu, reduce=reduction, include_self=True)
+    np.testing.assert_allclose(ty.detach().numpy(), y.read())
+    tgx, tgu = torch.autograd.grad(ty, [tx, tu], torch.tensor(ct))
+    np.testing.assert_allclose(gx.read(), tgx.numpy())
+    np.testing.assert_allclose(gu.read(), tgu.numpy())
 
 
 @FEW
