@@ -672,7 +672,9 @@ def _conv2d_rule(ct, inputs, outputs, attrs):  # dx = conv_transpose(ct, W); dW 
     s, p, d, g = list(attrs["stride"]), list(attrs["pads"]), list(attrs["dilation"]), int(attrs["groups"])
     xb, cb = _batched(x), _batched(ct)
     H, W = xb.shape[2], xb.shape[3]
-    dx = apply1("conv2d_transpose", [cb, w], stride=s, pads=p, dilation=d, groups=g, output_padding=[0, 0])
+    # no bottom/right pads here: they would crop real rows; _fit crops the padding rows instead
+    dx = apply1("conv2d_transpose", [cb, w], stride=s, pads=[p[0], p[1], 0, 0], dilation=d, groups=g,
+                output_padding=[0, 0])
     dx = _reshape(_fit(dx, H, W), x.shape)
     dw = _conv_weight_grad(xb, cb, w.shape, s, p, d, g)
     out = [dx, dw]

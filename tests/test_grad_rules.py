@@ -20,7 +20,7 @@ import mnn_expr as F
 from mnn_expr import OP_TABLE
 from mnn_expr.grad_rules import NON_DIFFERENTIABLE, NON_DIFFERENTIABLE_OUTPUTS, RULES
 
-FEW = settings(max_examples=6)
+FEW = settings(max_examples=10)
 
 
 def ap(op: str, inputs: list, **attrs) -> F.Var:
