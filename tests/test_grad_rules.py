@@ -470,6 +470,20 @@ def test_conv2d(c: dict, seed: int) -> None:
         np.testing.assert_allclose(mine, ref, rtol=1e-9, atol=1e-10)
 
 
+def test_conv2d_trailing_pads_with_stride() -> None:
+    # regression: the input gradient must not crop real columns when the right pad is unused
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((1, 1, 3, 3)), rng.standard_normal((2, 1, 1, 2))
+    attrs = dict(stride=[1, 2], pads=[0, 0, 1, 1], dilation=[1, 1], groups=1)
+    gx, gw = check(lambda a, b: ap("conv2d", [a, b], **attrs), [x, w])
+    y = ap("conv2d", [F.array(x), F.array(w)], **attrs)
+    ct = np.random.default_rng(0).standard_normal(y.shape)
+    tgx, tgw = _torch_grads(lambda a, b: torch.nn.functional.conv2d(torch.nn.functional.pad(a, (0, 1, 0, 1)), b,
+                                                                    stride=(1, 2)), [x, w], ct)
+    np.testing.assert_allclose(gx, tgx, rtol=1e-12)
+    np.testing.assert_allclose(gw, tgw, rtol=1e-12)
+
+
 @FEW
 @given(c=CONV, op=st.tuples(st.integers(0, 1), st.integers(0, 1)), seed=seeds)
 def test_conv2d_transpose(c: dict, op: tuple, seed: int) -> None:
