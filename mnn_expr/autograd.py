@@ -95,8 +95,9 @@ def grad(
     indices), raise ValueError/TypeError saying why.
 
     ``create_graph`` (default True) keeps the gradients' own history so they can be
-    differentiated again; False returns them cut from the graph (in eager mode, plain
-    values: the backward graph is freed at once).
+    differentiated again; False runs the rules on constants (stop_gradient views of the
+    forward values), so the backward ops record no history and eager backward passes free
+    their intermediates at once; the gradients come back cut from the graph.
 
     >>> import mnn_expr as F
     >>> w = F.array([[1.0, 2.0]]); w.requires_grad = True
@@ -206,7 +207,11 @@ def grad(
         n_out = OP_TABLE[op].n_outputs
         outs_v: list = [None] * max(n_out, v._output_index + 1)
         outs_v[v._output_index] = v
-        gs = rule(ct, ins_v, outs_v, v._attrs)
+        if create_graph:
+            gs = rule(ct, ins_v, outs_v, v._attrs)
+        else:  # the rule sees constants: its ops record no history and free their values at once
+            gs = rule(ct, [stop_gradient(c) for c in ins_v], [o if o is None else stop_gradient(o) for o in outs_v],
+                      v._attrs)
         for k, (c, g) in enumerate(zip(ins_v, gs)):
             if not c.requires_grad:
                 continue
