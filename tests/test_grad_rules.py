@@ -71,6 +71,17 @@ def check(f: Callable, arrays: list, seed: int = 0, eps: float = 1e-6, rtol: flo
         assert gs[k].shape == arrays[i].shape
         np.testing.assert_allclose(np.asarray(gs[k].read()), num[i], rtol=rtol, atol=atol,
                                    err_msg=f"gradient of input {i}")
+    # the same gradients in lazy mode (every rule's graph run by the lazy executor)
+    F.lazy_eval(True)
+    try:
+        xl = _vars(arrays)
+        gl = F.grad(f(*xl), [xl[i] for i in wrt], F.array(ct))
+        F.evaluate(*gl)
+        for k in range(len(wrt)):
+            np.testing.assert_allclose(np.asarray(gl[k].read()), np.asarray(gs[k].read()), rtol=1e-12, atol=1e-14,
+                                       err_msg=f"lazy gradient of input {wrt[k]}")
+    finally:
+        F.lazy_eval(False)
     return [np.asarray(g.read()) for g in gs]
 
 
