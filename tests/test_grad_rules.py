@@ -625,3 +625,45 @@ def test_math_constants_used_in_rules() -> None:
     (g,) = F.grad(F.erfinv(x).sum(), [x])
     y = float(F.erfinv(F.array(np.array([0.3]))).read()[0])
     assert g.read()[0] == pytest.approx(math.sqrt(math.pi) / 2 * math.exp(y * y), rel=1e-12)
+
+
+# ---- more torch references (fixed inputs) ---------------------------------------------------------------
+
+_X = np.random.default_rng(11).standard_normal((2, 3, 4))
+_I = np.array([2, 0, 2, 1])
+_TA = np.random.default_rng(12).integers(0, 4, (2, 3, 5))
+
+TORCH_CASES = {
+    "cumsum": (lambda v: F.cumsum(v, axis=1), lambda t: torch.cumsum(t, 1)),
+    "cumsum_reverse": (lambda v: ap("cumsum", [v], axis=2, exclusive=False, reverse=True),
+                       lambda t: torch.flip(torch.cumsum(torch.flip(t, [2]), 2), [2])),
+    "cumprod": (lambda v: F.cumprod(v, axis=2), lambda t: torch.cumprod(t, 2)),
+    "gather": (lambda v: F.take(v, F.array(_I), axis=2), lambda t: torch.index_select(t, 2, torch.tensor(_I))),
+    "take_along_axis": (lambda v: ap("take_along_axis", [v, F.array(_TA)], axis=2),
+                        lambda t: torch.take_along_dim(t, torch.tensor(_TA), 2)),
+    "sort": (lambda v: F.sort(v, axis=1), lambda t: torch.sort(t, 1).values),
+    "topk": (lambda v: F.apply("topk", [v], k=2, axis=2, largest=True)[0], lambda t: torch.topk(t, 2, 2).values),
+    "pad_reflect": (lambda v: ap("pad", [v], pads=[0, 0, 1, 2, 3, 1], mode="reflect", value=0.0),
+                    lambda t: torch.nn.functional.pad(t, (3, 1, 1, 2), mode="reflect")),
+    "pad_edge": (lambda v: ap("pad", [v], pads=[0, 0, 2, 2, 1, 3], mode="edge", value=0.0),
+                 lambda t: torch.nn.functional.pad(t, (1, 3, 2, 2), mode="replicate")),
+    "pad_wrap": (lambda v: ap("pad", [v], pads=[0, 0, 1, 0, 2, 3], mode="wrap", value=0.0),
+                 lambda t: torch.nn.functional.pad(t, (2, 3, 1, 0), mode="circular")),
+    "tile": (lambda v: ap("tile", [v], reps=[2, 1, 3]), lambda t: torch.tile(t, (2, 1, 3))),
+    "flip_transpose": (lambda v: ap("transpose", [ap("flip", [v], axes=[0, 2])], perm=[2, 0, 1]),
+                       lambda t: torch.flip(t, [0, 2]).permute(2, 0, 1)),
+    "slice_steps": (lambda v: v[::-1, 1:, ::2], lambda t: torch.flip(t, [0])[:, 1:, ::2]),
+    "softmax_logsumexp": (lambda v: F.softmax(v, axis=2) * F.logsumexp(v, axis=1, keepdims=True),
+                          lambda t: torch.softmax(t, 2) * torch.logsumexp(t, 1, keepdim=True)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_CASES))
+def test_against_torch(name: str) -> None:
+    f, tf = TORCH_CASES[name]
+    (x,) = _vars([_X])
+    y = f(x)
+    ct = np.random.default_rng(13).standard_normal(y.shape)
+    (g,) = F.grad(y, [x], F.array(ct))
+    (tg,) = _torch_grads(tf, [_X], ct)
+    np.testing.assert_allclose(g.read(), tg, rtol=1e-10, atol=1e-12)
