@@ -20,11 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Optional, Union
 
-from . import _native
 from ._core import OP_TABLE, apply1
 from ._native import Var
 from .creation import asarray, ones, zeros
-from .executor import is_lazy
 from .grad_rules import NON_DIFFERENTIABLE, NON_DIFFERENTIABLE_OUTPUTS, RULES
 
 __all__ = ["grad", "stop_gradient", "value_and_grad"]
@@ -58,11 +56,8 @@ def stop_gradient(x: Any) -> Var:
 
 
 def _detached(g: Var) -> Var:
-    """A gradient without history: a constant sharing the value when it is computed in eager
-    mode (the backward graph is freed), else a :func:`stop_gradient` (freed when evaluated)."""
-    if not is_lazy() and g._computed:
-        return _native.from_numpy(g._numpy(), copy=False)
-    return stop_gradient(g)
+    """``g`` cut from the graph (it already is when the rules ran on constants)."""
+    return g if not g.requires_grad else stop_gradient(g)
 
 
 def _as_list(v: Any, what: str) -> tuple[list, bool]:

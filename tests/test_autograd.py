@@ -313,7 +313,9 @@ def test_float32_and_half_gradients() -> None:
         x = F.array(np.array([0.5, -1.0, 2.0], np.float32)).astype(dt)
         x.requires_grad = True
         (g,) = F.grad((F.tanh(x) * x).sum(), [x])
-        assert g.dtype == x.dtype
+        (c,) = F.grad((F.tanh(x) * x).sum(), [x], create_graph=False)
+        assert g.dtype == x.dtype and c.dtype == x.dtype
+        np.testing.assert_array_equal(np.asarray(c.read()), np.asarray(g.read()))
         a = np.array([0.5, -1.0, 2.0])
         np.testing.assert_allclose(np.asarray(g.read(), np.float64), np.tanh(a) + a * (1 - np.tanh(a) ** 2),
                                    rtol=2e-2 if dt is not np.float32 else 1e-6)
