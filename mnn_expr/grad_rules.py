@@ -373,21 +373,22 @@ def _flip(x: Var, axis: int) -> Var:
 
 
 def _cumprod_inclusive_grad(ct: Var, x: Var, axis: int) -> Var:
-    # dx_j = prod_{k<j} x_k * sum_{i>=j} ct_i prod_{j<k<=i} x_k  (no division: exact at zeros)
-    n = x.shape[axis]
-    xm = _transpose(x, [i for i in range(x.ndim) if i != axis] + [axis])  # [..., n]
-    cm = _transpose(ct, [i for i in range(x.ndim) if i != axis] + [axis])
-    lead = list(xm.shape[:-1])
-    tri = np.triu(np.ones((n, n), dtype=bool), 1)  # tri[j, k]: k > j
-    xb = _bcast(_reshape(xm, lead + [1, n]), lead + [n, n])
-    xs = _where(_const(tri), xb, 1.0)  # [..., j, k]
-    inner = apply1("cumprod", [xs], axis=len(lead) + 1, exclusive=False, reverse=False)  # prod_{j<k<=i}
-    lower = _const(np.tril(np.ones((n, n), dtype=bool)).T)  # i >= j
-    s = _sum(_where(lower, _b("multiply", inner, _reshape(cm, lead + [1, n])), 0.0), [len(lead) + 1])
-    before = apply1("cumprod", [xm], axis=len(lead), exclusive=True, reverse=False)
-    g = _b("multiply", before, s)
-    perm = [i for i in range(x.ndim) if i != axis] + [axis]
-    return _transpose(g, list(np.argsort(perm)))
+    # dx_j = sum_{i>=j} ct_i prod_{k<=i, k!=j} x_k, in O(n) and exact at zeros (as PyTorch):
+    # before the first zero of a row it is revcumsum(ct y)_j / x_j; at the first zero it is
+    # revcumsum(ct y')_j with that zero replaced by 1 in y'; after it, every term holds the zero.
+    def scan(op: str, v: Var, exclusive: bool, reverse: bool) -> Var:
+        return apply1(op, [v], axis=axis, exclusive=exclusive, reverse=reverse)
+
+    dt = x.dtype.name
+    z = _native.cast(_b("equal", x, 0.0), dt)
+    zeros_before = scan("cumsum", z, True, False)
+    before = _b("logical_and", _b("equal", zeros_before, 0.0), _b("equal", z, 0.0))
+    first = _b("logical_and", _b("equal", zeros_before, 0.0), _b("equal", z, 1.0))
+    y = scan("cumprod", x, False, False)
+    g_before = _b("divide", scan("cumsum", _b("multiply", ct, y), False, True), _where(before, x, 1.0))
+    y1 = scan("cumprod", _where(first, 1.0, x), False, False)
+    g_first = scan("cumsum", _b("multiply", ct, y1), False, True)
+    return _where(before, g_before, _where(first, g_first, 0.0))
 
 
 @_rule("cumprod")
