@@ -470,6 +470,14 @@ def _pad_rule(ct, inputs, outputs, attrs):  # constant: the interior slice; mirr
 @_rule("slice")
 def _slice_rule(ct, inputs, outputs, attrs):  # selected elements get their ct, the rest 0
     x = inputs[0]
+    begins, ends, steps = list(attrs["begins"]), list(attrs["ends"]), list(attrs.get("steps") or [])
+    if all(st == 1 for st in steps):  # contiguous: zero-pad ct back (Python's clamping = the op's)
+        pads = []
+        for i, n in enumerate(x.shape):
+            b, e = slice(begins[i], ends[i], 1).indices(n)[:2] if i < len(begins) else (0, n)
+            ln = max(0, e - b)
+            pads += [b if ln else 0, n - b - ln if ln else n]
+        return [apply1("pad", [ct], pads=pads, mode="constant", value=0.0)]
     return [_scatter_add_flat(ct, _index_map("slice", x, attrs), x.size, x.shape)]
 
 

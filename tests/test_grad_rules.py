@@ -296,6 +296,8 @@ def test_slice(shape: tuple, data, seed: int) -> None:
     begins = data.draw(st.lists(st.integers(-4, 4), min_size=n, max_size=n))
     ends = data.draw(st.lists(st.integers(-4, 4), min_size=n, max_size=n))
     steps = data.draw(st.lists(st.sampled_from([-2, -1, 1, 2]), min_size=n, max_size=n))
+    if seed % 2:
+        steps = [1] * n  # the contiguous path
     x = np.random.default_rng(seed).standard_normal(shape)
     check(lambda v: ap("slice", [v], begins=begins, ends=ends, steps=steps), [x], seed)
 
@@ -661,6 +663,7 @@ TORCH_CASES = {
     "tile": (lambda v: ap("tile", [v], reps=[2, 1, 3]), lambda t: torch.tile(t, (2, 1, 3))),
     "flip_transpose": (lambda v: ap("transpose", [ap("flip", [v], axes=[0, 2])], perm=[2, 0, 1]),
                        lambda t: torch.flip(t, [0, 2]).permute(2, 0, 1)),
+    "slice_contiguous": (lambda v: v[1:, -2:, :3] * 1.0, lambda t: t[1:, -2:, :3] * 1.0),
     "slice_steps": (lambda v: v[::-1, 1:, ::2], lambda t: torch.flip(t, [0])[:, 1:, ::2]),
     "softmax_logsumexp": (lambda v: F.softmax(v, axis=2) * F.logsumexp(v, axis=1, keepdims=True),
                           lambda t: torch.softmax(t, 2) * torch.logsumexp(t, 1, keepdim=True)),
