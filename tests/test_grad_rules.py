@@ -372,7 +372,7 @@ def test_gathers(shape: tuple, data, seed: int) -> None:
     check(lambda v: ap("gather_nd", [v, F.array(ind)]), [x], seed)
     ishape = [int(rng.integers(1, 4)) if i == axis else (shape[i] if rng.random() < 0.7 else 1)
               for i in range(len(shape))]
-    ta = F.array(rng.integers(0, shape[axis], ishape))
+    ta = F.array(rng.integers(-shape[axis], shape[axis], ishape))
     check(lambda v: ap("take_along_axis", [v, ta], axis=axis), [x], seed)
 
 
