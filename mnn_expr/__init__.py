@@ -25,6 +25,7 @@ from ._dtype import (
     uint8,
 )
 from ._native import Var
+from .autograd import grad, stop_gradient, value_and_grad
 from .creation import (
     NC4HW4,
     NCHW,
