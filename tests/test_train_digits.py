@@ -60,6 +60,44 @@ def test_digits_eager_and_lazy_losses_agree(digits: tuple) -> None:
     assert eager[-1] != eager[0]  # the weights did change between steps
 
 
+def _torch_lenet(state: dict):
+    """The example's CNN in torch (same layer indices, so the state dict maps one to one)."""
+    torch = pytest.importorskip("torch", reason="torch is the reference for the training steps")
+    tnn = torch.nn
+    model = tnn.Sequential(
+        tnn.Conv2d(1, 16, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
+        tnn.Conv2d(16, 32, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
+        tnn.Flatten(), tnn.Linear(128, 64), tnn.ReLU(), tnn.Linear(64, 10))
+    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+    return torch, model
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_training_steps_match_torch(lazy: bool) -> None:
+    """Same initial weights, same batches: our losses and final weights follow torch's SGD-momentum run."""
+    rng = np.random.default_rng(3)
+    x = rng.random((4, 16, 1, 8, 8), dtype=np.float32)  # 4 batches of 16 images
+    y = rng.integers(0, 10, size=(4, 16)).astype(np.int32)
+    F.random.seed(3)
+    model = train_digits.make_model()
+    state = model.state_dict()
+    torch, ref = _torch_lenet(state)
+    ref_opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    ours, theirs = [], []
+    with F.lazy_eval(lazy):
+        for xb, yb in zip(x, y):
+            ours.append(train_digits.train_step(model, opt, F.array(xb), F.array(yb)))
+            ref_opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(ref(torch.from_numpy(xb)), torch.from_numpy(yb).long())
+            loss.backward()
+            ref_opt.step()
+            theirs.append(loss.item())
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+    for name, value in model.state_dict().items():
+        np.testing.assert_allclose(value, ref.state_dict()[name].numpy(), rtol=1e-3, atol=1e-5, err_msg=name)
+
+
 def test_cross_entropy_matches_numpy_reference() -> None:
     """The loss the training minimises, against a numpy log-softmax."""
     rng = np.random.default_rng(1)
@@ -89,3 +127,16 @@ def test_loss_goes_down_on_synthetic_blobs() -> None:
     assert epoch_losses[-1] < 0.5 * epoch_losses[0], epoch_losses
     pred = np.argmax(model(F.array(x)).read(), axis=1)
     assert np.mean(pred == y) > 0.9
+
+
+def test_text_progress_bar_without_tqdm(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """Without tqdm the example falls back to its own bar, which yields every batch and shows the postfix."""
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # makes `from tqdm import tqdm` raise ImportError
+    bar = train_digits.progress(range(4), 4, "epoch 1/1")
+    seen = []
+    for item in bar:
+        seen.append(item)
+        bar.set_postfix_str(f"loss {item}")
+    assert seen == [0, 1, 2, 3]
+    err = capsys.readouterr().err
+    assert "epoch 1/1" in err and "4/4 loss 3" in err and err.endswith("\n")
