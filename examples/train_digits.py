@@ -185,7 +185,7 @@ def plot(history: dict, out: str) -> None:
     print(f"plot written to {path}")
 
 
-def eager_vs_lazy(data: tuple, seed: int, steps: int = 5, batch_size: int = 64) -> tuple[list, list]:
+def eager_vs_lazy(data: tuple, seed: int, steps: int = 6, batch_size: int = 64) -> tuple[list, list]:
     """Trains the same model from the same weights on the same batches, eagerly and lazily.
 
     Returns the two lists of per-step losses.
@@ -197,7 +197,7 @@ def eager_vs_lazy(data: tuple, seed: int, steps: int = 5, batch_size: int = 64) 
     for lazy in (False, True):
         model = make_model()
         model.load_state_dict(initial)
-        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        opt = optim.Adam(model.parameters(), lr=1e-2)
         with F.lazy_eval(lazy):
             losses[lazy] = [train_step(model, opt, xb, yb)
                             for xb, yb in DataLoader(TensorDataset(x, y), batch_size=batch_size)]
@@ -215,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="native CPU threads")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    if min(args.epochs, args.batch_size, args.threads) < 1 or args.lr <= 0:
+        ap.error("--epochs, --batch-size and --threads must be >= 1 and --lr > 0")
 
     try:
         data = load_digits_split(args.seed)
