@@ -203,6 +203,19 @@ def test_embedding_grads(dtype):
             check_layer(ours, theirs, [idx], dtype, lazy=lazy, randomize=False)
 
 
+def test_embedding_padding_row_gets_no_gradient():
+    """Regression: the padding_idx row used to receive gradient (torch gives it none), even when
+    it holds non-zero values (which the forward still returns)."""
+    ours, theirs = _make("Embedding", (6, 3), dict(padding_idx=-2), "float64")
+    with torch.no_grad():
+        theirs.weight[4] = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
+    check_layer(ours, theirs, [np.array([4, 1, 4, 0, 4])], "float64", randomize=False)
+    w = F.array(np.arange(18.0).reshape(6, 3))
+    ours.load_state_dict({"weight": w.read()})
+    (g,) = F.grad(ours(F.array([[4, 5], [4, 4]])).sum(), [ours.weight])
+    assert not np.any(g.read()[4]) and np.all(g.read()[5] == 1)
+
+
 RNN_KW = [dict(), dict(num_layers=2, batch_first=True), dict(bias=False), dict(bidirectional=True, num_layers=2)]
 
 
