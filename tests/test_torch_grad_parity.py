@@ -110,6 +110,10 @@ LAYERS = [
     ("conv1d-stride-dil", "Conv1d", (4, 6, 3), dict(stride=2, padding=2, dilation=2), [(2, 4, 11)], False),
     ("conv1d-groups-same", "Conv1d", (4, 6, 3), dict(groups=2, padding="same"), [(2, 4, 9)], False),
     ("conv1d-reflect", "Conv1d", (4, 6, 3), dict(padding=2, padding_mode="reflect"), [(2, 4, 9)], False),
+    ("conv1d-circular", "Conv1d", (4, 6, 3), dict(padding=1, padding_mode="circular"), [(2, 4, 9)], False),
+    ("conv1d-replicate-nobias", "Conv1d", (4, 6, 3), dict(padding=2, padding_mode="replicate", bias=False),
+     [(2, 4, 9)], False),
+    ("conv1d-unbatched", "Conv1d", (4, 6, 3), {}, [(4, 9)], False),
     ("conv2d", "Conv2d", (4, 6, 3), {}, [(2, 4, 7, 6)], True),
     ("conv2d-stride-pad", "Conv2d", (4, 6, 3), dict(stride=2, padding=1), [(2, 4, 7, 8)], False),
     ("conv2d-dilation", "Conv2d", (4, 6, 3), dict(padding=(1, 2), dilation=2), [(2, 4, 8, 7)], False),
@@ -129,6 +133,7 @@ LAYERS = [
     ("bn1d", "BatchNorm1d", (3,), {}, [(8, 3)], True),
     ("bn1d-3d", "BatchNorm1d", (3,), {}, [(4, 3, 5)], False),
     ("bn2d", "BatchNorm2d", (3,), {}, [(4, 3, 5, 6)], True),
+    ("bn2d-momentum-none", "BatchNorm2d", (3,), dict(momentum=None, eps=1e-3), [(4, 3, 2, 3)], False),
     ("bn2d-noaffine", "BatchNorm2d", (3,), dict(affine=False), [(4, 3, 2, 3)], False),
     ("bn2d-nostats", "BatchNorm2d", (3,), dict(track_running_stats=False), [(4, 3, 2, 3)], False),
     ("layernorm", "LayerNorm", (6,), {}, [(3, 4, 6)], True),
@@ -297,6 +302,7 @@ def test_multihead_attention_grads(batch_first, dtype):
 @pytest.mark.parametrize("norm_first", [False, True])
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 def test_transformer_encoder_layer_grads(norm_first, activation, dtype):
+    """Train mode (dropout 0), batch first, key padding; the sequence-first form with a causal mask below."""
     rng = np.random.default_rng(7)
     kw = dict(dim_feedforward=16, activation=activation, norm_first=norm_first, dropout=0.0, batch_first=True)
     ours, theirs = _make("TransformerEncoderLayer", (8, 2), kw, dtype)
@@ -305,6 +311,18 @@ def test_transformer_encoder_layer_grads(norm_first, activation, dtype):
     kpm[0, 4] = True
     check_layer(ours, theirs, [x], dtype, call_kw=dict(src_key_padding_mask=kpm),
                 lazy=dtype == "float32" and norm_first)
+    kw["batch_first"] = False
+    ours, theirs = _make("TransformerEncoderLayer", (8, 2), kw, dtype)
+    check_layer(ours, theirs, [x.transpose(1, 0, 2).copy()], dtype, call_kw=dict(src_mask=np.triu(np.ones((5, 5),
+                bool), 1)))
+
+
+def test_multihead_attention_kdim_vdim_grads():
+    rng = np.random.default_rng(10)
+    kw = dict(kdim=5, vdim=3, batch_first=True)
+    ours, theirs = _make("MultiheadAttention", (8, 2), kw, "float64")
+    q, k, v = rand(rng, 2, 4, 8), rand(rng, 2, 6, 5), rand(rng, 2, 6, 3)
+    check_layer(ours, theirs, [q, k, v], "float64")
 
 
 # ---------------------------------------------------------------------------------------------
