@@ -45,7 +45,11 @@ class Embedding(Module):
         idx = indices if isinstance(indices, Var) else F.asarray(np.asarray(indices))
         if idx.dtype.is_floating or idx.dtype.name == "bool":
             raise TypeError(f"Embedding: indices must be integers, got {idx.dtype}")
-        return F.take(self.weight, idx, axis=0)
+        out = F.take(self.weight, idx, axis=0)
+        if self.padding_idx is not None:  # as torch: the padding row gets no gradient
+            keep = F.expand_dims(F.not_equal(idx, self.padding_idx), -1)
+            out = F.where(keep, out, F.stop_gradient(out))
+        return out
 
     def extra_repr(self) -> str:
         s = f"{self.num_embeddings}, {self.embedding_dim}"
