@@ -277,6 +277,63 @@ def profile_sections(F: Any, nn: Any, fns: dict[str, Any], steps: int) -> dict[s
     return out
 
 
+def op_profile(fn: Callable[[], Any], steps: int, top: int = 15) -> list[dict[str, Any]]:
+    """Eager steps with every native op call timed: ms per step by (op, input shapes), top first.
+
+    Wraps ``_native.apply/binary/unary/where/evaluate`` (what mnn_expr's functions, the
+    gradient rules and the optimiser call); in eager mode each call runs its kernel before
+    returning, so its time is the kernel's plus the binding's overhead.  Per key, the time
+    reported is the minimum over the steps of that key's total in a step (the least
+    disturbed by other processes); the first row is the median whole step.
+    """
+    from mnn_expr import _native
+
+    names = ("apply", "binary", "unary", "where", "evaluate")
+    saved = {n: getattr(_native, n) for n in names}
+    cur: dict[tuple, list[float]] = {}
+
+    def wrap(kind: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*a: Any, **k: Any) -> Any:
+            t0 = time.perf_counter()
+            out = real(*a, **k)
+            dt = time.perf_counter() - t0
+            if kind == "evaluate":
+                key = ("evaluate (optimizer)", "")
+            else:
+                args = a[1] if kind == "apply" else a[1:] if kind != "where" else a
+                shapes = [tuple(v.shape) for v in args if hasattr(v, "shape")]
+                op = a[0] if kind == "apply" else "where" if kind == "where" else f"{kind} {a[0]}"
+                key = (op, " ".join(str(list(sh)) for sh in shapes[:3]))
+            rec = cur.setdefault(key, [0.0, 0])
+            rec[0] += dt
+            rec[1] += 1
+            return out
+        return timed
+
+    per_step: list[dict[tuple, list[float]]] = []
+    totals = []
+    for n in names:
+        setattr(_native, n, wrap(n, saved[n]))
+    try:
+        for _ in range(steps):
+            cur.clear()
+            t0 = time.perf_counter()
+            fn()
+            totals.append(time.perf_counter() - t0)
+            per_step.append({k: list(v) for k, v in cur.items()})
+    finally:
+        for n, f in saved.items():
+            setattr(_native, n, f)
+    keys = {k for d in per_step for k in d}
+    rows = [{"op": k[0], "shapes": k[1], "ms_per_step": min(d.get(k, [0.0])[0] for d in per_step) * 1e3,
+             "calls_per_step": per_step[-1].get(k, [0, 0])[1]} for k in keys]
+    rows.sort(key=lambda r: -r["ms_per_step"])
+    covered = sum(r["ms_per_step"] for r in rows)
+    return [{"op": "(step, median)", "shapes": f"sum of the per-op minima: {covered:.2f} ms",
+             "ms_per_step": sorted(totals)[len(totals) // 2] * 1e3,
+             "calls_per_step": sum(r["calls_per_step"] for r in rows)}, *rows[:top]]
+
+
 def cprofile_top(fn: Callable[[], Any], steps: int, top: int = 15) -> str:
     prof = cProfile.Profile()
     prof.enable()
@@ -388,6 +445,15 @@ def main(argv: list[str] | None = None) -> int:
                 parts = ", ".join(f"{k} {v:.2f}" for k, v in secs_ms.items())
                 print(f"- {system}: {parts} (sum {total:.2f} ms)")
             print()
+            fn = fns.get("ours eager")
+            if fn is not None and not isinstance(fn, BaseException):
+                ops = op_profile(fn, psteps, top=20)
+                profiles[name]["eager ops"] = ops
+                print(f"Eager native calls, {name} (ms per step: min over {psteps} steps per op):\n")
+                print(H.markdown_table(["op", "input shapes", "ms/step", "calls/step"],
+                                       [[r["op"], r["shapes"], f"{r['ms_per_step']:.3f}",
+                                         f"{r['calls_per_step']:g}"] for r in ops]))
+                print()
             for system in ("ours eager", "ours lazy"):
                 fn = fns.get(system)
                 if fn is None or isinstance(fn, BaseException):
