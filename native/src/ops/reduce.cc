@@ -540,6 +540,19 @@ ArgLayout axis_layout(const Shape& s, int axis) {
 template <typename T, bool kMax>
 void arg_typed(const T* x, int64_t* y, ArgLayout L) {
     const int64_t outer = L.outer, R = L.R, inner = L.inner;
+    if (inner == 1 && R <= 16) {  // short rows (e.g. pooling windows): a plain scan per row
+        parallel_for(outer, std::max<int64_t>(1, kGrain / R), [&](int64_t b, int64_t e) {
+            for (int64_t o = b; o < e; ++o) {
+                const T* p = x + o * R;
+                T best = p[0];
+                int64_t bi = 0;
+                for (int64_t r = 1; r < R; ++r)
+                    if (better<T, kMax>(p[r], best)) { best = p[r]; bi = r; }
+                y[o] = bi;
+            }
+        });
+        return;
+    }
     if (inner == 1) {
         if (R >= 2 * kBlock) {
             int64_t nb = (R + kBlock - 1) / kBlock;
