@@ -1,6 +1,7 @@
 // Helpers shared by the op families: casting, broadcasting, dtype checks,
 // and the GEMM entry point that matmul and convolution share.
 #pragma once
+#include <type_traits>
 #include <vector>
 
 #include "core/registry.h"
@@ -15,6 +16,16 @@ void cast_into(const Tensor& src, Tensor& dst);  // same shape, any dtypes
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 // Strides (in elements) to read `in` as if it had shape `out` (0 on broadcast dims).
 Shape broadcast_strides(const Shape& in, const Shape& out);
+
+// NaN test for any element type (integers are never NaN).
+template <typename T> inline bool is_nan(T v) {
+    if constexpr (std::is_floating_point_v<T>) return v != v;
+    else return false;
+}
+
+// A tensor seen as [outer, n, inner] around one axis (reductions, scans, sorts).
+struct AxisLayout { int64_t outer, n, inner; };
+AxisLayout axis_layout(const Shape& s, int axis);
 
 // C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C, row-major with leading
 // dimensions; op() transposes when the flag is set.  Implemented in

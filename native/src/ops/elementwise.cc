@@ -159,7 +159,6 @@ template <typename T> T round_half_even(T x) {
     else return x;
 }
 
-template <typename T> bool isnan_any(T x) { if constexpr (std::is_floating_point_v<T>) return std::isnan(x); else return false; }
 template <typename T> bool isinf_any(T x) { if constexpr (std::is_floating_point_v<T>) return std::isinf(x); else return false; }
 
 // ---- parallel map helpers ---------------------------------------------------
@@ -177,9 +176,9 @@ void unary_typed(OpType op, const T* x, TO* y, int64_t n) {
     if constexpr (std::is_same_v<TO, bool>) {
         switch (op) {
             case OpType::LogicalNot: return map_unary(x, y, n, [](T v) { return !v; });
-            case OpType::IsNan: return map_unary(x, y, n, [](T v) { return isnan_any(v); });
+            case OpType::IsNan: return map_unary(x, y, n, [](T v) { return is_nan(v); });
             case OpType::IsInf: return map_unary(x, y, n, [](T v) { return isinf_any(v); });
-            case OpType::IsFinite: return map_unary(x, y, n, [](T v) { return !isnan_any(v) && !isinf_any(v); });
+            case OpType::IsFinite: return map_unary(x, y, n, [](T v) { return !is_nan(v) && !isinf_any(v); });
             default: break;
         }
         if constexpr (!std::is_same_v<T, bool>) return;
@@ -533,6 +532,13 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
         out[i] = da == 1 ? db : da;
     }
     return out;
+}
+
+AxisLayout axis_layout(const Shape& s, int axis) {
+    AxisLayout L{1, s[size_t(axis)], 1};
+    for (int d = 0; d < axis; ++d) L.outer *= s[size_t(d)];
+    for (size_t d = size_t(axis) + 1; d < s.size(); ++d) L.inner *= s[d];
+    return L;
 }
 
 Shape broadcast_strides(const Shape& in, const Shape& out) {

@@ -46,11 +46,6 @@ constexpr int64_t kChunk = 1024;         // inner-axis chunk of the strided kern
 // A scratch array (std::vector<bool> would not give a bool*).
 template <typename T> std::unique_ptr<T[]> scratch(int64_t n) { return std::unique_ptr<T[]>(new T[size_t(std::max<int64_t>(n, 1))]); }
 
-template <typename T> inline bool is_nan(T v) {
-    if constexpr (std::is_floating_point_v<T>) return v != v;
-    else return false;
-}
-
 template <typename A> inline A wrap_add(A a, A b) {
     if constexpr (std::is_integral_v<A>) return A(std::make_unsigned_t<A>(a) + std::make_unsigned_t<A>(b));
     else return a + b;
@@ -528,18 +523,10 @@ std::pair<T, int64_t> arg_contig(const T* x, int64_t n) {
     return {best, find_first(x, n, best)};
 }
 
-struct ArgLayout { int64_t outer, R, inner; };
-
-ArgLayout axis_layout(const Shape& s, int axis) {
-    ArgLayout L{1, s[size_t(axis)], 1};
-    for (int d = 0; d < axis; ++d) L.outer *= s[size_t(d)];
-    for (size_t d = size_t(axis) + 1; d < s.size(); ++d) L.inner *= s[d];
-    return L;
-}
 
 template <typename T, bool kMax>
-void arg_typed(const T* x, int64_t* y, ArgLayout L) {
-    const int64_t outer = L.outer, R = L.R, inner = L.inner;
+void arg_typed(const T* x, int64_t* y, AxisLayout L) {
+    const int64_t outer = L.outer, R = L.n, inner = L.inner;
     if (inner == 1 && R <= 16) {  // short rows (e.g. pooling windows): a plain scan per row
         parallel_for(outer, std::max<int64_t>(1, kGrain / R), [&](int64_t b, int64_t e) {
             for (int64_t o = b; o < e; ++o) {
@@ -612,7 +599,7 @@ void arg_kernel(const Attrs& a, const std::vector<Tensor>& in, std::vector<Tenso
     const Tensor& x = in[0];
     if (out[0].numel() == 0) return;
     int axis = normalize_axis(a.i("axis"), x.ndim(), a.op_name);
-    ArgLayout L = axis_layout(x.shape(), axis);
+    AxisLayout L = axis_layout(x.shape(), axis);
     bool is_max = a.op == OpType::ArgMax;
     MNN_DISPATCH_COMPUTE(x.dtype(), a.op_name, {
         if (is_max) arg_typed<scalar_t, true>(x.data<scalar_t>(), out[0].data<int64_t>(), L);
@@ -629,8 +616,8 @@ std::vector<TensorInfo> scan_infer(const Attrs& a, const std::vector<TensorInfo>
 }
 
 template <typename In, typename Acc, typename Out, bool kProd>
-void scan_typed(const In* x, Out* y, ArgLayout L, bool exclusive, bool reverse) {
-    const int64_t outer = L.outer, R = L.R, inner = L.inner;
+void scan_typed(const In* x, Out* y, AxisLayout L, bool exclusive, bool reverse) {
+    const int64_t outer = L.outer, R = L.n, inner = L.inner;
     auto op = [](Acc a, In v) { return kProd ? wrap_mul(a, Acc(v)) : wrap_add(a, Acc(v)); };
     const Acc id = kProd ? Acc(1) : Acc(0);
     if (inner == 1) {
@@ -670,7 +657,7 @@ void scan_kernel(const Attrs& a, const std::vector<Tensor>& in, std::vector<Tens
     const Tensor& x = in[0];
     if (x.numel() == 0) return;
     int axis = normalize_axis(a.i("axis"), x.ndim(), a.op_name);
-    ArgLayout L = axis_layout(x.shape(), axis);
+    AxisLayout L = axis_layout(x.shape(), axis);
     bool ex = a.b("exclusive"), rev = a.b("reverse"), prod = a.op == OpType::CumProd;
     MNN_DISPATCH_COMPUTE(x.dtype(), a.op_name, {
         using T = scalar_t;

@@ -51,15 +51,6 @@ inline typename KeyOf<T>::type sort_key(T v) {
     }
 }
 
-struct AxisLayout { int64_t outer, n, inner; };
-
-AxisLayout axis_layout(const Shape& s, int axis) {
-    AxisLayout L{1, s[size_t(axis)], 1};
-    for (int d = 0; d < axis; ++d) L.outer *= s[size_t(d)];
-    for (size_t d = size_t(axis) + 1; d < s.size(); ++d) L.inner *= s[d];
-    return L;
-}
-
 // Stable LSD radix sort of (key, index) pairs, one 8-bit digit per pass; the
 // histograms of all digits come from one counting pass, and digits that are the
 // same in every key are skipped.  Returns the buffer holding the sorted indices.
