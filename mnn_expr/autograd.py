@@ -171,6 +171,11 @@ def grad(
                 stack.append((c, False))
 
     want = {x._id(): i for i, x in enumerate(ins)}
+    # values through which some input is reached: only their cotangents are worth computing
+    relevant = set()
+    for vid in order:
+        if vid in want or any(c._id() in relevant for c in kids[vid]):
+            relevant.add(vid)
     cts: dict[int, Var] = {}
     for o, s in zip(outs, seeds):
         if o.requires_grad:
@@ -181,7 +186,7 @@ def grad(
 
     for vid in reversed(order):
         ct = cts.pop(vid, None)
-        if ct is None:
+        if ct is None or vid not in relevant:
             continue
         if vid in want:
             results[vid] = ct
@@ -202,13 +207,14 @@ def grad(
         n_out = OP_TABLE[op].n_outputs
         outs_v: list = [None] * max(n_out, v._output_index + 1)
         outs_v[v._output_index] = v
+        needs = [c._id() in relevant for c in ins_v]
         if create_graph:
-            gs = rule(ct, ins_v, outs_v, v._attrs)
+            gs = rule(ct, ins_v, outs_v, v._attrs, needs)
         else:  # the rule sees constants: its ops record no history and free their values at once
             gs = rule(ct, [stop_gradient(c) for c in ins_v], [o if o is None else stop_gradient(o) for o in outs_v],
-                      v._attrs)
+                      v._attrs, needs)
         for k, (c, g) in enumerate(zip(ins_v, gs)):
-            if not c.requires_grad:
+            if not needs[k]:
                 continue
             cid = c._id()
             if g is None or not c.dtype.is_floating:

@@ -1,12 +1,14 @@
 """Gradient rules: ONE table, keyed by primitive name (``native/include/mnn/ops.def``).
 
-``RULES[name](ct, inputs, outputs, attrs) -> list`` is the vector-Jacobian product of
-primitive ``name``: given the cotangent ``ct`` of one output (``outputs[k]`` is that output,
-the other entries are None for multi-output ops), it returns one cotangent per input, or
-None for an input no gradient flows into (indices, a ``where`` condition, a cast from an
-integer).  Rules are written with ops, so the gradients are graphs themselves and can be
-differentiated again.  Composites (softmax, var, conv front ends, ...) are built from
-primitives and need no rule.
+``RULES[name](ct, inputs, outputs, attrs, needs) -> list`` is the vector-Jacobian product
+of primitive ``name``: given the cotangent ``ct`` of one output (``outputs[k]`` is that
+output, the other entries are None for multi-output ops), it returns one cotangent per input,
+or None for an input no gradient flows into (indices, a ``where`` condition, a cast from an
+integer).  ``needs[k]`` says whether input ``k``'s cotangent is wanted at all; a rule may
+skip the work (and return None) for the others, as the costly ones (matmul, convolution) do.
+Rules are written with ops, so the gradients are graphs themselves and can be differentiated
+again.  Composites (softmax, var, conv front ends, ...) are built from primitives and need no
+rule.
 
 ``NON_DIFFERENTIABLE[name]`` says why a primitive has no gradient (integer/bool outputs,
 random draws); every primitive is in exactly one of the two tables.
@@ -28,7 +30,7 @@ from ._core import apply, apply1
 from ._native import Var
 from .creation import zeros
 
-Rule = Callable[[Var, list, list, dict], list]
+Rule = Callable[[Var, list, list, dict, list], list]
 RULES: dict[str, Rule] = {}
 
 NON_DIFFERENTIABLE: dict[str, str] = {
@@ -148,7 +150,7 @@ _S2PI = math.sqrt(2.0 / math.pi)
 
 
 def _unary(name: str, dydx: Callable[[Var, Var], Any]) -> None:
-    def vjp(ct: Var, inputs: list, outputs: list, attrs: dict) -> list:
+    def vjp(ct: Var, inputs: list, outputs: list, attrs: dict, needs: list) -> list:
         return [_b("multiply", ct, dydx(inputs[0], outputs[0]))]
     RULES[name] = vjp
 
@@ -157,7 +159,7 @@ def _sq(v: Var) -> Var:
     return _b("multiply", v, v)
 
 
-def _zero_rule(ct: Var, inputs: list, outputs: list, attrs: dict) -> list:
+def _zero_rule(ct: Var, inputs: list, outputs: list, attrs: dict, needs: list) -> list:
     return [_zeros(inp.shape, inp.dtype) for inp in inputs]
 
 
@@ -166,12 +168,12 @@ _rule("sign", "floor", "ceil", "round", "trunc", "floor_divide")(_zero_rule)
 
 
 @_rule("negative")
-def _neg(ct, inputs, outputs, attrs):  # d(-x) = -1
+def _neg(ct, inputs, outputs, attrs, needs):  # d(-x) = -1
     return [_u("negative", ct)]
 
 
 @_rule("relu")
-def _relu(ct, inputs, outputs, attrs):  # d relu = [x > 0]
+def _relu(ct, inputs, outputs, attrs, needs):  # d relu = [x > 0]
     return [_where(_b("greater", inputs[0], 0.0), ct, 0.0)]
 
 
@@ -238,7 +240,7 @@ _unary("softsign", lambda x, y: _u("reciprocal", _sq(_b("add", _u("abs", x), 1.0
 # ---- elementwise binary (cotangents summed back over broadcast axes) ------------------------
 
 def _binary(name: str, fn: Callable[[Var, Var, Var, Var], tuple]) -> None:
-    def vjp(ct: Var, inputs: list, outputs: list, attrs: dict) -> list:
+    def vjp(ct: Var, inputs: list, outputs: list, attrs: dict, needs: list) -> list:
         a, b = inputs
         ga, gb = fn(ct, a, b, outputs[0])
         return [None if ga is None else unbroadcast(_bcast(ga, ct.shape), a.shape),
@@ -294,13 +296,13 @@ _binary("fmod", lambda ct, a, b, y: (ct, _b("multiply", _u("negative", ct),     
 
 
 @_rule("where")
-def _where_rule(ct, inputs, outputs, attrs):  # ct to the chosen branch; none to the condition
+def _where_rule(ct, inputs, outputs, attrs, needs):  # ct to the chosen branch; none to the condition
     c, a, b = inputs
     return [None, unbroadcast(_where(c, ct, 0.0), a.shape), unbroadcast(_where(c, 0.0, ct), b.shape)]
 
 
 @_rule("cast")
-def _cast(ct, inputs, outputs, attrs):  # float -> float: identity (in the input's dtype); else none
+def _cast(ct, inputs, outputs, attrs, needs):  # float -> float: identity (in the input's dtype); else none
     x = inputs[0]
     if not (x.dtype.is_floating and outputs[0].dtype.is_floating):
         return [None]
@@ -321,20 +323,20 @@ def _keep(ct: Var, x: Var, attrs: dict) -> Var:
 
 
 @_rule("reduce_sum")
-def _reduce_sum(ct, inputs, outputs, attrs):  # 1 for every summed element
+def _reduce_sum(ct, inputs, outputs, attrs, needs):  # 1 for every summed element
     x = inputs[0]
     return [_bcast(_keep(ct, x, attrs), x.shape)]
 
 
 @_rule("reduce_mean")
-def _reduce_mean(ct, inputs, outputs, attrs):  # 1/n
+def _reduce_mean(ct, inputs, outputs, attrs, needs):  # 1/n
     x = inputs[0]
     n = int(np.prod([x.shape[a] for a in _reduced_axes(x, attrs)], dtype=np.int64))
     return [_bcast(_b("multiply", _keep(ct, x, attrs), 1.0 / max(n, 1)), x.shape)]
 
 
 @_rule("reduce_max", "reduce_min")
-def _reduce_extreme(ct, inputs, outputs, attrs):  # ct split evenly among the elements equal to the extreme
+def _reduce_extreme(ct, inputs, outputs, attrs, needs):  # ct split evenly among the elements equal to the extreme
     x = inputs[0]
     yk = _keep(outputs[0], x, attrs)
     mask = _native.cast(_b("equal", x, yk), x.dtype.name)
@@ -343,7 +345,7 @@ def _reduce_extreme(ct, inputs, outputs, attrs):  # ct split evenly among the el
 
 
 @_rule("reduce_prod")
-def _reduce_prod(ct, inputs, outputs, attrs):  # product of the other elements (exact at zeros)
+def _reduce_prod(ct, inputs, outputs, attrs, needs):  # product of the other elements (exact at zeros)
     x = inputs[0]
     axes = _reduced_axes(x, attrs)
     rest = [i for i in range(x.ndim) if i not in axes]
@@ -363,7 +365,7 @@ def _reduce_prod(ct, inputs, outputs, attrs):  # product of the other elements (
 
 
 @_rule("cumsum")
-def _cumsum(ct, inputs, outputs, attrs):  # the adjoint scan runs the other way
+def _cumsum(ct, inputs, outputs, attrs, needs):  # the adjoint scan runs the other way
     return [apply1("cumsum", [ct], axis=attrs["axis"], exclusive=attrs["exclusive"],
                    reverse=not attrs["reverse"])]
 
@@ -392,7 +394,7 @@ def _cumprod_inclusive_grad(ct: Var, x: Var, axis: int) -> Var:
 
 
 @_rule("cumprod")
-def _cumprod(ct, inputs, outputs, attrs):  # see _cumprod_inclusive_grad; exclusive / reverse by shifting / flipping
+def _cumprod(ct, inputs, outputs, attrs, needs):  # see _cumprod_inclusive_grad; exclusive/reverse: shift/flip
     x = inputs[0]
     axis = attrs["axis"] % x.ndim
     if x.shape[axis] == 0:
@@ -413,23 +415,23 @@ def _cumprod(ct, inputs, outputs, attrs):  # see _cumprod_inclusive_grad; exclus
 # ---- movement -----------------------------------------------------------------------------
 
 @_rule("reshape")
-def _reshape_rule(ct, inputs, outputs, attrs):  # identity on the elements
+def _reshape_rule(ct, inputs, outputs, attrs, needs):  # identity on the elements
     return [_reshape(ct, inputs[0].shape)]
 
 
 @_rule("transpose")
-def _transpose_rule(ct, inputs, outputs, attrs):  # inverse permutation
+def _transpose_rule(ct, inputs, outputs, attrs, needs):  # inverse permutation
     perm = [p % inputs[0].ndim for p in attrs["perm"]]
     return [_transpose(ct, list(np.argsort(perm)))]
 
 
 @_rule("broadcast_to")
-def _broadcast_rule(ct, inputs, outputs, attrs):  # sum over broadcast axes
+def _broadcast_rule(ct, inputs, outputs, attrs, needs):  # sum over broadcast axes
     return [unbroadcast(ct, inputs[0].shape)]
 
 
 @_rule("concat")
-def _concat_rule(ct, inputs, outputs, attrs):  # each input gets its slice
+def _concat_rule(ct, inputs, outputs, attrs, needs):  # each input gets its slice
     axis = attrs["axis"] % ct.ndim
     out, pos = [], 0
     for x in inputs:
@@ -441,12 +443,12 @@ def _concat_rule(ct, inputs, outputs, attrs):  # each input gets its slice
 
 
 @_rule("flip")
-def _flip_rule(ct, inputs, outputs, attrs):  # flip back
+def _flip_rule(ct, inputs, outputs, attrs, needs):  # flip back
     return [apply1("flip", [ct], axes=list(attrs["axes"]))]
 
 
 @_rule("tile")
-def _tile_rule(ct, inputs, outputs, attrs):  # sum over the repeats
+def _tile_rule(ct, inputs, outputs, attrs, needs):  # sum over the repeats
     x = inputs[0]
     reps = list(attrs["reps"])
     nd = max(len(reps), x.ndim)
@@ -458,7 +460,7 @@ def _tile_rule(ct, inputs, outputs, attrs):  # sum over the repeats
 
 
 @_rule("pad")
-def _pad_rule(ct, inputs, outputs, attrs):  # constant: the interior slice; mirroring modes: summed sources
+def _pad_rule(ct, inputs, outputs, attrs, needs):  # constant: the interior slice; mirroring modes: summed sources
     x = inputs[0]
     p = list(attrs["pads"])
     if attrs.get("mode", "constant") == "constant":
@@ -468,7 +470,7 @@ def _pad_rule(ct, inputs, outputs, attrs):  # constant: the interior slice; mirr
 
 
 @_rule("slice")
-def _slice_rule(ct, inputs, outputs, attrs):  # selected elements get their ct, the rest 0
+def _slice_rule(ct, inputs, outputs, attrs, needs):  # selected elements get their ct, the rest 0
     x = inputs[0]
     begins, ends, steps = list(attrs["begins"]), list(attrs["ends"]), list(attrs.get("steps") or [])
     if all(st == 1 for st in steps):  # contiguous: zero-pad ct back (Python's clamping = the op's)
@@ -482,7 +484,7 @@ def _slice_rule(ct, inputs, outputs, attrs):  # selected elements get their ct, 
 
 
 @_rule("raster")
-def _raster_rule(ct, inputs, outputs, attrs):  # each element of the output came from one input element (or none)
+def _raster_rule(ct, inputs, outputs, attrs, needs):  # each element of the output came from one input element (or none)
     # Ids are written through the same regions (1-based, input k offset by the earlier inputs'
     # sizes; 0 = unwritten), so "later regions win" and self-copies are followed exactly.
     offs = np.cumsum([0] + [x.size for x in inputs])
@@ -502,7 +504,7 @@ def _raster_rule(ct, inputs, outputs, attrs):  # each element of the output came
 # ---- indexing ------------------------------------------------------------------------------
 
 @_rule("gather")
-def _gather_rule(ct, inputs, outputs, attrs):  # scatter-add ct to the gathered rows
+def _gather_rule(ct, inputs, outputs, attrs, needs):  # scatter-add ct to the gathered rows
     x, idx = inputs
     axis = attrs.get("axis", 0) % max(x.ndim, 1)
     k = idx.ndim
@@ -517,13 +519,13 @@ def _gather_rule(ct, inputs, outputs, attrs):  # scatter-add ct to the gathered 
 
 
 @_rule("gather_nd")
-def _gather_nd_rule(ct, inputs, outputs, attrs):  # scatter-add
+def _gather_nd_rule(ct, inputs, outputs, attrs, needs):  # scatter-add
     x, idx = inputs
     return [apply1("scatter_nd", [_zeros(x.shape, ct.dtype), idx, ct], reduction="add"), None]
 
 
 @_rule("take_along_axis")
-def _take_along_rule(ct, inputs, outputs, attrs):  # put-add along the axis (then sum over broadcast dims)
+def _take_along_rule(ct, inputs, outputs, attrs, needs):  # put-add along the axis (then sum over broadcast dims)
     x, idx = inputs
     axis = attrs["axis"] % x.ndim
     shape = [x.shape[i] if i == axis else ct.shape[i] for i in range(x.ndim)]
@@ -549,7 +551,7 @@ def _scatter_extreme(ct: Var, data: Var, upd: Var, out: Var, place: Callable, pi
 
 
 @_rule("scatter_nd")
-def _scatter_nd_rule(ct, inputs, outputs, attrs):  # none: ct to data where unwritten, to each winning update
+def _scatter_nd_rule(ct, inputs, outputs, attrs, needs):  # none: ct to data where unwritten, to each winning update
     data, idx, upd = inputs
     red = attrs.get("reduction", "none")
     if red == "add":
@@ -570,7 +572,7 @@ def _scatter_nd_rule(ct, inputs, outputs, attrs):  # none: ct to data where unwr
 
 
 @_rule("put_along_axis")
-def _put_along_rule(ct, inputs, outputs, attrs):  # as scatter_nd, along one axis
+def _put_along_rule(ct, inputs, outputs, attrs, needs):  # as scatter_nd, along one axis
     data, idx, upd = inputs
     axis = attrs["axis"] % data.ndim
     red = attrs.get("reduction", "none")
@@ -594,7 +596,7 @@ def _put_along_rule(ct, inputs, outputs, attrs):  # as scatter_nd, along one axi
 
 
 @_rule("sort")
-def _sort_rule(ct, inputs, outputs, attrs):  # values: ct goes back to where each value came from
+def _sort_rule(ct, inputs, outputs, attrs, needs):  # values: ct goes back to where each value came from
     x = inputs[0]
     if outputs[0] is None:
         return [None]
@@ -604,7 +606,7 @@ def _sort_rule(ct, inputs, outputs, attrs):  # values: ct goes back to where eac
 
 
 @_rule("topk")
-def _topk_rule(ct, inputs, outputs, attrs):  # values: ct goes back to the picked elements
+def _topk_rule(ct, inputs, outputs, attrs, needs):  # values: ct goes back to the picked elements
     x = inputs[0]
     if outputs[0] is None:
         return [None]
@@ -621,7 +623,7 @@ def _stop(x: Var) -> Var:
 # ---- linear algebra --------------------------------------------------------------------------
 
 @_rule("matmul")
-def _matmul_rule(ct, inputs, outputs, attrs):  # dA = ct B^T, dB = A^T ct (then transposes / batch sums)
+def _matmul_rule(ct, inputs, outputs, attrs, needs):  # dA = ct B^T, dB = A^T ct (then transposes / batch sums)
     a, b = inputs
     ta = bool(attrs.get("transpose_a", False)) and a.ndim >= 2
     tb = bool(attrs.get("transpose_b", False)) and b.ndim >= 2
@@ -635,10 +637,13 @@ def _matmul_rule(ct, inputs, outputs, attrs):  # dA = ct B^T, dB = A^T ct (then 
     def mm(x: Var, y: Var, tx: bool, ty: bool) -> Var:
         return apply1("matmul", [x, y], transpose_a=tx, transpose_b=ty)
 
-    da = mm(b2, c2, tb, True) if ta else mm(c2, b2, False, not tb)
-    db = mm(c2, a2, True, ta) if tb else mm(a2, c2, not ta, False)
-    da = _reshape(unbroadcast(da, a2.shape), a.shape)
-    db = _reshape(unbroadcast(db, b2.shape), b.shape)
+    da = db = None
+    if needs[0]:
+        da = mm(b2, c2, tb, True) if ta else mm(c2, b2, False, not tb)
+        da = _reshape(unbroadcast(da, a2.shape), a.shape)
+    if needs[1]:
+        db = mm(c2, a2, True, ta) if tb else mm(a2, c2, not ta, False)
+        db = _reshape(unbroadcast(db, b2.shape), b.shape)
     return [da, db]
 
 
@@ -646,20 +651,18 @@ def _batched(v: Var) -> Var:
     return _reshape(v, [1] + list(v.shape)) if v.ndim == 3 else v
 
 
-def _conv_weight_grad(x: Var, gy: Var, wshape: tuple, stride: list, pads: list, dil: list, groups: int) -> Var:
-    """dW of y = conv2d(x, W) for W of shape [O, C/g, kh, kw], as one grouped conv of x
-    (batch as channels) with gy (batch as input channels): stride and dilation swap roles."""
-    N, C, H, W = x.shape
-    O = gy.shape[1]
-    g = groups
-    xs = _reshape(_transpose(_reshape(x, [N, g, C // g, H, W]), [2, 1, 0, 3, 4]), [C // g, g * N, H, W])
-    ws = _transpose(gy, [1, 0, 2, 3])  # [O, N, OH, OW]
-    r = apply1("conv2d", [xs, ws], stride=list(dil), pads=list(pads), dilation=list(stride), groups=g)
-    r = _transpose(r, [1, 0, 2, 3])  # [O, C/g, kh', kw']
-    kh, kw = wshape[2], wshape[3]
-    if r.shape[2] != kh or r.shape[3] != kw:
-        r = apply1("slice", [r], begins=[0, 0, 0, 0], ends=[O, C // g, kh, kw], steps=[1, 1, 1, 1])
-    return r
+def _filter_grad(x: Var, gy: Var, wshape: tuple, stride: list, pads: list, dil: list, groups: int) -> Var:
+    """dW of y = conv2d(x, W) for W of shape [O, C/g, kh, kw] and y's cotangent ``gy`` (4-d)."""
+    return apply1("conv2d_backprop_filter", [x, gy], kernel=[int(wshape[2]), int(wshape[3])], stride=list(stride),
+                  pads=[int(pads[0]), int(pads[1])], dilation=list(dil), groups=groups)
+
+
+def _filter_input_grad(ct: Var, w: Var, hw: tuple, stride: list, pads: list, dil: list, groups: int) -> Var:
+    """dx of y = conv2d(x, W) for x of spatial size ``hw``, y's cotangent ``ct`` (4-d) and W."""
+    # no bottom/right pads here: they would crop real rows; _fit crops the padding rows instead
+    dx = apply1("conv2d_transpose", [ct, w], stride=list(stride), pads=[int(pads[0]), int(pads[1]), 0, 0],
+                dilation=list(dil), groups=groups, output_padding=[0, 0])
+    return _fit(dx, hw[0], hw[1])
 
 
 def _fit(v: Var, h: int, w: int) -> Var:
@@ -676,74 +679,102 @@ def _fit(v: Var, h: int, w: int) -> Var:
 
 
 @_rule("conv2d")
-def _conv2d_rule(ct, inputs, outputs, attrs):  # dx = conv_transpose(ct, W); dW = conv(x, ct); db = sum ct
+def _conv2d_rule(ct, inputs, outputs, attrs, needs):  # dx = conv_transpose(ct, W); dW = filter grad; db = sum ct
     x, w = inputs[0], inputs[1]
     s, p, d, g = list(attrs["stride"]), list(attrs["pads"]), list(attrs["dilation"]), int(attrs["groups"])
     xb, cb = _batched(x), _batched(ct)
-    H, W = xb.shape[2], xb.shape[3]
-    # no bottom/right pads here: they would crop real rows; _fit crops the padding rows instead
-    dx = apply1("conv2d_transpose", [cb, w], stride=s, pads=[p[0], p[1], 0, 0], dilation=d, groups=g,
-                output_padding=[0, 0])
-    dx = _reshape(_fit(dx, H, W), x.shape)
-    dw = _conv_weight_grad(xb, cb, w.shape, s, p, d, g)
-    out = [dx, dw]
-    if len(inputs) == 3:
-        out.append(_sum(cb, [0, 2, 3]))
+    out = [None] * len(inputs)
+    if needs[0]:
+        out[0] = _reshape(_filter_input_grad(cb, w, xb.shape[2:], s, p, d, g), x.shape)
+    if needs[1]:
+        out[1] = _filter_grad(xb, cb, w.shape, s, p, d, g)
+    if len(inputs) == 3 and needs[2]:
+        out[2] = _sum(cb, [0, 2, 3])
     return out
 
 
 @_rule("conv2d_transpose")
-def _deconv_rule(ct, inputs, outputs, attrs):  # adjoint of conv2d: dx = conv(ct, W); dW = conv-weight-grad(ct, x)
+def _deconv_rule(ct, inputs, outputs, attrs, needs):  # adjoint of conv2d: dx = conv(ct, W); dW = filter grad(ct, x)
     x, w = inputs[0], inputs[1]
     s, p, d, g = list(attrs["stride"]), list(attrs["pads"]), list(attrs["dilation"]), int(attrs["groups"])
     xb, cb = _batched(x), _batched(ct)
-    H, W = xb.shape[2], xb.shape[3]
-    dx = apply1("conv2d", [cb, w], stride=s, pads=p, dilation=d, groups=g)
-    dx = _reshape(_fit(dx, H, W), x.shape)
-    # conv2d(ct-shaped input, W) would give x-shaped outputs: W's grad is that conv's weight grad with gy = x
-    cbf = cb
-    need_h = (H - 1) * s[0] + d[0] * (w.shape[2] - 1) + 1 - p[0]
-    need_w = (W - 1) * s[1] + d[1] * (w.shape[3] - 1) + 1 - p[1]
-    pb, pr = max(0, need_h - cb.shape[2]), max(0, need_w - cb.shape[3])
-    dw = _conv_weight_grad(cbf, xb, w.shape, s, [p[0], p[1], pb, pr], d, g)
-    out = [dx, dw]
-    if len(inputs) == 3:
-        out.append(_sum(cb, [0, 2, 3]))
+    out = [None] * len(inputs)
+    if needs[0]:
+        dx = apply1("conv2d", [cb, w], stride=s, pads=p, dilation=d, groups=g)
+        out[0] = _reshape(_fit(dx, xb.shape[2], xb.shape[3]), x.shape)
+    if needs[1]:  # y = conv2d_transpose(x, W) is x = conv2d(y, W)'s adjoint: ct plays the input, x the cotangent
+        out[1] = _filter_grad(cb, xb, w.shape, s, p, d, g)
+    if len(inputs) == 3 and needs[2]:
+        out[2] = _sum(cb, [0, 2, 3])
     return out
 
 
-@_rule("max_pool2d")
-def _max_pool_rule(ct, inputs, outputs, attrs):  # ct to the first maximum of each window (PyTorch)
-    x = inputs[0]
-    xb, cb = _batched(x), _batched(ct)
-    N, C, H, W = xb.shape
-    OH, OW = cb.shape[2], cb.shape[3]
+@_rule("conv2d_backprop_filter")
+def _filter_rule(ct, inputs, outputs, attrs, needs):  # bilinear in (x, dy): each grad is a convolution with ct
+    x, gy = inputs
+    s, p, d, g = list(attrs["stride"]), list(attrs["pads"]), list(attrs["dilation"]), int(attrs["groups"])
+    out = [None, None]
+    if needs[0]:  # dW = F(x, dy) is conv2d's weight grad: its x-adjoint is conv2d's input grad with W = ct
+        out[0] = _filter_input_grad(gy, ct, x.shape[2:], s, p, d, g)
+    if needs[1]:  # ... and its dy-adjoint is conv2d(x, ct), cut or zero-extended to dy's size
+        H, W = x.shape[2], x.shape[3]
+        kh, kw = ct.shape[2], ct.shape[3]
+        OH, OW = gy.shape[2], gy.shape[3]
+        pb = max(0, (OH - 1) * s[0] + d[0] * (kh - 1) + 1 - H - p[0])
+        pr = max(0, (OW - 1) * s[1] + d[1] * (kw - 1) + 1 - W - p[1])
+        y = apply1("conv2d", [x, ct], stride=s, pads=[p[0], p[1], pb, pr], dilation=d, groups=g)
+        out[1] = _fit(y, OH, OW)
+    return out
+
+
+def _max_pool_sources(x: Var, attrs: dict) -> Var:
+    """Per window of max_pool2d(x) (x 4-d), the flat index in its H*W plane of the first maximum
+    (H*W for a window of padding only): [N, C, OH*OW] int64, built from ops (argmax over the taps)."""
+    N, C, H, W = x.shape
     kh, kw = attrs["kernel"]
     sh, sw = attrs["stride"]
     pt, pl = attrs["pads"][0], attrs["pads"][1]
     dh, dw = attrs["dilation"]
+    y = apply1("max_pool2d", [_stop(x)], **attrs)  # the output's size settles ceil_mode
+    OH, ow_n = y.shape[2], y.shape[3]
     ih = (np.arange(OH)[:, None] * sh - pt + np.arange(kh)[None, :] * dh)  # [OH, kh]
-    iw = (np.arange(OW)[:, None] * sw - pl + np.arange(kw)[None, :] * dw)  # [OW, kw]
+    iw = (np.arange(ow_n)[:, None] * sw - pl + np.arange(kw)[None, :] * dw)  # [OW, kw]
     ih4 = ih[:, None, :, None]
     iw4 = iw[None, :, None, :]
     valid = (ih4 >= 0) & (ih4 < H) & (iw4 >= 0) & (iw4 < W)  # [OH, OW, kh, kw]
-    pos = np.where(valid, ih4 * W + iw4, H * W).reshape(OH, OW, kh * kw)  # H*W: the padding slot
-    plane = _reshape(xb, [N, C, H * W])
-    low = -np.inf
-    padded = apply1("pad", [plane], pads=[0, 0, 0, 0, 0, 1], mode="constant", value=low)
+    pos = np.where(valid, ih4 * W + iw4, H * W).reshape(OH, ow_n, kh * kw)  # H*W: the padding slot
+    plane = _reshape(x, [N, C, H * W])
+    padded = apply1("pad", [plane], pads=[0, 0, 0, 0, 0, 1], mode="constant", value=-np.inf)
     taps = apply1("gather", [_stop(padded), _const(pos.astype(np.int64))], axis=2)  # [N, C, OH, OW, K]
     k = apply1("argmax", [taps], axis=4, keepdims=False)  # [N, C, OH, OW]
-    src = apply1("take_along_axis", [_bcast(_const(pos.astype(np.int64)), [N, C, OH, OW, kh * kw]),
-                                     _reshape(k, [N, C, OH, OW, 1])], axis=4)  # [N, C, OH, OW, 1]
-    src = _reshape(src, [N, C, OH * OW])
-    g = apply1("put_along_axis", [_zeros([N, C, H * W + 1], ct.dtype), src, _reshape(cb, [N, C, OH * OW])],
-               axis=2, reduction="add")
-    g = apply1("slice", [g], begins=[0, 0, 0], ends=[N, C, H * W], steps=[1, 1, 1])
-    return [_reshape(g, x.shape)]
+    src = apply1("take_along_axis", [_bcast(_const(pos.astype(np.int64)), [N, C, OH, ow_n, kh * kw]),
+                                     _reshape(k, [N, C, OH, ow_n, 1])], axis=4)  # [N, C, OH, OW, 1]
+    return _reshape(src, [N, C, OH * ow_n])
+
+
+@_rule("max_pool2d")
+def _max_pool_rule(ct, inputs, outputs, attrs, needs):  # ct to the first maximum of each window (PyTorch)
+    return [apply1("max_pool2d_grad", [inputs[0], ct], **attrs)]
+
+
+@_rule("max_pool2d_grad")
+def _max_pool_grad_rule(ct, inputs, outputs, attrs, needs):  # linear in dy: dy's grad picks ct at each window's max
+    x, gy = inputs
+    out = [None, None]
+    if needs[0]:  # piecewise constant in x
+        out[0] = _zeros(x.shape, ct.dtype)
+    if needs[1]:
+        xb, cb = _batched(x), _batched(ct)
+        N, C, H, W = xb.shape
+        src = _max_pool_sources(xb, attrs)  # [N, C, OH*OW]
+        plane = apply1("pad", [_reshape(cb, [N, C, H * W])], pads=[0, 0, 0, 0, 0, 1], mode="constant", value=0.0)
+        picked = apply1("take_along_axis", [plane, src], axis=2)
+        out[1] = _reshape(picked, gy.shape)
+    return out
 
 
 @_rule("avg_pool2d")
-def _avg_pool_rule(ct, inputs, outputs, attrs):  # ct / divisor spread over each window (a depthwise conv_transpose)
+def _avg_pool_rule(ct, inputs, outputs, attrs, needs):  # ct / divisor over each window (depthwise conv_transpose)
     x = inputs[0]
     xb, cb = _batched(x), _batched(ct)
     N, C, H, W = xb.shape

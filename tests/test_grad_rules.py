@@ -524,6 +524,34 @@ def test_conv2d_transpose(c: dict, op: tuple, seed: int) -> None:
         np.testing.assert_allclose(mine, ref, rtol=1e-9, atol=1e-10)
 
 
+@FEW
+@given(c=CONV, oh=st.integers(1, 4), ow=st.integers(1, 4), seed=seeds)
+def test_conv2d_backprop_filter(c: dict, oh: int, ow: int, seed: int) -> None:
+    # dW = F(x, dy) is bilinear: both grads against finite differences and torch (double backward of conv2d)
+    rng = np.random.default_rng(seed)
+    g = c["g"]
+    x = rng.standard_normal((c["n"], g * c["cpg"], c["h"], c["w"]))
+    dy = rng.standard_normal((c["n"], g * c["opg"], oh, ow))
+    attrs = dict(kernel=[c["kh"], c["kw"]], stride=list(c["s"]), pads=[c["p"][0], c["p"][1]],
+                 dilation=list(c["d"]), groups=g)
+    gx, gdy = check(lambda a, b: ap("conv2d_backprop_filter", [a, b], **attrs), [x, dy], seed, rtol=1e-6, atol=1e-8)
+    ct = np.random.default_rng(seed).standard_normal((g * c["opg"], c["cpg"], c["kh"], c["kw"]))
+    # torch: dW of conv2d over x zero-extended to the windows that dy covers
+    (pt, pl), (sh, sw), (dh, dw) = attrs["pads"], c["s"], c["d"]
+    ph = max(0, (oh - 1) * sh + dh * (c["kh"] - 1) + 1 - c["h"] - pt)
+    pw = max(0, (ow - 1) * sw + dw * (c["kw"] - 1) + 1 - c["w"] - pl)
+
+    def tf(xx, yy):
+        xp = torch.nn.functional.pad(xx, (pl, pw, pt, ph))
+        w = torch.zeros(ct.shape, dtype=torch.float64, requires_grad=True)
+        y = torch.nn.functional.conv2d(xp, w, stride=c["s"], dilation=c["d"], groups=g)[:, :, :oh, :ow]
+        return torch.autograd.grad(y, w, yy, create_graph=True)[0]
+
+    tx, tdy = _torch_grads(tf, [x, dy], ct)
+    np.testing.assert_allclose(gx, tx, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(gdy, tdy, rtol=1e-9, atol=1e-10)
+
+
 POOL = st.fixed_dictionaries({
     "k": st.tuples(st.integers(1, 3), st.integers(1, 3)), "s": st.tuples(st.integers(1, 2), st.integers(1, 2)),
     "pad": st.tuples(st.integers(0, 1), st.integers(0, 1)), "d": st.tuples(st.integers(1, 2), st.integers(1, 2)),
@@ -558,6 +586,16 @@ def test_pools(op: str, c: dict, seed: int) -> None:
             return torch.nn.functional.avg_pool2d(t, k, s, pad, ceil_mode=c["ceil"], count_include_pad=c["cip"])
     (tg,) = _torch_grads(tf, [x], ct)
     np.testing.assert_allclose(g, tg, rtol=1e-9, atol=1e-10)
+    if op == "max_pool2d":  # its backward primitive: linear in dy, piecewise constant in x
+        gx, gdy = check(lambda a, b: ap("max_pool2d_grad", [a, b], **attrs), [x, ct], seed)
+        assert not gx.any()
+        dx_ct = np.random.default_rng(seed).standard_normal(x.shape)  # the cotangent check() used
+
+        def tf2(t, u):
+            return torch.autograd.grad(tf(t), t, u, create_graph=True)[0]
+
+        _, tdy = _torch_grads(tf2, [x, ct], dx_ct)
+        np.testing.assert_allclose(gdy, tdy, rtol=1e-9, atol=1e-10)
 
 
 # ---- coverage ----------------------------------------------------------------------------------------

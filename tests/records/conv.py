@@ -85,6 +85,46 @@ def conv2d_transpose_ref(
     return out
 
 
+def backprop_filter_ref(x, dy, kernel, stride=(1, 1), pads=(0, 0), dilation=(1, 1), groups=1):
+    """dW[o, c, i, j] = sum of dy[n, o, oh, ow] * x[n, g*Cg + c, oh*sh - pt + i*dh, ow*sw - pl + j*dw] (0 outside)."""
+    x64, dy64 = x.astype(np.float64), dy.astype(np.float64)
+    n, c, h, w = x.shape
+    _, o, oh, ow = dy.shape
+    (kh, kw), (sh, sw), (pt, pl), (dh, dw) = kernel, stride, pads, dilation
+    cg, og = c // groups, o // groups
+    need_h, need_w = (oh - 1) * sh + dh * (kh - 1) + 1, (ow - 1) * sw + dw * (kw - 1) + 1
+    xp = np.zeros((n, c, max(need_h, pt + h), max(need_w, pl + w)))
+    xp[:, :, pt : pt + h, pl : pl + w] = x64
+    out = np.zeros((o, cg, kh, kw))
+    for g in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                patch = xp[:, g * cg : (g + 1) * cg, i * dh : i * dh + sh * (oh - 1) + 1 : sh,
+                           j * dw : j * dw + sw * (ow - 1) + 1 : sw][:, :, :oh, :ow]
+                out[g * og : (g + 1) * og, :, i, j] = np.einsum("nchw,nohw->oc", patch, dy64[:, g * og : (g + 1) * og])
+    return out
+
+
+def max_pool2d_grad_ref(x, dy, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1), ceil_mode=False):
+    """Each window's dy to its first maximum (row-major taps, padding excluded, first NaN wins)."""
+    n, c, h, w = x.shape
+    _, _, oh, ow = dy.shape
+    (kh, kw), (sh, sw), (dh, dw), (pt, pl) = kernel, stride, dilation, pads[:2]
+    xf, gf = x.astype(np.float64), dy.astype(np.float64)
+    dx = np.zeros((n, c, h, w))
+    for a in range(oh):
+        for b in range(ow):
+            taps = [(a * sh - pt + i * dh, b * sw - pl + j * dw) for i in range(kh) for j in range(kw)]
+            taps = [(r, q) for r, q in taps if 0 <= r < h and 0 <= q < w]
+            if not taps:
+                continue
+            vals = np.stack([xf[:, :, r, q] for r, q in taps], -1)  # [n, c, taps]
+            first = np.argmax(vals, axis=-1)  # first maximum; the first NaN wins
+            for t, (r, q) in enumerate(taps):
+                dx[:, :, r, q] += np.where(first == t, gf[:, :, a, b], 0.0)
+    return dx
+
+
 def _windows(x, kernel, stride, pads, dilation, ceil_mode, fill):
     """Padded input and, per kernel offset, the strided view of the window elements."""
     n, c, h, w = x.shape
@@ -264,6 +304,50 @@ def _values_nan(rng, shp, dtype, params):
     return [a]
 
 
+@st.composite
+def _filter_shapes(draw):
+    g, cg, og = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    n = draw(st.integers(0, 2))
+    x = (n, g * cg, draw(st.integers(1, 6)), draw(st.integers(1, 6)))
+    dy = (n, g * og, draw(st.integers(0, 5)), draw(st.integers(0, 5)))
+    return (x, dy)
+
+
+@st.composite
+def _filter_params(draw, shp):
+    c, o = shp[0][1], shp[1][1]
+    return {
+        "kernel": [draw(st.integers(1, 3)), draw(st.integers(1, 3))],
+        "stride": [draw(st.integers(1, 3)), draw(st.integers(1, 3))],
+        "pads": [draw(st.integers(0, 2)), draw(st.integers(0, 2))],
+        "dilation": [draw(st.integers(1, 2)), draw(st.integers(1, 2))],
+        "groups": draw(st.sampled_from([g for g in range(1, 4) if c % g == 0 and o % g == 0])),
+    }
+
+
+def _filter_fn(F, x, dy, **p):
+    from mnn_expr._core import apply1
+
+    return apply1("conv2d_backprop_filter", [x, dy], **p)
+
+
+def _pool_grad_fn(F, x, dy, **p):
+    from mnn_expr._core import apply1
+
+    return apply1("max_pool2d_grad", [x, dy], **p)
+
+
+def _pool_grad_values(rng, shp, dtype, params):
+    """x (ties and, now and then, a NaN) and dy of max_pool2d(x)'s shape."""
+    (x,) = _values_nan(rng, shp, dtype, params)
+    if x.size and rng.random() < 0.5:
+        x = np.round(x).astype(x.dtype)  # ties: the first maximum must win
+    ref = max_pool2d_ref(x[None] if x.ndim == 3 else x, params["kernel"], params["stride"], params["pads"],
+                         params["dilation"], params["ceil_mode"])
+    dy = rng.uniform(-3, 3, ref.shape[1:] if x.ndim == 3 else ref.shape).astype(x.dtype)
+    return [x, dy]
+
+
 RECORDS = [
     OpRecord(
         "conv2d",
@@ -342,6 +426,30 @@ RECORDS = [
         shapes=_conv_shapes(True, transpose=True),
         params=lambda shp: _conv_params(shp, transpose=True),
         covers=("conv2d_transpose",),
+        **_TOL,
+    ),
+    OpRecord(
+        "conv2d_backprop_filter",
+        _filter_fn,
+        backprop_filter_ref,
+        nargs=2,
+        dtypes=FLOATS + HALFS,
+        shapes=_filter_shapes(),
+        params=_filter_params,
+        covers=("conv2d_backprop_filter",),
+        **_TOL,
+    ),
+    OpRecord(
+        "max_pool2d_grad",
+        _pool_grad_fn,
+        lambda x, dy, **p: _batched(lambda a, **q: max_pool2d_grad_ref(a, dy[None] if dy.ndim == 3 else dy, **q))(
+            x, **p),
+        nargs=2,
+        dtypes=FLOATS + HALFS,
+        shapes=_pool_shapes().map(lambda t: (t[0], t[0])),
+        params=lambda shp: _pool_params(shp, True),
+        values=_pool_grad_values,
+        covers=("max_pool2d_grad",),
         **_TOL,
     ),
     OpRecord(

@@ -428,11 +428,131 @@ void deconv_kernel(const Attrs& attrs, const std::vector<Tensor>& in, std::vecto
                        deconv_typed<scalar_t>(g, in[0], in[1], g.has_bias ? in[2].data<scalar_t>() : nullptr, out[0]));
 }
 
+// ---- Conv2dBackpropFilter ------------------------------------------------------
+// dW[o, c, i, j] = sum over n, oh < OH, ow < OW of
+//   dy[n, o, oh, ow] * x[n, grp*Cg + c, oh*sh - pt + i*dh, ow*sw - pl + j*dw]   (x is 0 outside)
+// with OH, OW taken from dy, so it serves conv2d's weight gradient and, with the
+// roles of the operands swapped, conv2d_transpose's.
+
+struct FilterGeom {
+    int64_t N, C, H, W, O, OH, OW, G, kh, kw, sh, sw, dh, dw, pt, pl;
+};
+
+FilterGeom filter_geom(const Attrs& attrs, const std::vector<TensorInfo>& in) {
+    const char* name = attrs.op_name;
+    const TensorInfo &x = in[0], &dy = in[1];
+    MNN_CHECK_TYPE(is_float(x.dtype) && dy.dtype == x.dtype, name,
+                   ": expected float input and output-gradient of one dtype, got ", info_str(x), " and ", info_str(dy));
+    MNN_CHECK_VALUE(x.shape.size() == 4 && dy.shape.size() == 4, name,
+                    ": input and output-gradient must be 4-d [N, C, H, W] and [N, O, OH, OW], got ", info_str(x),
+                    " and ", info_str(dy));
+    MNN_CHECK_VALUE(x.shape[0] == dy.shape[0], name, ": input ", info_str(x), " and output-gradient ", info_str(dy),
+                    " must have the same batch size");
+    FilterGeom g;
+    g.N = x.shape[0]; g.C = x.shape[1]; g.H = x.shape[2]; g.W = x.shape[3];
+    g.O = dy.shape[1]; g.OH = dy.shape[2]; g.OW = dy.shape[3];
+    g.G = attrs.i("groups");
+    MNN_CHECK_VALUE(g.G >= 1, name, ": groups must be >= 1, got ", g.G);
+    MNN_CHECK_VALUE(g.C % g.G == 0 && g.O % g.G == 0, name, ": input channels ", g.C, " and output channels ", g.O,
+                    " must both be divisible by groups ", g.G);
+    auto k = convgeom::pair_attr(attrs, "kernel", 1), s = convgeom::pair_attr(attrs, "stride", 1),
+         d = convgeom::pair_attr(attrs, "dilation", 1);
+    const std::vector<int64_t>& p = attrs.ints("pads");
+    MNN_CHECK_VALUE(p.size() == 2 && p[0] >= 0 && p[1] >= 0, name,
+                    ": 'pads' must be 2 values [top, left], each >= 0, got ", shape_str(p));
+    g.kh = k[0]; g.kw = k[1]; g.sh = s[0]; g.sw = s[1]; g.dh = d[0]; g.dw = d[1]; g.pt = p[0]; g.pl = p[1];
+    return g;
+}
+
+std::vector<TensorInfo> filter_infer(const Attrs& attrs, const std::vector<TensorInfo>& in) {
+    FilterGeom g = filter_geom(attrs, in);
+    return {TensorInfo{in[0].dtype, Shape{g.O, g.C / g.G, g.kh, g.kw}}};
+}
+
+// Output rows [oh0, oh1) of the unfolded input, c < Cg, R = oh1 - oh0:
+// col[(c*kh + i)*kw + j, (oh - oh0)*OW + ow] = x[c, oh*sh - pt + i*dh, ow*sw - pl + j*dw] (0 outside).
+template <typename T>
+void unfold_rows(const FilterGeom& g, int64_t Cg, const T* x, const int64_t* lo, const int64_t* hi, int64_t oh0,
+                 int64_t oh1, T* col) {
+    const int64_t OW = g.OW, R = oh1 - oh0;
+    for (int64_t c = 0; c < Cg; ++c)
+        for (int64_t i = 0; i < g.kh; ++i)
+            for (int64_t j = 0; j < g.kw; ++j) {
+                T* row = col + ((c * g.kh + i) * g.kw + j) * R * OW;
+                const int64_t off = j * g.dw - g.pl, a = lo[j], b = hi[j];
+                for (int64_t oh = oh0; oh < oh1; ++oh) {
+                    T* d = row + (oh - oh0) * OW;
+                    const int64_t ih = oh * g.sh - g.pt + i * g.dh;
+                    if (ih < 0 || ih >= g.H) {
+                        std::fill(d, d + OW, T(0));
+                        continue;
+                    }
+                    const T* xr = x + (c * g.H + ih) * g.W + off;  // xr[ow * sw] is inside for ow in [a, b)
+                    std::fill(d, d + a, T(0));
+                    if (g.sw == 1) std::copy(xr + a, xr + b, d + a);
+                    else for (int64_t ow = a; ow < b; ++ow) d[ow] = xr[ow * g.sw];
+                    std::fill(d + b, d + OW, T(0));
+                }
+            }
+}
+
+template <typename T>
+void backprop_filter_typed(const FilterGeom& g, const T* x, const T* dy, T* dw) {
+    const int64_t G = g.G, Cg = g.C / G, Og = g.O / G, Kd = Cg * g.kh * g.kw, P = g.OH * g.OW;
+    const int64_t out_size = g.O * Kd, tasks = g.N * G;
+    std::fill(dw, dw + out_size, T(0));
+    if (out_size == 0 || tasks == 0 || P == 0) return;
+    std::vector<int64_t> lo(size_t(g.kw)), hi(size_t(g.kw));
+    for (int64_t j = 0; j < g.kw; ++j) valid_range(j * g.dw - g.pl, g.sw, g.W, g.OW, lo[size_t(j)], hi[size_t(j)]);
+    // Tasks (image, group) accumulate dW_g[Og, Kd] += dy_g[Og, P] @ unfold(x_g)[Kd, P]^T into `acc`.
+    // The unfolded input is made a block of output rows at a time (at most ~4M values, at least a row).
+    const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(g.OH, (int64_t(1) << 22) / std::max<int64_t>(1, Kd * g.OW)));
+    auto run = [&](int64_t t0, int64_t t1, T* acc) {
+        std::vector<T> col(size_t(Kd * rows * g.OW));
+        for (int64_t t = t0; t < t1; ++t) {
+            int64_t n = t / G, grp = t % G;
+            const T* xg = x + (n * g.C + grp * Cg) * g.H * g.W;
+            const T* dyg = dy + (n * g.O + grp * Og) * P;
+            for (int64_t oh0 = 0; oh0 < g.OH; oh0 += rows) {
+                const int64_t oh1 = std::min(g.OH, oh0 + rows), pb = (oh1 - oh0) * g.OW;
+                unfold_rows(g, Cg, xg, lo.data(), hi.data(), oh0, oh1, col.data());
+                gemm<T>(false, true, Og, Kd, pb, T(1), dyg + oh0 * g.OW, P, col.data(), pb, T(1),
+                        acc + grp * Og * Kd, Kd);
+            }
+        }
+    };
+    // Small products: split the tasks over the threads, one private sum each, then add the sums;
+    // large ones: tasks in turn, each GEMM threaded.
+    const int64_t threads = std::min<int64_t>(get_thread_number(), tasks);
+    const int64_t task_flops = 2 * Og * Kd * P;
+    if (threads > 1 && task_flops < kTaskFlops) {
+        std::vector<T> partial(size_t(threads * out_size), T(0));
+        parallel_for(threads, 1, [&](int64_t a, int64_t b) {
+            for (int64_t k = a; k < b; ++k)
+                run(tasks * k / threads, tasks * (k + 1) / threads, partial.data() + k * out_size);
+        });
+        for (int64_t k = 0; k < threads; ++k) {
+            const T* src = partial.data() + k * out_size;
+            for (int64_t q = 0; q < out_size; ++q) dw[q] += src[q];
+        }
+    } else {
+        run(0, tasks, dw);
+    }
+}
+
+void backprop_filter_kernel(const Attrs& attrs, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
+    FilterGeom g = filter_geom(attrs, {in[0].info, in[1].info});
+    MNN_DISPATCH_FLOAT(in[0].dtype(), attrs.op_name,
+                       backprop_filter_typed<scalar_t>(g, in[0].data<scalar_t>(), in[1].data<scalar_t>(),
+                                                       out[0].data<scalar_t>()));
+}
+
 }  // namespace
 
 void register_conv_ops() {
     register_op(OpType::Conv2d, conv2d_infer, conv2d_kernel);
     register_op(OpType::ConvTranspose2d, deconv_infer, deconv_kernel);
+    register_op(OpType::Conv2dBackpropFilter, filter_infer, backprop_filter_kernel);
     register_pool_ops();
 }
 

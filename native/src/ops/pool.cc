@@ -4,6 +4,8 @@
 // lowest value for integers) or 0 / NaN (average with / without counting pads).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -17,6 +19,19 @@ namespace mnn {
 namespace {
 
 using convgeom::Image;
+
+// Hot loops compiled for several ISAs, picked at load time (as in conv.cc).
+#if defined(MNN_GEMM_X86) && defined(__linux__) && \
+    ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__)))
+#define MNN_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MNN_MULTIVERSION
+#endif
+#if defined(__GNUC__)
+#define MNN_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define MNN_ALWAYS_INLINE inline
+#endif
 
 struct PoolGeom {
     Image im;
@@ -166,11 +181,196 @@ void avgpool_kernel(const Attrs& attrs, const std::vector<Tensor>& in, std::vect
                        avgpool_typed<scalar_t>(g, cip, in[0].data<scalar_t>(), out[0].data<scalar_t>()));
 }
 
+// ---- MaxPool2dGrad: dx of max_pool2d(x) given the output's cotangent dy ----------
+// Each window sends its cotangent to its first maximum (taps in row-major order,
+// padding excluded, the first NaN wins: PyTorch's and the composite rule's
+// choice); windows that cover only padding send nothing.
+
+std::vector<TensorInfo> maxpool_grad_infer(const Attrs& attrs, const std::vector<TensorInfo>& in) {
+    const TensorInfo &x = in[0], &dy = in[1];
+    MNN_CHECK_TYPE(is_float(x.dtype) && dy.dtype == x.dtype, attrs.op_name,
+                   ": expected float input and output-gradient of one dtype, got ", info_str(x), " and ", info_str(dy));
+    PoolGeom g = pool_geom(attrs, x, true);
+    MNN_CHECK_VALUE(g.im.H * g.im.W <= INT32_MAX, attrs.op_name, ": planes of more than 2^31 - 1 elements are not ",
+                    "supported, got input ", info_str(x));
+    Shape want = convgeom::image_shape(g.im, g.im.C, g.OH, g.OW);
+    MNN_CHECK_VALUE(dy.shape == want, attrs.op_name, ": output-gradient ", info_str(dy), " must have max_pool2d's ",
+                    "output shape ", shape_str(want), " for input ", info_str(x));
+    return {x};
+}
+
+// One tap over output columns [lo, hi) of a row: a window takes the tap's value
+// (at x offset off + ow * sw) when it has none yet, when the value is larger,
+// or when it is the first NaN.  Branch-free: which tap wins is data-dependent.
+template <typename T>
+MNN_ALWAYS_INLINE void argmax_tap(const T* __restrict x, int64_t off, int64_t sw, int64_t lo, int64_t hi,
+                                  T* __restrict bv, int32_t* __restrict bi) {
+    for (int64_t ow = lo; ow < hi; ++ow) {
+        const int32_t at = int32_t(off + ow * sw);
+        const T v = x[at], b = bv[ow];
+        const int32_t cur = bi[ow];
+        const bool take = (cur < 0) | (v > b) | ((v != v) & (b == b));
+        bv[ow] = take ? v : b;
+        bi[ow] = take ? at : cur;
+    }
+}
+
+MNN_MULTIVERSION void argmax_tap_f32(const float* x, int64_t off, int64_t sw, int64_t lo, int64_t hi, float* bv,
+                                     int32_t* bi) {
+    argmax_tap(x, off, sw, lo, hi, bv, bi);
+}
+MNN_MULTIVERSION void argmax_tap_f64(const double* x, int64_t off, int64_t sw, int64_t lo, int64_t hi, double* bv,
+                                     int32_t* bi) {
+    argmax_tap(x, off, sw, lo, hi, bv, bi);
+}
+inline void argmax_tap_any(const float* x, int64_t off, int64_t sw, int64_t lo, int64_t hi, float* bv, int32_t* bi) {
+    argmax_tap_f32(x, off, sw, lo, hi, bv, bi);
+}
+inline void argmax_tap_any(const double* x, int64_t off, int64_t sw, int64_t lo, int64_t hi, double* bv,
+                           int32_t* bi) {
+    argmax_tap_f64(x, off, sw, lo, hi, bv, bi);
+}
+
+// Windows that tile the input without overlap or padding (stride = kernel,
+// no dilation; the usual 2x2 / 2 of classifiers): each window writes its whole
+// patch of dx, the cotangent at its first maximum and 0 elsewhere, so there is
+// no scatter and no separate zero fill of the covered area.
+// float32 values as int32 keys with the same order (NaN above everything, -0 = +0),
+// so the per-window first-maximum search is integer compares and selects,
+// which compilers vectorise (float compares with NaN semantics they branch on).
+MNN_ALWAYS_INLINE int32_t order_key(float v) {  // bit operations only: no branch, no select
+    int32_t b;
+    std::memcpy(&b, &v, 4);
+    const int32_t s = b >> 31, mag = b & 0x7fffffff;
+    const int32_t key = (mag ^ s) - s;  // -mag for negatives; -0 and +0 both 0
+    const int32_t nan = -int32_t(mag > 0x7f800000);
+    return (key & ~nan) | (0x7fffffff & nan);
+}
+
+template <int KH, int KW>
+MNN_ALWAYS_INLINE void tiled_row(const float* __restrict x, const float* __restrict g, float* __restrict d, int64_t W,
+                                 int64_t OW) {
+    for (int64_t ow = 0; ow < OW; ++ow) {
+        int32_t k[KH * KW];
+        for (int i = 0; i < KH; ++i)
+            for (int j = 0; j < KW; ++j) k[i * KW + j] = order_key(x[i * W + ow * KW + j]);
+        int32_t m = k[0];
+        for (int t = 1; t < KH * KW; ++t) m = std::max(m, k[t]);
+        int32_t gbits, found = 0;
+        std::memcpy(&gbits, g + ow, 4);
+        for (int t = 0; t < KH * KW; ++t) {  // the first tap equal to the maximum takes the cotangent
+            const int32_t hit = -int32_t(k[t] == m) & ~found;
+            found |= hit;
+            const int32_t out = gbits & hit;
+            std::memcpy(d + (t / KW) * W + ow * KW + t % KW, &out, 4);
+        }
+    }
+}
+
+template <typename T>
+MNN_ALWAYS_INLINE void tiled_row_any(const T* x, const T* g, T* d, int64_t W, int64_t OW, int64_t kh, int64_t kw) {
+    if constexpr (std::is_same_v<T, float>) {
+        if (kh == 2 && kw == 2) return tiled_row<2, 2>(x, g, d, W, OW);
+        if (kh == 3 && kw == 3) return tiled_row<3, 3>(x, g, d, W, OW);
+    }
+    for (int64_t ow = 0; ow < OW; ++ow) {  // other sizes and types: the same, with run-time loops
+        const T* xw = x + ow * kw;
+        T best = xw[0];
+        int64_t k = 0;
+        for (int64_t i = 0; i < kh; ++i)
+            for (int64_t j = 0; j < kw; ++j) {
+                const T v = xw[i * W + j];
+                if (v > best || (v != v && best == best)) { best = v; k = i * kw + j; }
+            }
+        for (int64_t i = 0; i < kh; ++i)
+            for (int64_t j = 0; j < kw; ++j) d[i * W + ow * kw + j] = (k == i * kw + j) ? g[ow] : T(0);
+    }
+}
+
+MNN_MULTIVERSION void tiled_row_f32(const float* x, const float* g, float* d, int64_t W, int64_t OW, int64_t kh,
+                                    int64_t kw) {
+    tiled_row_any(x, g, d, W, OW, kh, kw);
+}
+MNN_MULTIVERSION void tiled_row_f64(const double* x, const double* g, double* d, int64_t W, int64_t OW, int64_t kh,
+                                    int64_t kw) {
+    tiled_row_any(x, g, d, W, OW, kh, kw);
+}
+inline void tiled_row_dispatch(const float* x, const float* g, float* d, int64_t W, int64_t OW, int64_t kh,
+                               int64_t kw) {
+    tiled_row_f32(x, g, d, W, OW, kh, kw);
+}
+inline void tiled_row_dispatch(const double* x, const double* g, double* d, int64_t W, int64_t OW, int64_t kh,
+                               int64_t kw) {
+    tiled_row_f64(x, g, d, W, OW, kh, kw);
+}
+
+template <typename T>
+void maxpool_grad_tiled(const PoolGeom& g, const T* x, const T* dy, T* dx) {
+    const int64_t H = g.im.H, W = g.im.W, OH = g.OH, OW = g.OW, planes = g.im.N * g.im.C;
+    parallel_for(planes, plane_grain(g), [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p) {
+            const T* xp = x + p * H * W;
+            T* dp = dx + p * H * W;
+            for (int64_t oh = 0; oh < OH; ++oh) {
+                T* drow = dp + oh * g.kh * W;
+                tiled_row_dispatch(xp + oh * g.kh * W, dy + (p * OH + oh) * OW, drow, W, OW, g.kh, g.kw);
+                for (int64_t i = 0; i < g.kh; ++i)  // columns right of the last window
+                    std::fill(drow + i * W + OW * g.kw, drow + (i + 1) * W, T(0));
+            }
+            std::fill(dp + OH * g.kh * W, dp + H * W, T(0));  // rows below the last window
+        }
+    });
+}
+
+// Per output row, the taps run in window order over all the row's windows at
+// once (as the forward pass), keeping each window's best value and position
+// in the plane (int32: the shape rule bounds a plane); then each window's
+// cotangent is added at its position.
+template <typename T>
+void maxpool_grad_typed(const PoolGeom& g, const T* x, const T* dy, T* dx) {
+    const int64_t H = g.im.H, W = g.im.W, OH = g.OH, OW = g.OW, planes = g.im.N * g.im.C;
+    if (g.sh == g.kh && g.sw == g.kw && g.dh == 1 && g.dw == 1 && g.pt == 0 && g.pl == 0 && OH * g.kh <= H &&
+        OW * g.kw <= W)
+        return maxpool_grad_tiled(g, x, dy, dx);
+    ColRanges cr(g);
+    parallel_for(planes, plane_grain(g), [&](int64_t p0, int64_t p1) {
+        std::vector<T> best(static_cast<size_t>(OW));
+        std::vector<int32_t> pos(static_cast<size_t>(OW));
+        for (int64_t p = p0; p < p1; ++p) {
+            const T* xp = x + p * H * W;
+            const T* gp = dy + p * OH * OW;
+            T* dp = dx + p * H * W;
+            std::fill(dp, dp + H * W, T(0));
+            for (int64_t oh = 0; oh < OH; ++oh) {
+                std::fill(pos.begin(), pos.end(), int32_t(-1));
+                for (int64_t i = 0; i < g.kh; ++i) {
+                    const int64_t ih = oh * g.sh - g.pt + i * g.dh;
+                    if (ih < 0 || ih >= H) continue;
+                    for (int64_t j = 0; j < g.kw; ++j)
+                        argmax_tap_any(xp, ih * W + j * g.dw - g.pl, g.sw, cr.lo[j], cr.hi[j], best.data(), pos.data());
+                }
+                const T* grow = gp + oh * OW;
+                for (int64_t ow = 0; ow < OW; ++ow)
+                    if (pos[ow] >= 0) dp[pos[ow]] += grow[ow];
+            }
+        }
+    });
+}
+
+void maxpool_grad_kernel(const Attrs& attrs, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
+    PoolGeom g = pool_geom(attrs, in[0].info, true);
+    if (out[0].numel() == 0) return;
+    MNN_DISPATCH_FLOAT(in[0].dtype(), attrs.op_name,
+                       maxpool_grad_typed<scalar_t>(g, in[0].data<scalar_t>(), in[1].data<scalar_t>(),
+                                                    out[0].data<scalar_t>()));
+}
+
 }  // namespace
 
 void register_pool_ops() {
     register_op(OpType::MaxPool2d, maxpool_infer, maxpool_kernel);
     register_op(OpType::AvgPool2d, avgpool_infer, avgpool_kernel);
+    register_op(OpType::MaxPool2dGrad, maxpool_grad_infer, maxpool_grad_kernel);
 }
 
 }  // namespace mnn
