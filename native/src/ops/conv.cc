@@ -281,6 +281,9 @@ void conv2d_typed(const ConvGeom& g, const Tensor& xt, const Tensor& wt, const T
     const int64_t task_flops = 2 * Og * std::max<int64_t>(Kd, 1) * P;
     std::vector<int64_t> lo(size_t(g.kw)), hi(size_t(g.kw));
     for (int64_t j = 0; j < g.kw; ++j) valid_range(j * g.dw - g.pl, g.sw, W, g.OW, lo[size_t(j)], hi[size_t(j)]);
+    const convgeom::DirectConv dc{N, C, H, W, O, G, g.OH, g.OW, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl};
+    if (!pointwise && convgeom::direct_conv_suits(dc, convgeom::kDirectForwardMaxTaps))
+        return convgeom::conv2d_direct(dc, x, w, bias, y);
 
     // One (image, group) product: y_g[Og, P] = w_g[Og, Kd] @ unfold(x_g)[Kd, P] (+ bias).
     auto run = [&](int64_t t) {
@@ -502,6 +505,9 @@ void backprop_filter_typed(const FilterGeom& g, const T* x, const T* dy, T* dw) 
     const int64_t out_size = g.O * Kd, tasks = g.N * G;
     std::fill(dw, dw + out_size, T(0));
     if (out_size == 0 || tasks == 0 || P == 0) return;
+    const convgeom::DirectConv dc{g.N, g.C, g.H, g.W, g.O, G, g.OH, g.OW, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl};
+    if (convgeom::direct_conv_suits(dc, convgeom::kDirectFilterMaxTaps))
+        return convgeom::conv2d_filter_direct(dc, x, dy, dw);
     std::vector<int64_t> lo(size_t(g.kw)), hi(size_t(g.kw));
     for (int64_t j = 0; j < g.kw; ++j) valid_range(j * g.dw - g.pl, g.sw, g.W, g.OW, lo[size_t(j)], hi[size_t(j)]);
     // Tasks (image, group) accumulate dW_g[Og, Kd] += dy_g[Og, P] @ unfold(x_g)[Kd, P]^T into `acc`.

@@ -61,5 +61,24 @@ inline int64_t window_out(const char* op, const char* axis, int64_t in, int64_t 
     return out;
 }
 
+// A convolution as the direct kernels (conv_direct.cc) see it: input [N, C, H, W],
+// output (or its gradient) [N, O, OH, OW], kernel kh x kw, G groups; pads are
+// the top / left offsets (bottom / right follow from OH, OW).
+struct DirectConv {
+    int64_t N, C, H, W, O, G, OH, OW, kh, kw, sh, sw, dh, dw, pt, pl;
+};
+
+// Direct kernels serve width stride 1 with few taps per output (C / G * kh * kw):
+// first layers, where unfolding costs more than the arithmetic.  The forward
+// pass pays off up to more taps than the filter gradient (measured on LeNet's layers).
+constexpr int64_t kDirectForwardMaxTaps = 256;
+constexpr int64_t kDirectFilterMaxTaps = 32;
+bool direct_conv_suits(const DirectConv& d, int64_t max_taps);
+
+// y = conv2d(x, w) + bias (bias may be null).
+template <typename T> void conv2d_direct(const DirectConv& d, const T* x, const T* w, const T* bias, T* y);
+// dw[O, C / G, kh, kw] = conv2d's weight gradient for input x and output gradient dy.
+template <typename T> void conv2d_filter_direct(const DirectConv& d, const T* x, const T* dy, T* dw);
+
 }  // namespace convgeom
 }  // namespace mnn
