@@ -325,6 +325,22 @@ def _filter_params(draw, shp):
     }
 
 
+@st.composite
+def _filter_shapes_many_taps(draw):
+    """More than 256 taps per output (C * kh * kw with a 3x3 kernel): the unfold + GEMM path."""
+    n, c, o = draw(st.integers(1, 2)), draw(st.integers(29, 40)), draw(st.integers(1, 4))
+    x = (n, c, draw(st.integers(3, 7)), draw(st.integers(3, 7)))
+    return (x, (n, o, draw(st.integers(1, 5)), draw(st.integers(1, 5))))
+
+
+@st.composite
+def _filter_params_3x3(draw, shp):
+    p = draw(_filter_params(shp))
+    p["kernel"] = [3, 3]
+    p["groups"] = 1
+    return p
+
+
 def _filter_fn(F, x, dy, **p):
     from mnn_expr._core import apply1
 
@@ -437,6 +453,30 @@ RECORDS = [
         shapes=_filter_shapes(),
         params=_filter_params,
         covers=("conv2d_backprop_filter",),
+        **_TOL,
+    ),
+    OpRecord(
+        "conv2d_backprop_filter_many_taps",
+        _filter_fn,
+        backprop_filter_ref,
+        nargs=2,
+        dtypes=FLOATS,
+        shapes=_filter_shapes_many_taps(),
+        params=_filter_params_3x3,
+        covers=("conv2d_backprop_filter",),
+        **_TOL,
+    ),
+    OpRecord(
+        "conv2d_many_taps",
+        _conv_fn,
+        _conv_np,
+        nargs=3,
+        dtypes=("float32", "float64"),
+        shapes=st.tuples(st.integers(1, 2), st.integers(29, 40), st.integers(1, 4), st.integers(3, 8)).map(
+            lambda t: ((t[0], t[1], t[3], t[3]), (t[2], t[1], 3, 3), (t[2],))
+        ),
+        params=_conv_params,
+        covers=("conv2d",),
         **_TOL,
     ),
     OpRecord(

@@ -282,7 +282,7 @@ void conv2d_typed(const ConvGeom& g, const Tensor& xt, const Tensor& wt, const T
     std::vector<int64_t> lo(size_t(g.kw)), hi(size_t(g.kw));
     for (int64_t j = 0; j < g.kw; ++j) valid_range(j * g.dw - g.pl, g.sw, W, g.OW, lo[size_t(j)], hi[size_t(j)]);
     const convgeom::DirectConv dc{N, C, H, W, O, G, g.OH, g.OW, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl};
-    if (!pointwise && convgeom::direct_conv_suits(dc, convgeom::kDirectForwardMaxTaps))
+    if (!pointwise && convgeom::direct_conv_suits(dc))
         return convgeom::conv2d_direct(dc, x, w, bias, y);
 
     // One (image, group) product: y_g[Og, P] = w_g[Og, Kd] @ unfold(x_g)[Kd, P] (+ bias).
@@ -472,16 +472,16 @@ std::vector<TensorInfo> filter_infer(const Attrs& attrs, const std::vector<Tenso
     return {TensorInfo{in[0].dtype, Shape{g.O, g.C / g.G, g.kh, g.kw}}};
 }
 
-// Output rows [oh0, oh1) of the unfolded input, c < Cg, R = oh1 - oh0:
-// col[(c*kh + i)*kw + j, (oh - oh0)*OW + ow] = x[c, oh*sh - pt + i*dh, ow*sw - pl + j*dw] (0 outside).
+// Output rows [oh0, oh1) of the unfolded input, c < Cg, rows of col ld apart:
+// col[((c*kh + i)*kw + j) * ld + (oh - oh0)*OW + ow] = x[c, oh*sh - pt + i*dh, ow*sw - pl + j*dw] (0 outside).
 template <typename T>
 void unfold_rows(const FilterGeom& g, int64_t Cg, const T* x, const int64_t* lo, const int64_t* hi, int64_t oh0,
-                 int64_t oh1, T* col) {
-    const int64_t OW = g.OW, R = oh1 - oh0;
+                 int64_t oh1, T* col, int64_t ld) {
+    const int64_t OW = g.OW;
     for (int64_t c = 0; c < Cg; ++c)
         for (int64_t i = 0; i < g.kh; ++i)
             for (int64_t j = 0; j < g.kw; ++j) {
-                T* row = col + ((c * g.kh + i) * g.kw + j) * R * OW;
+                T* row = col + ((c * g.kh + i) * g.kw + j) * ld;
                 const int64_t off = j * g.dw - g.pl, a = lo[j], b = hi[j];
                 for (int64_t oh = oh0; oh < oh1; ++oh) {
                     T* d = row + (oh - oh0) * OW;
@@ -492,8 +492,7 @@ void unfold_rows(const FilterGeom& g, int64_t Cg, const T* x, const int64_t* lo,
                     }
                     const T* xr = x + (c * g.H + ih) * g.W + off;  // xr[ow * sw] is inside for ow in [a, b)
                     std::fill(d, d + a, T(0));
-                    if (g.sw == 1) std::copy(xr + a, xr + b, d + a);
-                    else for (int64_t ow = a; ow < b; ++ow) d[ow] = xr[ow * g.sw];
+                    for (int64_t ow = a; ow < b; ++ow) d[ow] = xr[ow * g.sw];  // (short rows: no memmove call)
                     std::fill(d + b, d + OW, T(0));
                 }
             }
@@ -506,44 +505,36 @@ void backprop_filter_typed(const FilterGeom& g, const T* x, const T* dy, T* dw) 
     std::fill(dw, dw + out_size, T(0));
     if (out_size == 0 || tasks == 0 || P == 0) return;
     const convgeom::DirectConv dc{g.N, g.C, g.H, g.W, g.O, G, g.OH, g.OW, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl};
-    if (convgeom::direct_conv_suits(dc, convgeom::kDirectFilterMaxTaps))
+    if (convgeom::direct_conv_suits(dc))
         return convgeom::conv2d_filter_direct(dc, x, dy, dw);
     std::vector<int64_t> lo(size_t(g.kw)), hi(size_t(g.kw));
     for (int64_t j = 0; j < g.kw; ++j) valid_range(j * g.dw - g.pl, g.sw, g.W, g.OW, lo[size_t(j)], hi[size_t(j)]);
-    // Tasks (image, group) accumulate dW_g[Og, Kd] += dy_g[Og, P] @ unfold(x_g)[Kd, P]^T into `acc`.
-    // The unfolded input is made a block of output rows at a time (at most ~4M values, at least a row).
-    const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(g.OH, (int64_t(1) << 22) / std::max<int64_t>(1, Kd * g.OW)));
-    auto run = [&](int64_t t0, int64_t t1, T* acc) {
-        std::vector<T> col(size_t(Kd * rows * g.OW));
-        for (int64_t t = t0; t < t1; ++t) {
-            int64_t n = t / G, grp = t % G;
-            const T* xg = x + (n * g.C + grp * Cg) * g.H * g.W;
-            const T* dyg = dy + (n * g.O + grp * Og) * P;
+    // dW_g[Og, Kd] = sum over images of dy_g[Og, P] @ unfold(x_g)[Kd, P]^T: as one GEMM over a block of
+    // images at a time (K = images * P), the unfolded block and dy_g's rows side by side, at most ~4M
+    // values each; a large image alone is cut into blocks of output rows.
+    const int64_t budget = int64_t(1) << 22;
+    const int64_t imgs = std::max<int64_t>(1, std::min<int64_t>(g.N, budget / std::max<int64_t>(1, Kd * P)));
+    const int64_t rows = imgs > 1 ? g.OH : std::max<int64_t>(1, std::min<int64_t>(g.OH, budget / std::max<int64_t>(1, Kd * g.OW)));
+    std::vector<T> col(size_t(Kd * imgs * rows * g.OW)), dyt(size_t(Og * imgs * rows * g.OW));
+    for (int64_t grp = 0; grp < G; ++grp)
+        for (int64_t n0 = 0; n0 < g.N; n0 += imgs) {
+            const int64_t m = std::min(imgs, g.N - n0);
             for (int64_t oh0 = 0; oh0 < g.OH; oh0 += rows) {
-                const int64_t oh1 = std::min(g.OH, oh0 + rows), pb = (oh1 - oh0) * g.OW;
-                unfold_rows(g, Cg, xg, lo.data(), hi.data(), oh0, oh1, col.data());
-                gemm<T>(false, true, Og, Kd, pb, T(1), dyg + oh0 * g.OW, P, col.data(), pb, T(1),
-                        acc + grp * Og * Kd, Kd);
+                const int64_t oh1 = std::min(g.OH, oh0 + rows), pb = (oh1 - oh0) * g.OW, K = m * pb;
+                parallel_for(m, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, Kd * pb)), [&](int64_t a, int64_t b) {
+                    for (int64_t q = a; q < b; ++q) {
+                        const int64_t n = n0 + q;
+                        unfold_rows(g, Cg, x + (n * g.C + grp * Cg) * g.H * g.W, lo.data(), hi.data(), oh0, oh1,
+                                    col.data() + q * pb, K);
+                        for (int64_t o = 0; o < Og; ++o) {
+                            const T* src = dy + ((n * g.O + grp * Og + o) * g.OH + oh0) * g.OW;
+                            std::copy(src, src + pb, dyt.data() + o * K + q * pb);
+                        }
+                    }
+                });
+                gemm<T>(false, true, Og, Kd, K, T(1), dyt.data(), K, col.data(), K, T(1), dw + grp * Og * Kd, Kd);
             }
         }
-    };
-    // Small products: split the tasks over the threads, one private sum each, then add the sums;
-    // large ones: tasks in turn, each GEMM threaded.
-    const int64_t threads = std::min<int64_t>(get_thread_number(), tasks);
-    const int64_t task_flops = 2 * Og * Kd * P;
-    if (threads > 1 && task_flops < kTaskFlops) {
-        std::vector<T> partial(size_t(threads * out_size), T(0));
-        parallel_for(threads, 1, [&](int64_t a, int64_t b) {
-            for (int64_t k = a; k < b; ++k)
-                run(tasks * k / threads, tasks * (k + 1) / threads, partial.data() + k * out_size);
-        });
-        for (int64_t k = 0; k < threads; ++k) {
-            const T* src = partial.data() + k * out_size;
-            for (int64_t q = 0; q < out_size; ++q) dw[q] += src[q];
-        }
-    } else {
-        run(0, tasks, dw);
-    }
 }
 
 void backprop_filter_kernel(const Attrs& attrs, const std::vector<Tensor>& in, std::vector<Tensor>& out) {

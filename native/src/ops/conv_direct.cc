@@ -1,12 +1,18 @@
 // Direct convolution kernels for small layers (conv2d forward and its filter
-// gradient, width stride 1): for the first layers of a network (few input
-// channels, short rows), unfolding the input for a GEMM costs more than the
-// arithmetic.  The input is copied once into zero-padded planes whose rows are
-// long enough for every window and rounded up to whole vectors, so the inner
-// loops have no bounds checks: fixed-size blocks of accumulators (output
-// channels x L lanes of a row) that the compiler keeps in registers.
+// gradient, stride 1): for the first layers of a network (few input channels,
+// short rows), unfolding the input for a GEMM costs more than the arithmetic.
+//
+// The input is copied once into zero-padded planes of Wp = OW + (kw-1)*dw
+// columns.  In such a plane every output position (oh, ow) and tap (i, j)
+// read element oh*Wp + ow + (i*dh*Wp + j*dw): with the output also laid out
+// Wp wide, a convolution is a 1-d correlation of the flattened plane with a
+// table of tap offsets.  The kernels run over the flattened positions in
+// vectors of L lanes (the Wp - OW extra columns per row are computed and
+// dropped, or, in the filter gradient, meet zeros), with fixed-size blocks of
+// accumulators the compiler keeps in registers.
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -43,250 +49,258 @@ MNN_ALWAYS_INLINE void load_lanes(V& v, const T* p) {  // (by reference: no vect
     std::memcpy(&v, p, sizeof(V));
 }
 
-// Padded planes: xp[(n * C + c) * Hp * Wp + r * Wp + q] = x[n, c, r - pt, q - pl] (0 outside).
-struct Padded {
-    int64_t Hp, Wp, OWp;  // rows, row length, output columns rounded up to whole vectors
+// Flattened geometry: planes of PL elements (rows Wp wide, slack for the last
+// vector's taps), Q output positions rounded up to whole vectors.
+struct Flat {
+    int64_t Wp, Q, PL;
+    std::vector<int64_t> off;  // per tap t = i*kw + j: i*dh*Wp + j*dw
 };
 
-Padded padded_geometry(const DirectConv& d, int64_t L) {
-    Padded p;
-    p.OWp = (d.OW + L - 1) / L * L;
-    p.Hp = std::max<int64_t>(1, (d.OH - 1) * d.sh + (d.kh - 1) * d.dh + 1);
-    p.Wp = p.OWp + (d.kw - 1) * d.dw;
-    return p;
+Flat flat_geometry(const DirectConv& d, int64_t L) {
+    Flat f;
+    f.Wp = d.OW + (d.kw - 1) * d.dw;
+    f.Q = (d.OH * f.Wp + L - 1) / L * L;
+    for (int64_t i = 0; i < d.kh; ++i)
+        for (int64_t j = 0; j < d.kw; ++j) f.off.push_back(i * d.dh * f.Wp + j * d.dw);
+    f.PL = f.Q + f.off.back();
+    return f;
 }
 
+// xp[(n*C + c) * PL + r*Wp + q] = x[n, c, r - pt, q - pl] (0 outside and in the slack).
 template <typename T>
-void pad_planes(const DirectConv& d, const Padded& p, const T* x, T* xp) {
-    const int64_t planes = d.N * d.C;
-    parallel_for(planes, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, p.Hp * p.Wp)), [&](int64_t a, int64_t b) {
+void pad_planes(const DirectConv& d, const Flat& f, const T* x, T* xp) {
+    parallel_for(d.N * d.C, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, f.PL)), [&](int64_t a, int64_t b) {
         for (int64_t pl = a; pl < b; ++pl) {
-            T* dst = xp + pl * p.Hp * p.Wp;
+            T* dst = xp + pl * f.PL;
             const T* src = x + pl * d.H * d.W;
-            std::fill(dst, dst + p.Hp * p.Wp, T(0));
-            for (int64_t r = 0; r < p.Hp; ++r) {
+            std::fill(dst, dst + f.PL, T(0));
+            const int64_t q0 = std::max<int64_t>(0, d.pl), q1 = std::min(f.Wp, d.pl + d.W);
+            for (int64_t r = 0; r * f.Wp < f.PL; ++r) {
                 const int64_t ih = r - d.pt;
                 if (ih < 0 || ih >= d.H) continue;
-                const int64_t q0 = std::max<int64_t>(0, d.pl), q1 = std::min(p.Wp, d.pl + d.W);
-                for (int64_t q = q0; q < q1; ++q) dst[r * p.Wp + q] = src[ih * d.W + q - d.pl];
+                T* drow = dst + r * f.Wp;
+                const T* srow = src + ih * d.W - d.pl;
+                const int64_t end = std::min(q1, f.PL - r * f.Wp);
+                for (int64_t q = q0; q < end; ++q) drow[q] = srow[q];
             }
         }
     });
 }
 
-// ---- forward: y[o, oh, q0 + l] for OB channels and L lanes ------------------------
+// ---- forward ------------------------------------------------------------------------
 
+// acc[b] = sum over channels c and taps t of w[b*taps + c*KT + t] * xp[c*PL + q0 + off[t] + lane].
 template <typename T, int OB, int L>
-MNN_ALWAYS_INLINE void fwd_block(const DirectConv& d, const Padded& p, int64_t Cg, const T* __restrict xp,
-                                 const T* __restrict w, int64_t oh, int64_t q0, T (&out)[OB][L]) {
+MNN_ALWAYS_INLINE void fwd_block(const Flat& f, int64_t Cg, int64_t KT, const T* __restrict xp,
+                                 const T* __restrict w, int64_t q0, T (&out)[OB][L]) {
     using V = typename Lanes<T, L>::type;
-    const int64_t taps = Cg * d.kh * d.kw;
+    const int64_t taps = Cg * KT;
+    const int64_t* off = f.off.data();
     V acc[OB];
     for (int b = 0; b < OB; ++b) acc[b] = V{};
-    for (int64_t c = 0; c < Cg; ++c)
-        for (int64_t i = 0; i < d.kh; ++i) {
-            const T* row = xp + (c * p.Hp + oh * d.sh + i * d.dh) * p.Wp + q0;
-            const T* wt = w + (c * d.kh + i) * d.kw;
-            for (int64_t j = 0; j < d.kw; ++j) {
-                V xv;
-                load_lanes(xv, row + j * d.dw);
-                for (int b = 0; b < OB; ++b) acc[b] += wt[b * taps + j] * xv;
-            }
+    for (int64_t c = 0; c < Cg; ++c) {
+        const T* base = xp + c * f.PL + q0;
+        const T* wc = w + c * KT;
+        for (int64_t t = 0; t < KT; ++t) {
+            V xv;
+            load_lanes(xv, base + off[t]);
+            for (int b = 0; b < OB; ++b) acc[b] += wc[b * taps + t] * xv;
         }
+    }
     std::memcpy(out, acc, sizeof(acc));
 }
 
-// OB channels [o, o + OB) of row oh, every column block, bias added.
+// Channels [0, OB) at flattened positions [q0, q0 + L), into rows of yw (Q apart).
 template <typename T, int OB, int L>
-MNN_ALWAYS_INLINE void fwd_channels(const DirectConv& d, const Padded& p, int64_t Cg, const T* xp, const T* w,
-                                    const T* bias, int64_t oh, T* y, int64_t P) {
-    for (int64_t q0 = 0; q0 < d.OW; q0 += L) {
-        T acc[OB][L];
-        fwd_block<T, OB, L>(d, p, Cg, xp, w, oh, q0, acc);
-        const int64_t n = std::min<int64_t>(L, d.OW - q0);
-        for (int b = 0; b < OB; ++b) {
-            T* yr = y + b * P + oh * d.OW + q0;
-            const T bv = bias ? bias[b] : T(0);
-            for (int64_t l = 0; l < n; ++l) yr[l] = acc[b][l] + bv;
-        }
+MNN_ALWAYS_INLINE void fwd_channels(const Flat& f, int64_t Cg, int64_t KT, const T* xp, const T* w, int64_t q0,
+                                    T* yw) {
+    T acc[OB][L];
+    fwd_block<T, OB, L>(f, Cg, KT, xp, w, q0, acc);
+    for (int b = 0; b < OB; ++b) std::memcpy(yw + b * f.Q + q0, acc[b], sizeof(acc[b]));
+}
+
+// One image and group, every output channel (blocks of 8, 4, 2, 1) at every
+// position, into the wide layout yw[Og][Q].
+template <typename T, int L>
+MNN_ALWAYS_INLINE void fwd_image(const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og, const T* xp, const T* w,
+                                 T* yw) {
+    const int64_t KT = d.kh * d.kw, taps = Cg * KT;
+    for (int64_t q0 = 0; q0 < f.Q; q0 += L) {
+        int64_t o = 0;
+        for (; o + 8 <= Og; o += 8) fwd_channels<T, 8, L>(f, Cg, KT, xp, w + o * taps, q0, yw + o * f.Q);
+        if (o + 4 <= Og) { fwd_channels<T, 4, L>(f, Cg, KT, xp, w + o * taps, q0, yw + o * f.Q); o += 4; }
+        if (o + 2 <= Og) { fwd_channels<T, 2, L>(f, Cg, KT, xp, w + o * taps, q0, yw + o * f.Q); o += 2; }
+        if (o < Og) fwd_channels<T, 1, L>(f, Cg, KT, xp, w + o * taps, q0, yw + o * f.Q);
     }
 }
 
-template <typename T, int L>
-MNN_ALWAYS_INLINE void fwd_row(const DirectConv& d, const Padded& p, int64_t Cg, int64_t Og, const T* xp, const T* w,
-                               const T* bias, int64_t oh, T* y, int64_t P) {
-    const int64_t taps = Cg * d.kh * d.kw;
-    int64_t o = 0;
-    auto at = [&](int64_t k) { return bias ? bias + k : nullptr; };
-    for (; o + 8 <= Og; o += 8) fwd_channels<T, 8, L>(d, p, Cg, xp, w + o * taps, at(o), oh, y + o * P, P);
-    if (o + 4 <= Og) { fwd_channels<T, 4, L>(d, p, Cg, xp, w + o * taps, at(o), oh, y + o * P, P); o += 4; }
-    if (o + 2 <= Og) { fwd_channels<T, 2, L>(d, p, Cg, xp, w + o * taps, at(o), oh, y + o * P, P); o += 2; }
-    if (o < Og) fwd_channels<T, 1, L>(d, p, Cg, xp, w + o * taps, at(o), oh, y + o * P, P);
+constexpr int64_t kLanesF32 = 16, kLanesF64 = 8;  // one 64-byte vector
+
+MNN_MULTIVERSION void fwd_image_f32(const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og, const float* xp,
+                                    const float* w, float* yw) {
+    fwd_image<float, kLanesF32>(d, f, Cg, Og, xp, w, yw);
+}
+MNN_MULTIVERSION void fwd_image_f64(const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og, const double* xp,
+                                    const double* w, double* yw) {
+    fwd_image<double, kLanesF64>(d, f, Cg, Og, xp, w, yw);
+}
+inline void fwd_image_any(const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og, const float* xp, const float* w,
+                          float* yw) {
+    fwd_image_f32(d, f, Cg, Og, xp, w, yw);
+}
+inline void fwd_image_any(const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og, const double* xp,
+                          const double* w, double* yw) {
+    fwd_image_f64(d, f, Cg, Og, xp, w, yw);
 }
 
-template <typename T>
-MNN_ALWAYS_INLINE void fwd_row_any(const DirectConv& d, const Padded& p, int64_t Cg, int64_t Og, const T* xp,
-                                   const T* w, const T* bias, int64_t oh, T* y, int64_t P) {
-    constexpr int L = 64 / sizeof(T);  // one 64-byte vector (two or four narrower ones)
-    if (p.OWp % L == 0) fwd_row<T, L>(d, p, Cg, Og, xp, w, bias, oh, y, P);
-    else fwd_row<T, L / 2>(d, p, Cg, Og, xp, w, bias, oh, y, P);
-}
+template <typename T> constexpr int64_t lanes() { return std::is_same_v<T, float> ? kLanesF32 : kLanesF64; }
 
-MNN_MULTIVERSION void fwd_row_f32(const DirectConv& d, const Padded& p, int64_t Cg, int64_t Og, const float* xp,
-                                  const float* w, const float* bias, int64_t oh, float* y, int64_t P) {
-    fwd_row_any(d, p, Cg, Og, xp, w, bias, oh, y, P);
-}
-MNN_MULTIVERSION void fwd_row_f64(const DirectConv& d, const Padded& p, int64_t Cg, int64_t Og, const double* xp,
-                                  const double* w, const double* bias, int64_t oh, double* y, int64_t P) {
-    fwd_row_any(d, p, Cg, Og, xp, w, bias, oh, y, P);
-}
-inline void fwd_row_dispatch(const DirectConv& d, const Padded& p, int64_t Cg, int64_t Og, const float* xp,
-                             const float* w, const float* bias, int64_t oh, float* y, int64_t P) {
-    fwd_row_f32(d, p, Cg, Og, xp, w, bias, oh, y, P);
-}
-inline void fwd_row_dispatch(const DirectConv& d, const Padded& p, int64_t Cg, int64_t Og, const double* xp,
-                             const double* w, const double* bias, int64_t oh, double* y, int64_t P) {
-    fwd_row_f64(d, p, Cg, Og, xp, w, bias, oh, y, P);
-}
+// ---- filter gradient ------------------------------------------------------------------
 
-// Lanes per block: whole 64-byte vectors when the row is long, half of one when short.
-template <typename T>
-int64_t lanes_for(const DirectConv& d) {
-    constexpr int64_t L = 64 / sizeof(T);
-    return d.OW > L / 2 ? L : L / 2;
-}
-
-// ---- filter gradient: dW[o, c, i, j] for OB channels x JB kernel columns ------------
-
-template <typename T, int OB, int JB, int L>
-MNN_ALWAYS_INLINE void filter_block(const DirectConv& d, const Padded& p, const T* __restrict xp,
-                                    const T* __restrict dyp, int64_t i, int64_t j0, T* __restrict out,
-                                    int64_t out_stride) {
-    // xp: one padded input plane; dyp: OB output-gradient planes of OH x OWp
+// Images [0, M) (xp, dyp advance by xs, ds per image):
+// out[b*stride + tt] += sum over images and positions q of dyp[b*Q + q] * xp[q + off[t0 + tt]]
+// for one input channel; the accumulators stay in registers across the images and
+// are reduced once (short planes would otherwise spend more on the reductions).
+template <typename T, int OB, int TB, int L>
+MNN_ALWAYS_INLINE void filter_block(const Flat& f, const T* __restrict xp, int64_t xs, const T* __restrict dyp,
+                                    int64_t ds, int64_t M, int64_t t0, T* __restrict out, int64_t stride) {
     using V = typename Lanes<T, L>::type;
-    V acc[OB][JB];
+    int64_t off[TB];
+    for (int tt = 0; tt < TB; ++tt) off[tt] = f.off[size_t(t0 + tt)];
+    V acc[OB][TB];
     for (int b = 0; b < OB; ++b)
-        for (int jj = 0; jj < JB; ++jj) acc[b][jj] = V{};
-    for (int64_t oh = 0; oh < d.OH; ++oh) {
-        const T* row = xp + (oh * d.sh + i * d.dh) * p.Wp + j0 * d.dw;
-        for (int64_t q0 = 0; q0 < p.OWp; q0 += L) {
+        for (int tt = 0; tt < TB; ++tt) acc[b][tt] = V{};
+    for (int64_t m = 0; m < M; ++m) {
+        const T* x = xp + m * xs;
+        const T* g0 = dyp + m * ds;
+        for (int64_t q = 0; q < f.Q; q += L) {
             V g[OB];
-            for (int b = 0; b < OB; ++b) load_lanes(g[b], dyp + (b * d.OH + oh) * p.OWp + q0);
-            for (int jj = 0; jj < JB; ++jj) {
+            for (int b = 0; b < OB; ++b) load_lanes(g[b], g0 + b * f.Q + q);
+            for (int tt = 0; tt < TB; ++tt) {
                 V xv;
-                load_lanes(xv, row + jj * d.dw + q0);
-                for (int b = 0; b < OB; ++b) acc[b][jj] += g[b] * xv;
+                load_lanes(xv, x + q + off[tt]);
+                for (int b = 0; b < OB; ++b) acc[b][tt] += g[b] * xv;
             }
         }
     }
     for (int b = 0; b < OB; ++b)
-        for (int jj = 0; jj < JB; ++jj) {
-            T lanes[L];
-            std::memcpy(lanes, &acc[b][jj], sizeof(lanes));
+        for (int tt = 0; tt < TB; ++tt) {
+            T lanes_[L];
+            std::memcpy(lanes_, &acc[b][tt], sizeof(lanes_));
             T s = T(0);
-            for (int l = 0; l < L; ++l) s += lanes[l];
-            out[b * out_stride + jj] += s;
+            for (int l = 0; l < L; ++l) s += lanes_[l];
+            out[b * stride + tt] += s;
         }
 }
 
-// One image and group: dw[o, c, i, j] += ..., dw laid out [Og][Cg * kh * kw].
+// Channels [0, NB) (dyp planes Q apart) of one input channel: every tap, TB at a time.
+// (A template, not a lambda: a lambda is a function of its own, which the
+// target clones would not cover.)
+template <typename T, int NB, int L>
+MNN_ALWAYS_INLINE void filter_channels(const Flat& f, int64_t KT, int64_t taps, const T* x, int64_t xs, const T* dyp,
+                                       int64_t ds, int64_t M, T* out) {
+    constexpr int TB = 4;
+    int64_t t = 0;
+    for (; t + TB <= KT; t += TB) filter_block<T, NB, TB, L>(f, x, xs, dyp, ds, M, t, out + t, taps);
+    for (; t < KT; ++t) filter_block<T, NB, 1, L>(f, x, xs, dyp, ds, M, t, out + t, taps);
+}
+
+// M images of one group: dw[o, c, t] += ..., dw laid out [Og][Cg * KT]; xp: the group's first
+// input plane, images xs apart; dyp: Og planes of Q, images ds apart.
 template <typename T, int L>
-MNN_ALWAYS_INLINE void filter_image(const DirectConv& d, const Padded& p, int64_t Cg, int64_t Og, const T* xp,
-                                    const T* dyp, T* dw) {
-    constexpr int OB = 4, JB = 4;
-    const int64_t taps = Cg * d.kh * d.kw, plane = p.Hp * p.Wp, gplane = d.OH * p.OWp;
-    for (int64_t c = 0; c < Cg; ++c)
-        for (int64_t i = 0; i < d.kh; ++i) {
-            const T* x = xp + c * plane;
-            int64_t o = 0;
-            auto cols = [&](auto ob_tag, int64_t o0) {
-                constexpr int NB = decltype(ob_tag)::value;
-                T* out = dw + o0 * taps + (c * d.kh + i) * d.kw;
-                int64_t j = 0;
-                for (; j + JB <= d.kw; j += JB)
-                    filter_block<T, NB, JB, L>(d, p, x, dyp + o0 * gplane, i, j, out + j, taps);
-                for (; j < d.kw; ++j) filter_block<T, NB, 1, L>(d, p, x, dyp + o0 * gplane, i, j, out + j, taps);
-            };
-            for (; o + OB <= Og; o += OB) cols(std::integral_constant<int, OB>{}, o);
-            for (; o < Og; ++o) cols(std::integral_constant<int, 1>{}, o);
+MNN_ALWAYS_INLINE void filter_images(const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og, const T* xp,
+                                     int64_t xs, const T* dyp, int64_t ds, int64_t M, T* dw) {
+    const int64_t KT = d.kh * d.kw, taps = Cg * KT;
+    for (int64_t c = 0; c < Cg; ++c) {
+        const T* x = xp + c * f.PL;
+        int64_t o = 0;
+        for (; o + 4 <= Og; o += 4)
+            filter_channels<T, 4, L>(f, KT, taps, x, xs, dyp + o * f.Q, ds, M, dw + o * taps + c * KT);
+        if (o + 2 <= Og) {
+            filter_channels<T, 2, L>(f, KT, taps, x, xs, dyp + o * f.Q, ds, M, dw + o * taps + c * KT);
+            o += 2;
         }
+        if (o < Og) filter_channels<T, 1, L>(f, KT, taps, x, xs, dyp + o * f.Q, ds, M, dw + o * taps + c * KT);
+    }
 }
 
-template <typename T>
-MNN_ALWAYS_INLINE void filter_image_any(const DirectConv& d, const Padded& p, int64_t Cg, int64_t Og, const T* xp,
-                                        const T* dyp, T* dw) {
-    constexpr int L = 64 / sizeof(T);
-    if (p.OWp % L == 0) filter_image<T, L>(d, p, Cg, Og, xp, dyp, dw);
-    else filter_image<T, L / 2>(d, p, Cg, Og, xp, dyp, dw);
+MNN_MULTIVERSION void filter_images_f32(const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og, const float* xp,
+                                        int64_t xs, const float* dyp, int64_t ds, int64_t M, float* dw) {
+    filter_images<float, kLanesF32>(d, f, Cg, Og, xp, xs, dyp, ds, M, dw);
 }
-
-MNN_MULTIVERSION void filter_image_f32(const DirectConv& d, const Padded& p, int64_t Cg, int64_t Og,
-                                       const float* xp, const float* dyp, float* dw) {
-    filter_image_any(d, p, Cg, Og, xp, dyp, dw);
+MNN_MULTIVERSION void filter_images_f64(const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og, const double* xp,
+                                        int64_t xs, const double* dyp, int64_t ds, int64_t M, double* dw) {
+    filter_images<double, kLanesF64>(d, f, Cg, Og, xp, xs, dyp, ds, M, dw);
 }
-MNN_MULTIVERSION void filter_image_f64(const DirectConv& d, const Padded& p, int64_t Cg, int64_t Og,
-                                       const double* xp, const double* dyp, double* dw) {
-    filter_image_any(d, p, Cg, Og, xp, dyp, dw);
+inline void filter_images_any(const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og, const float* xp, int64_t xs,
+                              const float* dyp, int64_t ds, int64_t M, float* dw) {
+    filter_images_f32(d, f, Cg, Og, xp, xs, dyp, ds, M, dw);
 }
-inline void filter_image_dispatch(const DirectConv& d, const Padded& p, int64_t Cg, int64_t Og, const float* xp,
-                                  const float* dyp, float* dw) {
-    filter_image_f32(d, p, Cg, Og, xp, dyp, dw);
-}
-inline void filter_image_dispatch(const DirectConv& d, const Padded& p, int64_t Cg, int64_t Og, const double* xp,
-                                  const double* dyp, double* dw) {
-    filter_image_f64(d, p, Cg, Og, xp, dyp, dw);
+inline void filter_images_any(const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og, const double* xp,
+                              int64_t xs, const double* dyp, int64_t ds, int64_t M, double* dw) {
+    filter_images_f64(d, f, Cg, Og, xp, xs, dyp, ds, M, dw);
 }
 
 }  // namespace
 
 namespace convgeom {
 
-bool direct_conv_suits(const DirectConv& d, int64_t max_taps) {
+bool direct_conv_suits(const DirectConv& d) {
     const int64_t Cg = d.C / d.G;
-    return d.sw == 1 && Cg * d.kh * d.kw <= max_taps && d.OW > 0 && d.OH > 0;
+    return d.sh == 1 && d.sw == 1 && Cg * d.kh * d.kw <= kDirectMaxTaps && d.OW > 0 && d.OH > 0;
 }
 
 template <typename T>
 void conv2d_direct(const DirectConv& d, const T* x, const T* w, const T* bias, T* y) {
-    const Padded p = padded_geometry(d, lanes_for<T>(d));
+    constexpr int64_t L = lanes<T>();
+    const Flat f = flat_geometry(d, L);
     const int64_t Cg = d.C / d.G, Og = d.O / d.G, P = d.OH * d.OW, taps = Cg * d.kh * d.kw;
-    std::vector<T> xp(size_t(d.N * d.C * p.Hp * p.Wp));
-    pad_planes(d, p, x, xp.data());
-    const int64_t row_flops = 2 * Og * taps * p.OWp;
-    parallel_for(d.N * d.G * d.OH, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, row_flops)),
-                 [&](int64_t r0, int64_t r1) {
-                     for (int64_t r = r0; r < r1; ++r) {
-                         const int64_t oh = r % d.OH, ng = r / d.OH, grp = ng % d.G, n = ng / d.G;
-                         fwd_row_dispatch(d, p, Cg, Og, xp.data() + (n * d.C + grp * Cg) * p.Hp * p.Wp,
-                                          w + grp * Og * taps, bias ? bias + grp * Og : nullptr, oh,
-                                          y + (n * d.O + grp * Og) * P, P);
-                     }
-                 });
+    std::vector<T> xp(size_t(d.N * d.C * f.PL));
+    pad_planes(d, f, x, xp.data());
+    // Tasks: (image, group), each computing the wide layout, then keeping the real columns (+ bias).
+    parallel_for(d.N * d.G, 1, [&](int64_t a, int64_t b) {
+        std::vector<T> yw(size_t(Og * f.Q));
+        for (int64_t t = a; t < b; ++t) {
+            const int64_t n = t / d.G, grp = t % d.G;
+            fwd_image_any(d, f, Cg, Og, xp.data() + (n * d.C + grp * Cg) * f.PL, w + grp * Og * taps, yw.data());
+            T* yg = y + (n * d.O + grp * Og) * P;
+            for (int64_t o = 0; o < Og; ++o) {
+                const T bv = bias ? bias[grp * Og + o] : T(0);
+                for (int64_t oh = 0; oh < d.OH; ++oh) {
+                    const T* src = yw.data() + o * f.Q + oh * f.Wp;
+                    T* dst = yg + o * P + oh * d.OW;
+                    for (int64_t ow = 0; ow < d.OW; ++ow) dst[ow] = src[ow] + bv;
+                }
+            }
+        }
+    });
 }
 
 template <typename T>
 void conv2d_filter_direct(const DirectConv& d, const T* x, const T* dy, T* dw) {
-    const Padded p = padded_geometry(d, lanes_for<T>(d));
+    constexpr int64_t L = lanes<T>();
+    const Flat f = flat_geometry(d, L);
     const int64_t Cg = d.C / d.G, Og = d.O / d.G, out_size = d.O * Cg * d.kh * d.kw;
-    std::vector<T> xp(size_t(d.N * d.C * p.Hp * p.Wp));
-    pad_planes(d, p, x, xp.data());
-    // dy with rows padded to OWp by zeros (they add nothing)
-    std::vector<T> dyp(size_t(d.N * d.O * d.OH * p.OWp), T(0));
-    parallel_for(d.N * d.O * d.OH, 4096, [&](int64_t a, int64_t b) {
-        for (int64_t r = a; r < b; ++r) std::copy(dy + r * d.OW, dy + (r + 1) * d.OW, dyp.data() + r * p.OWp);
+    std::vector<T> xp(size_t(d.N * d.C * f.PL));
+    pad_planes(d, f, x, xp.data());
+    // dy laid out like the flattened output: rows Wp wide, zeros in the extra columns and the tail
+    std::vector<T> dyp(size_t(d.N * d.O * f.Q), T(0));
+    parallel_for(d.N * d.O, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, f.Q)), [&](int64_t a, int64_t b) {
+        for (int64_t pl = a; pl < b; ++pl)
+            for (int64_t oh = 0; oh < d.OH; ++oh)
+                for (int64_t ow = 0; ow < d.OW; ++ow)
+                    dyp[size_t(pl * f.Q + oh * f.Wp + ow)] = dy[(pl * d.OH + oh) * d.OW + ow];
     });
-    // (image, group) tasks split over the threads, each summing into its own copy of dW
-    const int64_t tasks = d.N * d.G, threads = std::max<int64_t>(1, std::min<int64_t>(get_thread_number(), tasks));
+    // The images split over the threads (per group), each thread summing into its own copy of dW.
+    const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(get_thread_number(), d.N));
     std::vector<T> partial(size_t(threads * out_size), T(0));
     parallel_for(threads, 1, [&](int64_t k0, int64_t k1) {
         for (int64_t k = k0; k < k1; ++k) {
-            T* acc = partial.data() + k * out_size;
-            for (int64_t t = tasks * k / threads; t < tasks * (k + 1) / threads; ++t) {
-                const int64_t n = t / d.G, grp = t % d.G;
-                filter_image_dispatch(d, p, Cg, Og, xp.data() + (n * d.C + grp * Cg) * p.Hp * p.Wp,
-                                      dyp.data() + (n * d.O + grp * Og) * d.OH * p.OWp,
-                                      acc + grp * Og * Cg * d.kh * d.kw);
-            }
+            const int64_t n0 = d.N * k / threads, n1 = d.N * (k + 1) / threads;
+            for (int64_t grp = 0; grp < d.G && n1 > n0; ++grp)
+                filter_images_any(d, f, Cg, Og, xp.data() + (n0 * d.C + grp * Cg) * f.PL, d.C * f.PL,
+                                  dyp.data() + (n0 * d.O + grp * Og) * f.Q, d.O * f.Q, n1 - n0,
+                                  partial.data() + k * out_size + grp * Og * Cg * d.kh * d.kw);
         }
     });
     std::fill(dw, dw + out_size, T(0));
