@@ -26,6 +26,7 @@ from ._dtype import (
 )
 from ._native import Var
 from .autograd import grad, stop_gradient, value_and_grad
+from .compile import Compiled, compile  # noqa: A004  (the library's verb)
 from .creation import (
     NC4HW4,
     NCHW,
@@ -60,6 +61,7 @@ from .executor import (
     evaluate,
     get_thread_number,
     is_lazy,
+    is_tracing,
     lazy,
     lazy_eval,
     plan_cache_stats,

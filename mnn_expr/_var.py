@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import _native
+from . import executor as _executor
 from ._dtype import _BY_NAME, DType, as_dtype
 from ._native import Var
 
@@ -29,18 +30,31 @@ def _dtype(self: Var) -> DType:
     return _BY_NAME[self._dtype_name]
 
 
+def _values(self: Var) -> np.ndarray:
+    """``_numpy()``, with an error that explains why a value cannot be read inside compile()."""
+    try:
+        return self._numpy()
+    except ValueError as e:
+        if _executor.is_tracing():
+            raise ValueError(
+                "compile: the function reads the value of a traced Var (read(), item(), bool(), float(), an `if` "
+                "on a Var...), but while compiling, values are symbolic; compute with ops instead (F.where for "
+                f"a data-dependent choice). ({e})") from None
+        raise
+
+
 def read(self: Var) -> np.ndarray:
     """The value as a numpy array (computes it first in lazy mode); MNN's spelling.
 
     The array is read-only and shares this Var's memory; it stays valid after
     the Var is gone.  bfloat16 values are returned as float32.
     """
-    return self._numpy()
+    return _values(self)
 
 
 def item(self: Var, *index: Any) -> Any:
     """The value of a one-element Var (or of one element) as a Python scalar."""
-    arr = self._numpy()
+    arr = _values(self)
     if not index and arr.size != 1:
         raise ValueError(f"item: only a Var of one element converts to a scalar, got shape {self.shape}")
     return arr.item(*index)
@@ -87,7 +101,7 @@ def __str__(self: Var) -> str:
 def __bool__(self: Var) -> bool:
     if self.size != 1:
         raise ValueError(f"the truth value of a Var with {self.size} elements is ambiguous; use any() or all()")
-    return bool(self._numpy().item())
+    return bool(_values(self).item())
 
 
 def __float__(self: Var) -> float:

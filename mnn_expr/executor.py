@@ -15,7 +15,7 @@ graph's structure.
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Optional
+from typing import Any, Optional
 
 from . import _native
 
@@ -69,8 +69,30 @@ def get_thread_number() -> int:
 
 
 def evaluate(*vars) -> None:
-    """Computes the given Vars together (one native call for their pending subgraph)."""
+    """Computes the given Vars together (one native call for their pending subgraph).
+
+    While :func:`mnn_expr.compile` traces a function, this does nothing: the values are
+    symbolic until the compiled program runs.
+    """
+    if _TRACE_DEPTH[0]:
+        return
     _native.evaluate(list(vars))
+
+
+_TRACE_DEPTH = [0]  # > 0 while compile() traces a function
+
+
+class _tracing:  # noqa: N801  (a context manager used by compile)
+    def __enter__(self) -> None:
+        _TRACE_DEPTH[0] += 1
+
+    def __exit__(self, *exc: Any) -> None:
+        _TRACE_DEPTH[0] -= 1
+
+
+def is_tracing() -> bool:
+    """True while :func:`mnn_expr.compile` traces a function (values are symbolic then)."""
+    return _TRACE_DEPTH[0] > 0
 
 
 def plan_cache_stats() -> dict:

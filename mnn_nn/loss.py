@@ -90,20 +90,21 @@ def nll_loss(input: Any, target: Any, weight: Any = None, ignore_index: int = -1
     want = tuple(s for i, s in enumerate(logp.shape) if i != cdim)
     if tuple(t.shape) != want:
         raise ValueError(f"{op}: target shape {t.shape} does not match input shape {logp.shape} (expected {want})")
-    tn = np.asarray(t.read()).astype(np.int64)
-    valid = tn != ignore_index
-    if np.any((tn[valid] < 0) | (tn[valid] >= c)):
-        raise IndexError(f"{op}: target values must be in [0, {c}) or ignore_index {ignore_index}")
-    safe = np.where(valid, tn, 0)
-    idx = F.asarray(np.expand_dims(safe, cdim))
-    picked = -F.squeeze(F.take_along_axis(logp, idx, axis=cdim), cdim)
-    wt = np.where(valid, 1.0, 0.0)
+    if not F.is_tracing():  # values at hand: a clear error for an out-of-range class
+        tn = np.asarray(t.read())
+        valid_np = tn != ignore_index
+        if np.any((tn[valid_np] < 0) | (tn[valid_np] >= c)):
+            raise IndexError(f"{op}: target values must be in [0, {c}) or ignore_index {ignore_index}")
+    # with ops only, so it also traces (F.compile) and stays lazy
+    valid = F.not_equal(t, ignore_index)
+    safe = F.where(valid, t, 0).astype("int64")
+    picked = -F.squeeze(F.take_along_axis(logp, F.expand_dims(safe, cdim), axis=cdim), cdim)
+    wv = valid.astype(logp.dtype)
     if weight is not None:
-        w = np.asarray(_v(weight).read(), dtype=np.float64)
-        if w.shape != (c,):
-            raise ValueError(f"{op}: weight must have shape ({c},), got {w.shape}")
-        wt = wt * w[safe]
-    wv = F.asarray(wt.astype(logp.dtype.numpy))
+        w = _fv(weight)
+        if tuple(w.shape) != (c,):
+            raise ValueError(f"{op}: weight must have shape ({c},), got {tuple(w.shape)}")
+        wv = wv * F.take(w.astype(logp.dtype), safe)
     loss = picked * wv
     if reduction == "mean":
         return F.sum(loss) / F.sum(wv)

@@ -214,6 +214,9 @@ class Optimizer:
         i = 0
         # The updates are recorded lazily (whatever the mode) and computed in one native call,
         # so the executor fuses each parameter's elementwise chain into one pass.
+        if F.is_tracing():  # inside F.compile: the new values stay symbolic; the compiled program computes them
+            self._apply_traced(params, grads)
+            return
         with F.lazy_eval(True):
             for group in self.param_groups:
                 hp = {k: v for k, v in group.items() if k != "params"}
@@ -235,6 +238,18 @@ class Optimizer:
                 new._set_kind(_KIND_TRAINABLE)
                 new.requires_grad = True
             p._rebind(new)
+
+    def _apply_traced(self, params: list, grads: list) -> None:
+        i = 0
+        for group in self.param_groups:
+            hp = {k: v for k, v in group.items() if k != "params"}
+            for p in group["params"]:
+                g = grads[i]
+                if g is not None:
+                    new_p, new_s = self._update(p, _as_var_like(g, p), dict(self._states[i]), hp)
+                    self._states[i] = new_s
+                    p._rebind(new_p)
+                i += 1
 
     def step(self, loss: Any = None) -> Any:
         """MNN style: differentiates ``loss`` with respect to the parameters and applies the update.

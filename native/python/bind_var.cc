@@ -66,6 +66,7 @@ void bind_var(nb::module_& m) {
         .def("_id", [](const Var& v) { return reinterpret_cast<uintptr_t>(v.p.get()); })
         .def("_same", [](const Var& v, const Var& o) { return v.p == o.p; })
         .def("_rebind", [](Var& v, const Var& o) { v.p = o.p; }, "Make this handle refer to another value (indexed update).")
+        .def("_alias", [](const Var& v) { return Var{v.p}; }, "A second handle to this value (rebinding one leaves the other).")
         .def("_set_kind", [](Var& v, int k) { v.p->kind = mnn::VarKind(k); })
         .def("_evaluate", [](const Var& v) { mnn::evaluate({v.p}); })
         .def("_numpy", [](const Var& v) { return tensor_to_numpy(mnn::value_of(v.p)); },

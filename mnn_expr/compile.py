@@ -1,0 +1,288 @@
+"""``compile(fn)``: trace a function once per input signature, then run it natively in one call.
+
+The first call with a new signature (the nesting of the arguments, each Var's shape and
+dtype, the other arguments' values) *traces* ``fn``: it runs with a placeholder in place
+of every Var argument, in lazy mode, so nothing is computed and the result is the graph
+of the whole function.  Later calls with that signature write the arguments into the
+placeholders and compute every output in one native call (the lazy executor's cached
+plan: one schedule, fused elementwise passes), skipping Python entirely.
+
+State: Vars that ``fn`` reads from outside (a model's parameters) would be frozen into the
+trace as constants.  Pass the objects that own them as ``state`` (Modules, optimizers,
+Vars, or lists of them): their Vars become inputs of the program too, and when ``fn``
+updates them (an optimizer step rebinding the parameters, new momentum buffers) the
+compiled program computes the new values and rebinds them after each call, so a whole
+training step compiles.  A change to their non-Var state (learning rate, train/eval mode,
+a new optimizer state entry) retraces.
+
+>>> import mnn_expr as F
+>>> f = F.compile(lambda a, b: {"sum": a + b, "prod": a * b})
+>>> f(F.array([1.0, 2.0]), F.array([3.0, 4.0]))["prod"].tolist()
+[3.0, 8.0]
+
+Limits (they raise errors that say so): inside ``fn``, values cannot be read (``bool()``,
+``float()``, ``read()``: use ``F.where``); random draws would repeat the same numbers each
+call, so ``fn`` may not draw them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, Optional
+
+from . import _native
+from ._native import Var
+from .creation import placeholder
+from .executor import _tracing, evaluate, lazy_eval
+
+__all__ = ["compile", "Compiled"]
+
+_RANDOM_OPS = frozenset({"random_uniform", "random_normal"})
+_KIND_TRAINABLE = 2
+
+
+# ---- nested arguments (lists, tuples, dicts of Vars and constants) -----------------------------
+
+def _flatten(tree: Any, leaves: list) -> Any:
+    """Appends the leaves of ``tree`` to ``leaves``; returns its structure (hashable)."""
+    if isinstance(tree, Var):
+        leaves.append(tree)
+        return "V"
+    if isinstance(tree, (list, tuple)):
+        return (type(tree).__name__, tuple(_flatten(t, leaves) for t in tree))
+    if isinstance(tree, dict):
+        keys = tuple(tree)
+        return ("dict", keys, tuple(_flatten(tree[k], leaves) for k in keys))
+    try:
+        hash(tree)
+    except TypeError:
+        raise TypeError(f"compile: arguments must be Vars, lists/tuples/dicts of them, or hashable constants; "
+                        f"got {type(tree).__name__}") from None
+    return ("C", type(tree).__name__, tree)
+
+
+def _unflatten(spec: Any, leaves: list, pos: list) -> Any:
+    if spec == "V":
+        pos[0] += 1
+        return leaves[pos[0] - 1]
+    kind = spec[0]
+    if kind == "C":
+        return spec[2]
+    if kind == "dict":
+        return {k: _unflatten(s, leaves, pos) for k, s in zip(spec[1], spec[2])}
+    items = [_unflatten(s, leaves, pos) for s in spec[1]]
+    return tuple(items) if kind == "tuple" else items
+
+
+# ---- state: Vars owned by modules / optimizers that fn reads and may update ----------------------
+#
+# A state source is a list of handles (Var objects that fn reads and may rebind: parameters,
+# buffers) plus, for optimizers, their per-parameter state dicts (which a step replaces).
+
+class _State:
+    def __init__(self) -> None:
+        self.handles: list = []  # (name, Var handle)
+        self.optimizers: list = []  # optimizers whose _states dicts are state
+        self.fingerprint: list = []  # non-Var state: retrace when it changes
+        self._seen: set = set()
+
+    def add(self, obj: Any, prefix: str = "") -> None:
+        if obj is None:
+            return
+        if isinstance(obj, Var):
+            if obj._id() not in self._seen:
+                self._seen.add(obj._id())
+                self.handles.append((prefix or "var", obj))
+        elif isinstance(obj, (list, tuple)):
+            for i, o in enumerate(obj):
+                self.add(o, f"{prefix}[{i}]")
+        elif hasattr(obj, "named_parameters") and hasattr(obj, "named_buffers"):  # a Module
+            for name, v in (*obj.named_parameters(), *obj.named_buffers()):
+                self.add(v, f"{prefix}.{name}" if prefix else name)
+            self.fingerprint.append(tuple(m.training for m in obj.modules()))
+        elif hasattr(obj, "param_groups") and hasattr(obj, "_states"):  # an optimizer
+            for i, p in enumerate(obj.parameters()):
+                self.add(p, f"{prefix}.param[{i}]")
+            self.optimizers.append(obj)
+            for group in obj.param_groups:
+                self.fingerprint.append(tuple((k, v) for k, v in group.items() if k != "params" and _hashable(v)))
+        else:
+            raise TypeError(f"compile: state must be Modules, optimizers, Vars or lists of them; "
+                            f"got {type(obj).__name__}")
+
+    def opt_vars(self) -> list:
+        """((optimizer index, parameter index, key), Var) for every Var in the optimizers' states."""
+        return [((j, i, k), v) for j, opt in enumerate(self.optimizers) for i, st in enumerate(opt._states)
+                for k, v in st.items() if isinstance(v, Var)]
+
+    def signature(self) -> tuple:
+        opt_consts = tuple((j, i, k, v if _hashable(v) else repr(v)) for j, opt in enumerate(self.optimizers)
+                           for i, st in enumerate(opt._states) for k, v in st.items() if not isinstance(v, Var))
+        return (tuple((n, *_info(h)) for n, h in self.handles), tuple((key, *_info(v)) for key, v in self.opt_vars()),
+                opt_consts, tuple(self.fingerprint))
+
+
+def _hashable(v: Any) -> bool:
+    try:
+        hash(v)
+        return True
+    except TypeError:
+        return False
+
+
+# ---- the compiled program -------------------------------------------------------------------------
+
+class _Program:
+    """One trace: placeholders for the arguments and the state, and the graph of the results."""
+
+    def __init__(self) -> None:
+        self.inputs: list = []  # placeholders of the Var arguments
+        self.handle_phs: list = []  # placeholders of the state handles (same order)
+        self.opt_phs: dict = {}  # (optimizer, parameter, key) -> placeholder of an optimizer-state Var
+        self.outputs: list = []
+        self.out_spec: Any = None
+        self.new_handles: list = []  # per handle: its traced new value, or None when fn leaves it
+        self.new_opt_states: list = []  # per optimizer: per parameter, {key: traced Var or constant}
+
+    def pending(self) -> list:
+        news = [v for v in self.new_handles if v is not None]
+        news += [v for states in self.new_opt_states for st in states for v in st.values() if isinstance(v, Var)]
+        return self.outputs + news
+
+
+def _check_no_random(roots: list) -> None:
+    seen, stack = set(), list(roots)
+    while stack:
+        v = stack.pop()
+        if v._id() in seen:
+            continue
+        seen.add(v._id())
+        op = v._op
+        if op in _RANDOM_OPS:
+            raise NotImplementedError(
+                f"compile: the function draws random numbers ({op}); a compiled program would repeat the same draw "
+                "on every call. Draw them outside and pass them in as arguments.")
+        if v._has_history:
+            stack.extend(v._inputs)
+
+
+def _leaf_value(v: Var, like: Optional[Var] = None) -> Var:
+    """The computed value of ``v`` as a history-free Var (sharing its memory)."""
+    out = _native.from_numpy(v._numpy(), copy=False, dtype=v.dtype.name) if v.dtype.name == "bfloat16" \
+        else _native.from_numpy(v._numpy(), copy=False)
+    if like is not None and (like.requires_grad or like._kind == _KIND_TRAINABLE):
+        out._set_kind(_KIND_TRAINABLE)
+        out.requires_grad = True
+    return out
+
+
+class Compiled:
+    """A function compiled by :func:`compile`: call it like the function.
+
+    >>> import mnn_expr as F
+    >>> sq = F.compile(lambda x: (x * x).sum())
+    >>> sq(F.array([1.0, 2.0])).item(), sq(F.array([3.0])).item(), sq.traces
+    (5.0, 9.0, 2)
+    """
+
+    def __init__(self, fn: Callable, state: Any = None) -> None:
+        self.fn, self.state = fn, state
+        self._programs: dict = {}
+        self.traces = 0  # how many signatures were traced
+        functools.update_wrapper(self, fn)
+
+    def _signature(self, args: tuple, kwargs: dict) -> tuple:
+        leaves: list = []
+        spec = _flatten((args, kwargs), leaves)
+        state = _State()
+        state.add(self.state)
+        key = (spec, tuple(_info(v) for v in leaves), state.signature())
+        return key, spec, leaves, state
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        key, spec, leaves, state = self._signature(args, kwargs)
+        prog = self._programs.get(key)
+        if prog is None:
+            prog = self._trace(spec, leaves, state)
+            self._programs[key] = prog
+        return self._run(prog, leaves, state)
+
+    def _trace(self, spec: Any, leaves: list, state: _State) -> _Program:
+        prog = _Program()
+        saved_handles = [h._alias() for _, h in state.handles]
+        saved_states = [opt._states for opt in state.optimizers]
+        for name, h in state.handles:
+            prog.handle_phs.append(_placeholder_like(h, name))
+        for key, v in state.opt_vars():
+            prog.opt_phs[key] = _placeholder_like(v, f"opt{key[0]}.state[{key[1]}].{key[2]}")
+        for i, v in enumerate(leaves):
+            prog.inputs.append(_placeholder_like(v, f"arg{i}"))
+        args, kwargs = _unflatten(spec, prog.inputs, [0])
+        try:
+            for (_, h), ph in zip(state.handles, prog.handle_phs):
+                h._rebind(ph)
+            for j, opt in enumerate(state.optimizers):
+                opt._states = [{k: prog.opt_phs[(j, i, k)] if isinstance(v, Var) else v for k, v in st.items()}
+                               for i, st in enumerate(opt._states)]
+            with _tracing(), lazy_eval(True):
+                out = self.fn(*args, **kwargs)
+            prog.new_handles = [None if h._same(ph) else h._alias()
+                                for (_, h), ph in zip(state.handles, prog.handle_phs)]
+            prog.new_opt_states = [[dict(st) for st in opt._states] for opt in state.optimizers]
+        finally:
+            for (_, h), cur in zip(state.handles, saved_handles):
+                h._rebind(cur)
+            for opt, st in zip(state.optimizers, saved_states):
+                opt._states = st
+        prog.out_spec = _flatten(out, prog.outputs)
+        _check_no_random(prog.pending())
+        self.traces += 1
+        return prog
+
+    def _run(self, prog: _Program, leaves: list, state: _State) -> Any:
+        for (_, h), ph in zip(state.handles, prog.handle_phs):
+            ph._write(h._numpy())
+        for key, v in state.opt_vars():
+            prog.opt_phs[key]._write(v._numpy())
+        for ph, v in zip(prog.inputs, leaves):
+            ph._write(v._numpy())
+        pending = prog.pending()
+        if pending:
+            evaluate(*pending)
+        for (_, h), new in zip(state.handles, prog.new_handles):
+            if new is not None:
+                h._rebind(_leaf_value(new, like=h))
+        for opt, states in zip(state.optimizers, prog.new_opt_states):
+            opt._states = [{k: _leaf_value(v) if isinstance(v, Var) else v for k, v in st.items()} for st in states]
+        return _unflatten(prog.out_spec, [_leaf_value(v) for v in prog.outputs], [0])
+
+
+def _placeholder_like(v: Var, name: str) -> Var:
+    ph = placeholder(v.shape, v.dtype, name=name)
+    if v.requires_grad:
+        ph.requires_grad = True
+    return ph
+
+
+def _info(v: Var) -> tuple:
+    return (tuple(v.shape), v.dtype.name)
+
+
+def compile(fn: Optional[Callable] = None, *, state: Any = None) -> Any:  # noqa: A001  (the library's verb)
+    """Compiles ``fn`` (also as a decorator, with or without ``state=``): see the module docs.
+
+    ``state``: Modules, optimizers or Vars whose Vars ``fn`` reads (and may update).
+
+    >>> import mnn_expr as F
+    >>> @F.compile
+    ... def affine(x, w, b):
+    ...     return F.matmul(x, w) + b
+    >>> affine(F.ones((1, 2)), F.ones((2, 3)), F.zeros(3)).tolist()
+    [[2.0, 2.0, 2.0]]
+    """
+    if fn is None:
+        return lambda f: Compiled(f, state)
+    if not callable(fn):
+        raise TypeError(f"compile: expected a function, got {type(fn).__name__}")
+    return Compiled(fn, state)
