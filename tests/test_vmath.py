@@ -78,10 +78,14 @@ REF = {
     "erf": lambda x: _erf(x).astype(np.float64),
     "gelu": _gelu,
     "gelu_tanh": _gelu_tanh,
+    "expm1": np.expm1,
+    "log1p": np.log1p,
+    "softplus": lambda x: np.logaddexp(0.0, x),
 }
 
 # Max error in ulps of the float32 result, per function (the same at every level).
-ULP_BOUND = {"exp": 1.5, "log": 1.5, "tanh": 2, "sigmoid": 3, "silu": 4, "erf": 3, "gelu": 5, "gelu_tanh": 4}
+ULP_BOUND = {"exp": 1.5, "log": 1.5, "tanh": 2, "sigmoid": 3, "silu": 4, "erf": 3, "gelu": 5, "gelu_tanh": 4,
+             "expm1": 2, "log1p": 2, "softplus": 2}
 
 # Exact results for special inputs.  silu/gelu/gelu_tanh at -inf give -0, the limit.
 _SPECIAL_X = [NAN, INF, -INF, 0.0, -0.0]
@@ -94,6 +98,9 @@ SPECIALS = {
     "erf": [NAN, 1.0, -1.0, 0.0, -0.0],
     "gelu": [NAN, INF, -0.0, 0.0, -0.0],
     "gelu_tanh": [NAN, INF, -0.0, 0.0, -0.0],
+    "expm1": [NAN, INF, -1.0, 0.0, -0.0],
+    "log1p": [NAN, INF, NAN, 0.0, -0.0],
+    "softplus": [NAN, INF, 0.0, math.log(2), math.log(2)],
 }
 
 
@@ -141,8 +148,19 @@ def _grid(name: str) -> np.ndarray:
         parts = [np.linspace(-7, 7, 400001), _around(_signed([1.0, 6.0]), 5)]
     elif name == "gelu":
         parts = [np.linspace(-16, 16, 400001), _around(_signed([math.sqrt(0.5), math.sqrt(2), 14.1, 20.0]), 5)]
-    else:  # gelu_tanh
+    elif name == "gelu_tanh":
         parts = [np.linspace(-16, 16, 400001), _around(_signed([20.0, 6.0, 5.5]), 5)]
+    elif name == "expm1":
+        parts = [np.linspace(-35, 90, 400001), _around((np.arange(-50, 130) + 0.5) * ln2),
+                 _around([20.0, 88.37626, 88.72283, -30.0], 5), np.geomspace(1e-30, 1, 20001),
+                 -np.geomspace(1e-30, 1, 20001)]
+    elif name == "log1p":
+        parts = [np.linspace(-1, 10, 400001), -1 + np.geomspace(1e-8, 1, 20001), _around([-1.0], 50)[50:],
+                 _around([math.sqrt(0.5) - 1, math.sqrt(2) - 1], 5), np.geomspace(1e-44, 1, 20001),
+                 -np.geomspace(1e-44, 0.99, 20001)]
+        common = [geo, np.array([0.0, -0.0, F32_MAX])]
+    else:  # softplus
+        parts = [np.linspace(-110, 110, 400001), _around(_signed([0.0, 16.0, 88.0, 104.0]), 5)]
     x = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts + common]).astype(np.float32)
     return x[np.isfinite(x)]
 

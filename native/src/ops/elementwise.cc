@@ -184,6 +184,9 @@ vmath::UnaryF32 vmath_kernel(OpType op) {
         case OpType::Gelu: return t.gelu;
         case OpType::GeluTanh: return t.gelu_tanh;
         case OpType::Erf: return t.erf;
+        case OpType::Expm1: return t.expm1;
+        case OpType::Log1p: return t.log1p;
+        case OpType::Softplus: return t.softplus;
         default: return nullptr;
     }
 }

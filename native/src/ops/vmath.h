@@ -1,5 +1,5 @@
 // Vectorised float32 math kernels (exp, log, tanh, sigmoid, silu, gelu,
-// gelu_tanh, erf) with run-time SIMD dispatch: one table of function pointers
+// gelu_tanh, erf, expm1, log1p, softplus) with run-time SIMD dispatch: one table of function pointers
 // per CPU level (generic C++ that compilers auto-vectorise, AVX2+FMA,
 // AVX-512F), chosen from active_level() (core/cpu.h) on every call, so
 // MNN_CPU_LEVEL switches them in-process.  The algorithms and their error
@@ -16,7 +16,7 @@ namespace mnn::vmath {
 using UnaryF32 = void (*)(const float* x, float* y, int64_t n);
 
 struct Table {
-    UnaryF32 exp, log, tanh, sigmoid, silu, gelu, gelu_tanh, erf;
+    UnaryF32 exp, log, tanh, sigmoid, silu, gelu, gelu_tanh, erf, expm1, log1p, softplus;
 };
 
 Table generic_table();

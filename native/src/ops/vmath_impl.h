@@ -24,7 +24,7 @@
 //             r^2 P4(r) (minimax, fitted for float32 coefficients), scaled by
 //             2^(n/2) * 2^(n - n/2) so results in the subnormal range are
 //             rounded once (gradual underflow).  exp(x > 88.72) = +inf,
-//             exp(x < -103.98) = +0, NaN -> NaN.      bound 1.5, seen 1.00
+//             exp(x < -103.98) = +0, NaN -> NaN.      bound 1.5, seen 1.01
 //   log       x = 2^e m, m in [sqrt(1/2), sqrt(2)) (subnormal inputs scaled
 //             by 2^23 first), f = m - 1 (exact), log1p(f) = f - f^2/2 +
 //             f^3 P6(f), plus e ln2 in two parts.  log(+-0) = -inf, log(<0)
@@ -32,38 +32,52 @@
 //             near x = 1 it bounds the relative error (f is exact there).
 //                                                     bound 1.5, seen 1.12
 //   tanh      |x| < 0.625: x + x^3 P4(x^2); else 1 - 2/(e^{2|x|} + 1); sign of
-//             x copied (tanh(-0) = -0); saturates to +-1.  bound 2, seen 1.29
+//             x copied (tanh(-0) = -0); saturates to +-1.  bound 2, seen 1.32
 //   sigmoid   e = e^{-|x|}; 1/(1 + e) for x >= 0, e/(1 + e) for x < 0, so
 //             large negative x gives the tiny (subnormal) positive result,
-//             then +0; never NaN.                     bound 3, seen 2.71
+//             then +0; never NaN.                     bound 3, seen 2.33
 //   silu      x sigmoid(x), the e^{-|x|} scale applied last; silu(-inf) = -0
-//             (the limit).                            bound 4, seen 3.21
+//             (the limit).                            bound 4, seen 3.22
 //   erf       |x| < 1: c1 x + x^3 P4(x^2) with c1 = 2/sqrt(pi) as a float
 //             pair; else 1 - e^{-x^2} erfcx(|x|), where e^{-x^2} takes x^2
 //             exactly (computed in double, carried as a float pair) and
 //             z erfcx(z) = P10(t), t = (z - 1.5)/(z + 1.5), fitted on z in
-//             [0.5, 10].  Odd (erf(-0) = -0).      bound 3, seen 2.77 / 1.77
+//             [0.5, 10].  Odd (erf(-0) = -0).      bound 3, seen 2.78 / 1.81
 //   gelu      x Phi(x): Phi(x) = 0.5 e^{-x^2/2} erfcx(|x|/sqrt2) for x <
 //             -sqrt(1/2) (no cancellation, so the tiny negative tail is
 //             accurate), 1 - that for x >= sqrt2, 0.5 + 0.5 erf(x/sqrt2)
 //             between.  gelu(x < -20) = -0 (it underflows below -14), so
-//             gelu(-inf) = -0.                        bound 5, seen 4.13
+//             gelu(-inf) = -0.                        bound 5, seen 4.41
 //   gelu_tanh x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3): equal to
 //             0.5 x (1 + tanh u) but without its cancellation for x < 0; 2u
 //             is evaluated in double and carried as a float pair into exp.
-//             gelu_tanh(-inf) = -0.                   bound 4, seen 3.33
+//             gelu_tanh(-inf) = -0.                   bound 4, seen 3.11
+//   expm1     2^n (e^r - 1) + (2^n - 1) with the same reduction and an e^r - 1
+//             polynomial r + r^2 P5(r) fitted for relative error (n = 0 near
+//             0, so expm1(x) ~ x is accurate for tiny x); e^x for x > 20; -1
+//             below -30; expm1(-0) = -0.             bound 2, seen 1.43
+//   log1p     on [sqrt(1/2) - 1, sqrt2 - 1] the log polynomial of x itself;
+//             elsewhere log(u), u = 1 + x, plus (x - (u - 1))/u for the
+//             rounding of u.  log1p(-1) = -inf, < -1 NaN.  bound 2, seen 1.53
+//   softplus  max(x, 0) + log1p(e^{-|x|}) (overflow-free; log(1 + e^x) for
+//             x < 0 keeps the tiny tail).             bound 2, seen 1.77
 // NaN inputs give NaN everywhere.
 #pragma once
 #include <cstdint>
 
 namespace mnn::vmath {
 
+// Coefficients: our own fits (iteratively reweighted least squares towards the
+// minimax relative error on Chebyshev nodes, each coefficient rounded to
+// float32 in turn and the remaining ones refitted).
 namespace k {
 // exp: e^r ~ 1 + r + r^2 (c2 + r (c3 + r (c4 + r (c5 + r c6)))) on |r| <= ln2/2.
 constexpr float kExp[5] = {0x1.fffffcp-2f, 0x1.555494p-3f, 0x1.5558bep-5f, 0x1.123856p-7f, 0x1.6a3d04p-10f};
 // log1p(f) ~ f - f^2/2 + f^3 (c3 + f (c4 + ... + f c9)) on f in [sqrt(1/2) - 1, sqrt2 - 1].
 constexpr float kLog[7] = {0x1.5556d8p-2f,  -0x1.00038p-2f,  0x1.98d824p-3f, -0x1.5382a4p-3f,
                            0x1.3172fap-3f, -0x1.242fdp-3f, 0x1.645e52p-4f};
+// expm1(r) ~ r + r^2 (c2 + r (c3 + ... + r c7)) on |r| <= ln2/2 (relative error).
+constexpr float kExpm1[6] = {0x1p-1f, 0x1.555554p-3f, 0x1.5554f8p-5f, 0x1.1112dcp-7f, 0x1.6d3a2ep-10f, 0x1.9e6ae6p-13f};
 // tanh(x) ~ x + x^3 (c3 + x^2 (c5 + ...)) on |x| <= 0.625.
 constexpr float kTanh[5] = {-0x1.555532p-2f, 0x1.1106f6p-3f, -0x1.b835a4p-5f, 0x1.51f8cep-6f, -0x1.750ce2p-8f};
 // erf(x) ~ c1 x + x^3 (c3 + x^2 (c5 + ...)) on |x| <= 1, c1 = 2/sqrt(pi) = kErfC1 + kErfC1Lo.
@@ -124,7 +138,13 @@ struct Math {
     }
     static F exp(F x) { return exp2part(x, S::set(0.0f)); }
 
-    static F log(F x) {
+    // log1p(f) for f in [sqrt(1/2) - 1, sqrt2 - 1].
+    static F log1p_poly(F f) {
+        F f2 = S::mul(f, f);
+        return S::add(f, S::fma(S::mul(f2, f), horner(f, k::kLog), S::mul(f2, S::set(-0.5f))));
+    }
+    // log(x) for x > 0 finite (no special values).
+    static F log_core(F x) {
         M sub = S::lt(x, S::set(k::kFltMin));
         F xs = S::sel(sub, S::mul(x, S::set(0x1p23f)), x);
         F m;
@@ -133,15 +153,55 @@ struct Math {
         M big = S::gt(m, S::set(k::kSqrt2));
         m = S::sel(big, S::mul(m, S::set(0.5f)), m);
         e = S::sel(big, S::add(e, S::set(1.0f)), e);
-        F f = S::sub(m, S::set(1.0f));
-        F f2 = S::mul(f, f);
-        F t = S::fma(S::mul(f2, f), horner(f, k::kLog), S::mul(f2, S::set(-0.5f)));
-        F y = S::add(f, t);
-        y = S::add(S::fma(e, S::set(k::kLn2Lo), y), S::mul(e, S::set(k::kLn2Hi)));
+        F y = log1p_poly(S::sub(m, S::set(1.0f)));
+        return S::add(S::fma(e, S::set(k::kLn2Lo), y), S::mul(e, S::set(k::kLn2Hi)));
+    }
+    static F log(F x) {
+        F y = log_core(x);
         const float inf = __builtin_inff();
         y = S::sel(S::lt(x, S::set(0.0f)), S::set(__builtin_nanf("")), y);
         y = S::sel(S::eq(x, S::set(0.0f)), S::set(-inf), y);
         y = S::sel(S::eq(x, S::set(inf)), x, y);
+        return S::sel(S::isnan(x), x, y);
+    }
+
+    static F log1p(F x) {
+        // Near 0 the polynomial takes x itself; elsewhere log(u) for u = 1 + x
+        // plus the first-order correction (x - (u - 1)) / u for the rounding of u.
+        F u = S::add(S::set(1.0f), x);
+        F c = S::div(S::sub(x, S::sub(u, S::set(1.0f))), u);
+        F y = S::add(log_core(u), c);
+        M small = S::lt(S::abs(S::sub(x, S::set(0.0606601718f))), S::set(0.3535533906f));  // [sqrt(1/2)-1, sqrt2-1]
+        y = S::sel(small, log1p_poly(x), y);
+        const float inf = __builtin_inff();
+        y = S::sel(S::lt(x, S::set(-1.0f)), S::set(__builtin_nanf("")), y);
+        y = S::sel(S::eq(x, S::set(-1.0f)), S::set(-inf), y);
+        y = S::sel(S::eq(x, S::set(inf)), x, y);
+        y = S::sel(S::eq(x, S::set(0.0f)), x, y);  // keeps log1p(-0) = -0
+        return S::sel(S::isnan(x), x, y);
+    }
+
+    static F expm1(F x) {
+        // e^x - 1 = 2^n (e^r - 1) + (2^n - 1), n = round(x / ln2), with e^r - 1
+        // from its own polynomial (relative accuracy near 0; n = 0 there).
+        F xc = S::min(S::max(x, S::set(-30.0f)), S::set(20.0f));  // NaN -> 20 (fixed below)
+        I n;
+        F nf = S::round_i(S::mul(xc, S::set(k::kLog2e)), n);
+        F r = S::fma(nf, S::set(-k::kLn2Hi), xc);
+        r = S::fma(nf, S::set(-k::kLn2Lo), r);
+        F pm1 = S::fma(S::mul(r, r), horner(r, k::kExpm1), r);
+        F t = S::pow2i(n);
+        F y = S::fma(t, pm1, S::sub(t, S::set(1.0f)));
+        y = S::sel(S::gt(x, S::set(20.0f)), exp(x), y);  // e^x - 1 rounds to e^x there
+        y = S::sel(S::eq(x, S::set(0.0f)), x, y);        // keeps expm1(-0) = -0
+        return S::sel(S::isnan(x), x, y);
+    }
+
+    static F softplus(F x) {
+        // max(x, 0) + log1p(e^{-|x|}); the log1p argument is in (0, 1].
+        F e = exp(S::neg(S::abs(x)));
+        F l = log1p(e);
+        F y = S::add(S::max(x, S::set(0.0f)), l);
         return S::sel(S::isnan(x), x, y);
     }
 
@@ -160,8 +220,8 @@ struct Math {
         M neg = S::lt(hi, S::set(0.0f));
         F a, b;
         exp_parts(S::sel(neg, hi, S::neg(hi)), S::sel(neg, lo, S::neg(lo)), a, b);  // e^{-|v|} = a b
-        F s = S::div(S::set(1.0f), S::fma(a, b, S::set(1.0f)));
-        F y = S::sel(neg, S::mul(S::mul(S::mul(m, a), s), b), S::mul(m, s));
+        F q = S::div(S::sel(neg, S::mul(m, a), m), S::fma(a, b, S::set(1.0f)));  // m e/(1+e) / b or m/(1+e)
+        F y = S::sel(neg, S::mul(q, b), q);
         // Below -110, e^v (clamped at e^-120 above) times any finite m rounds to 0.
         return S::sel(S::lt(hi, S::set(-110.0f)), S::mul(m, S::set(0.0f)), y);
     }
@@ -232,9 +292,10 @@ void apply(const float* x, float* y, int64_t n) {
 template <class S>
 Table make_table() {
     using MS = Math<S>;
-    return Table{&apply<S, &MS::exp>,     &apply<S, &MS::log>,  &apply<S, &MS::tanh>,
-                 &apply<S, &MS::sigmoid>, &apply<S, &MS::silu>, &apply<S, &MS::gelu>,
-                 &apply<S, &MS::gelu_tanh>, &apply<S, &MS::erf>};
+    return Table{&apply<S, &MS::exp>,       &apply<S, &MS::log>,   &apply<S, &MS::tanh>,
+                 &apply<S, &MS::sigmoid>,   &apply<S, &MS::silu>,  &apply<S, &MS::gelu>,
+                 &apply<S, &MS::gelu_tanh>, &apply<S, &MS::erf>,   &apply<S, &MS::expm1>,
+                 &apply<S, &MS::log1p>,     &apply<S, &MS::softplus>};
 }
 
 }  // namespace mnn::vmath
