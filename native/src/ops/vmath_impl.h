@@ -116,15 +116,17 @@ struct Math {
     // plain exp): a = p 2^(n/2) is normal (or NaN for NaN input) and b =
     // 2^(n - n/2) a power of two, so callers that scale the result (x e^x)
     // multiply by b last and round a subnormal result only once.
+    template <bool HasLo = true>
     static void exp_parts(F hi, F lo, F& a, F& b) {
-        F x = S::add(hi, lo);
+        F x = HasLo ? S::add(hi, lo) : hi;
         // Clamped so that n in [-174, 129]: both halves of 2^n stay normal.
-        F hc = S::min(S::max(hi, S::set(-120.0f)), S::set(89.0f));  // NaN -> 89 (fixed below)
-        F xc = S::min(S::max(x, S::set(-120.0f)), S::set(89.0f));
+        F xc = S::min(S::max(x, S::set(-120.0f)), S::set(89.0f));  // NaN -> 89 (fixed below)
+        F hc = HasLo ? S::min(S::max(hi, S::set(-120.0f)), S::set(89.0f)) : xc;
         I n;
         F nf = S::round_i(S::mul(xc, S::set(k::kLog2e)), n);
         F r = S::fma(nf, S::set(-k::kLn2Hi), hc);
-        r = S::add(S::fma(nf, S::set(-k::kLn2Lo), r), lo);
+        r = S::fma(nf, S::set(-k::kLn2Lo), r);
+        if (HasLo) r = S::add(r, lo);
         F p = S::fma(S::mul(r, r), horner(r, k::kExp), r);
         p = S::add(p, S::set(1.0f));
         I n1 = S::ishr1(n);
@@ -136,7 +138,11 @@ struct Math {
         exp_parts(hi, lo, a, b);
         return S::mul(a, b);
     }
-    static F exp(F x) { return exp2part(x, S::set(0.0f)); }
+    static F exp(F x) {
+        F a, b;
+        exp_parts<false>(x, x, a, b);
+        return S::mul(a, b);
+    }
 
     // log1p(f) for f in [sqrt(1/2) - 1, sqrt2 - 1].
     static F log1p_poly(F f) {
@@ -216,19 +222,21 @@ struct Math {
 
     // m * sigmoid(hi + lo) (lo = 0 for a plain float), rounding a subnormal
     // result once.
+    template <bool HasLo = true>
     static F mul_sigmoid2part(F m, F hi, F lo) {
         M neg = S::lt(hi, S::set(0.0f));
         F a, b;
-        exp_parts(S::sel(neg, hi, S::neg(hi)), S::sel(neg, lo, S::neg(lo)), a, b);  // e^{-|v|} = a b
+        if (HasLo) exp_parts<true>(S::sel(neg, hi, S::neg(hi)), S::sel(neg, lo, S::neg(lo)), a, b);  // e^{-|v|} = a b
+        else exp_parts<false>(S::neg(S::abs(hi)), lo, a, b);
         F q = S::div(S::sel(neg, S::mul(m, a), m), S::fma(a, b, S::set(1.0f)));  // m e/(1+e) / b or m/(1+e)
         F y = S::sel(neg, S::mul(q, b), q);
         // Below -110, e^v (clamped at e^-120 above) times any finite m rounds to 0.
         return S::sel(S::lt(hi, S::set(-110.0f)), S::mul(m, S::set(0.0f)), y);
     }
-    static F sigmoid(F x) { return mul_sigmoid2part(S::set(1.0f), x, S::set(0.0f)); }
+    static F sigmoid(F x) { return mul_sigmoid2part<false>(S::set(1.0f), x, x); }
 
     static F silu(F x) {
-        F y = mul_sigmoid2part(x, x, S::set(0.0f));
+        F y = mul_sigmoid2part<false>(x, x, x);
         return S::sel(S::eq(x, S::set(-__builtin_inff())), S::set(-0.0f), y);
     }
 
