@@ -56,6 +56,7 @@ struct Generic {
         m = from_bits((u & 0x007fffffu) | 0x3f800000u);
         return float(int32_t(u >> 23) - 127);
     }
+    static void sq_pair(F x, F& hi, F& lo) { dmap(x, [](double d) { return d * d; }, hi, lo); }
     template <class G>
     static void dmap(F x, G g, F& hi, F& lo) {
         double d = g(double(x));

@@ -64,6 +64,10 @@ struct Avx2 {
                                                 _mm256_set1_epi32(0x3f800000)));
         return _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(u, 23), _mm256_set1_epi32(127)));
     }
+    static void sq_pair(F x, F& hi, F& lo) {
+        hi = _mm256_mul_ps(x, x);
+        lo = _mm256_fmsub_ps(x, x, hi);  // exact: x*x - hi
+    }
     template <class G>
     static void dmap(F x, G g, F& hi, F& lo) {
         __m256d a = g(_mm256_cvtps_pd(_mm256_castps256_ps128(x)));

@@ -63,6 +63,10 @@ struct Avx512 {
         m = fbits(_mm512_or_epi32(_mm512_and_epi32(u, _mm512_set1_epi32(0x007fffff)), _mm512_set1_epi32(0x3f800000)));
         return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(u, 23), _mm512_set1_epi32(127)));
     }
+    static void sq_pair(F x, F& hi, F& lo) {
+        hi = _mm512_mul_ps(x, x);
+        lo = _mm512_fmsub_ps(x, x, hi);  // exact: x*x - hi
+    }
     template <class G>
     static void dmap(F x, G g, F& hi, F& lo) {
         __m256 xa = _mm512_castps512_ps256(x);

@@ -10,7 +10,8 @@
 // sel(m, a, b) (a where m), round_i (round to nearest even, also as int),
 // pow2i (2^n for n in [-126, 127]), ishr1, isub, exp_mant (exponent and
 // mantissa in [1, 2) of a positive normal), dmap (a function evaluated in
-// double precision and returned as a float pair hi + lo), load/store and a
+// double precision and returned as a float pair hi + lo), sq_pair (x^2 as an
+// exact float pair, by FMA where there is one), load/store and a
 // partial load/store for tails.
 //
 // Algorithms and error bounds.  Error = |y - f(x)| / ulp(f(x)) against the
@@ -40,7 +41,7 @@
 //             (the limit).                            bound 4, seen 3.22
 //   erf       |x| < 1: c1 x + x^3 P4(x^2) with c1 = 2/sqrt(pi) as a float
 //             pair; else 1 - e^{-x^2} erfcx(|x|), where e^{-x^2} takes x^2
-//             exactly (computed in double, carried as a float pair) and
+//             exactly (a float pair: by FMA, or in double at generic) and
 //             z erfcx(z) = P10(t), t = (z - 1.5)/(z + 1.5), fitted on z in
 //             [0.5, 10].  Odd (erf(-0) = -0).      bound 3, seen 2.78 / 1.81
 //   gelu      x Phi(x): Phi(x) = 0.5 e^{-x^2/2} erfcx(|x|/sqrt2) for x <
@@ -249,18 +250,17 @@ struct Math {
         F t = S::div(S::sub(z, S::set(1.5f)), S::add(z, S::set(1.5f)));
         return S::div(horner(t, k::kZErfcx), z);
     }
-    // e^{-s x^2} with x^2 taken exactly (s = 1 or 1/2).
-    template <int Half>
+    // e^{-x^2} with x^2 taken exactly as a float pair.
     static F exp_neg_sq(F x) {
         F hi, lo;
-        S::dmap(x, [](auto d) { return d * d * (Half ? -0.5 : -1.0); }, hi, lo);
-        return exp2part(hi, lo);
+        S::sq_pair(x, hi, lo);
+        return exp2part(S::neg(hi), S::neg(lo));
     }
 
     static F erf(F x) {
         F a = S::min(S::abs(x), S::set(6.0f));  // NaN -> 6 (fixed below); erf(6) rounds to 1
         F z = S::max(a, S::set(1.0f));
-        F tail = S::sub(S::set(1.0f), S::mul(exp_neg_sq<0>(z), erfcx(z)));
+        F tail = S::sub(S::set(1.0f), S::mul(exp_neg_sq(z), erfcx(z)));
         F y = S::copysign(S::sel(S::lt(a, S::set(1.0f)), erf_small(x), tail), x);  // odd: erf(-0) = -0
         return S::sel(S::isnan(x), x, y);
     }
@@ -270,7 +270,9 @@ struct Math {
         F z = S::mul(S::abs(xc), S::set(k::kInvSqrt2));
         F zc = S::min(S::max(z, S::set(0.5f)), S::set(10.0f));
         F hi, lo, a, b;
-        S::dmap(xc, [](auto d) { return d * d * -0.5; }, hi, lo);
+        S::sq_pair(xc, hi, lo);
+        hi = S::mul(hi, S::set(-0.5f));                             // exact
+        lo = S::mul(lo, S::set(-0.5f));
         exp_parts(hi, lo, a, b);                                   // e^{-x^2/2} = a b
         F qa = S::mul(S::mul(S::set(0.5f), a), erfcx(zc));         // 1 - Phi(|x|) = qa b
         F mid = S::fma(S::set(0.5f), erf_small(S::mul(xc, S::set(k::kInvSqrt2))), S::set(0.5f));
