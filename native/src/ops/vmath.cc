@@ -56,7 +56,14 @@ struct Generic {
         m = from_bits((u & 0x007fffffu) | 0x3f800000u);
         return float(int32_t(u >> 23) - 127);
     }
-    static void sq_pair(F x, F& hi, F& lo) { dmap(x, [](double d) { return d * d; }, hi, lo); }
+    // x^2 = hi + lo by Dekker's split (no FMA here): xh keeps the top 12
+    // significand bits, so hi = xh^2 is exact; lo = (x - xh)(x + xh) is ~2^-11
+    // of hi and rounded only in its own last bit (x^2 to ~2^-35 relative).
+    static void sq_pair(F x, F& hi, F& lo) {
+        F xh = from_bits(bits(x) & 0xfffff000u);
+        hi = xh * xh;
+        lo = (x - xh) * (x + xh);
+    }
     template <class G>
     static void dmap(F x, G g, F& hi, F& lo) {
         double d = g(double(x));

@@ -10,8 +10,8 @@
 // sel(m, a, b) (a where m), round_i (round to nearest even, also as int),
 // pow2i (2^n for n in [-126, 127]), ishr1, isub, exp_mant (exponent and
 // mantissa in [1, 2) of a positive normal), dmap (a function evaluated in
-// double precision and returned as a float pair hi + lo), sq_pair (x^2 as an
-// exact float pair, by FMA where there is one), load/store and a
+// double precision and returned as a float pair hi + lo), sq_pair (x^2 as a
+// float pair: exact by FMA, else by Dekker's split to ~2^-35), load/store and a
 // partial load/store for tails.
 //
 // Algorithms and error bounds.  Error = |y - f(x)| / ulp(f(x)) against the
@@ -41,7 +41,7 @@
 //             (the limit).                            bound 4, seen 3.22
 //   erf       |x| < 1: c1 x + x^3 P4(x^2) with c1 = 2/sqrt(pi) as a float
 //             pair; else 1 - e^{-x^2} erfcx(|x|), where e^{-x^2} takes x^2
-//             exactly (a float pair: by FMA, or in double at generic) and
+//             exactly (a float pair: by FMA, or Dekker's split at generic) and
 //             z erfcx(z) = P10(t), t = (z - 1.5)/(z + 1.5), fitted on z in
 //             [0.5, 10].  Odd (erf(-0) = -0).      bound 3, seen 2.78 / 1.81
 //   gelu      x Phi(x): Phi(x) = 0.5 e^{-x^2/2} erfcx(|x|/sqrt2) for x <
@@ -113,7 +113,7 @@ struct Math {
         return p;
     }
 
-    // e^(hi + lo) = a * b for a float pair with |lo| <= ulp(hi) (lo = 0 for
+    // e^(hi + lo) = a * b for a float pair with |lo| << |hi| (lo = 0 for
     // plain exp): a = p 2^(n/2) is normal (or NaN for NaN input) and b =
     // 2^(n - n/2) a power of two, so callers that scale the result (x e^x)
     // multiply by b last and round a subnormal result only once.
