@@ -6,7 +6,7 @@ every system, and prints markdown tables of times and ratios (ours / reference:
 lower is better), then the issue's speed targets with PASS/FAIL:
 
 - overhead:   eager ``a + b`` and ``F.exp(a)`` at 1 and 100 elements (µs per op);
-- throughput: add, exp, ``a*b+c`` and sum at 1e5 and 1e7 float32 elements,
+- throughput: add, exp, tanh, sigmoid, gelu_tanh, ``a*b+c`` and sum at 1e5 and 1e7 float32 elements,
               ours eager and ours lazy (build + read of a fresh expression);
 - matmul:     256 and 1024 float32 square matrices (GFLOP/s).
 
@@ -196,6 +196,12 @@ class Bench:
         cases = [
             ("a + b", 2, lambda a, b: a + b, lambda a, b: a + b, lambda a, b: a + b, 1e-5),
             ("exp(a)", 1, np.exp, getattr(self.torch, "exp", None), lambda a: self.op("exp")(a), 1e-5),
+            ("tanh(a)", 1, np.tanh, getattr(self.torch, "tanh", None), lambda a: self.op("tanh")(a), 1e-5),
+            ("sigmoid(a)", 1, lambda a: 1 / (1 + np.exp(-a)), getattr(self.torch, "sigmoid", None),
+             lambda a: self.op("sigmoid")(a), 1e-5),
+            ("gelu_tanh(a)", 1, lambda a: 0.5 * a * (1 + np.tanh(0.7978845608028654 * (a + 0.044715 * a**3))),
+             (lambda a: self.torch.nn.functional.gelu(a, approximate="tanh")) if self.torch is not None else None,
+             lambda a: self.op("gelu_tanh")(a), 1e-5),
             ("a * b + c", 3, fma, fma, fma, 1e-5),
             ("sum(a)", 1, np.sum, getattr(self.torch, "sum", None), lambda a: self.op("sum")(a), 1e-3),
         ]

@@ -9,6 +9,7 @@
 #include "core/thread_pool.h"
 #include "graph/frontend.h"
 #include "ops/common.h"
+#include "ops/vmath.h"
 
 namespace mnn {
 
@@ -170,6 +171,26 @@ void map_unary(const TI* x, TO* y, int64_t n, F f) {
     });
 }
 
+// The vectorised float32 kernel for op (ops/vmath.h, at the CPU level active
+// now), or null when op has none.
+vmath::UnaryF32 vmath_kernel(OpType op) {
+    const vmath::Table& t = vmath::table();
+    switch (op) {
+        case OpType::Exp: return t.exp;
+        case OpType::Log: return t.log;
+        case OpType::Tanh: return t.tanh;
+        case OpType::Sigmoid: return t.sigmoid;
+        case OpType::Silu: return t.silu;
+        case OpType::Gelu: return t.gelu;
+        case OpType::GeluTanh: return t.gelu_tanh;
+        case OpType::Erf: return t.erf;
+        case OpType::Expm1: return t.expm1;
+        case OpType::Log1p: return t.log1p;
+        case OpType::Softplus: return t.softplus;
+        default: return nullptr;
+    }
+}
+
 template <typename T, typename TO>
 void unary_typed(OpType op, const T* x, TO* y, int64_t n) {
     using std::abs;
@@ -204,6 +225,12 @@ void unary_typed(OpType op, const T* x, TO* y, int64_t n) {
                 else if constexpr (std::is_integral_v<T>) return map_unary(x, y, n, [](T v) { return T(~v); });
                 else break;
             default: break;
+        }
+        if constexpr (std::is_same_v<T, float>) {
+            if (vmath::UnaryF32 fn = vmath_kernel(op)) {
+                parallel_for(n, kParallelGrain, [&](int64_t b, int64_t e) { fn(x + b, y + b, e - b); });
+                return;
+            }
         }
         if constexpr (std::is_floating_point_v<T>) {
             switch (op) {

@@ -17,6 +17,7 @@
 #include <new>
 #include <thread>
 
+#include "core/cpu.h"
 #include "core/thread_pool.h"
 #include "ops/common.h"
 #include "ops/gemm_kernels.h"
@@ -24,34 +25,6 @@
 namespace mnn {
 
 namespace {
-
-enum class CpuLevel { Generic = 0, Avx2 = 1, Avx512 = 2 };
-
-CpuLevel hardware_level() {
-    static const CpuLevel level = [] {
-#if defined(MNN_GEMM_X86)
-        __builtin_cpu_init();
-        bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        if (avx2 && __builtin_cpu_supports("avx512f")) return CpuLevel::Avx512;
-        if (avx2) return CpuLevel::Avx2;
-#endif
-        return CpuLevel::Generic;
-    }();
-    return level;
-}
-
-// The hardware level, capped by MNN_CPU_LEVEL (read on every call: cheap, and
-// lets a test switch levels in-process).
-CpuLevel active_level() {
-    CpuLevel hw = hardware_level();
-    const char* env = std::getenv("MNN_CPU_LEVEL");
-    if (!env || !*env) return hw;
-    CpuLevel want = hw;
-    if (!std::strcmp(env, "generic")) want = CpuLevel::Generic;
-    else if (!std::strcmp(env, "avx2")) want = CpuLevel::Avx2;
-    else if (!std::strcmp(env, "avx512")) want = CpuLevel::Avx512;
-    return std::min(hw, want);
-}
 
 template <typename T> const gemmk::KernelSet<T>& kernel_set(CpuLevel level);
 
@@ -378,13 +351,7 @@ void gemm_pack_b(bool ta, int64_t M, int64_t N, int64_t K, T alpha, const T* A, 
     gemm_packed(ks, ta, M, N, K, alpha, A, lda, pack, beta, C, ldc);
 }
 
-const char* gemm_cpu_level() {
-    switch (active_level()) {
-        case CpuLevel::Avx512: return "avx512";
-        case CpuLevel::Avx2: return "avx2";
-        default: return "generic";
-    }
-}
+const char* gemm_cpu_level() { return cpu_level_name(active_level()); }
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
                           float, float*, int64_t);
