@@ -9,6 +9,7 @@
 #include "core/thread_pool.h"
 #include "ops/common.h"
 #include "ops/conv_common.h"
+#include "ops/isa_variants.h"
 
 namespace mnn {
 
@@ -142,20 +143,6 @@ void fill_bias(T* out, int64_t channels, int64_t plane, const T* bias) {
     for (int64_t o = 0; o < channels; ++o) std::fill(out + o * plane, out + (o + 1) * plane, bias ? bias[o] : T(0));
 }
 
-// Hot loops without GEMM are compiled for several ISAs and picked at load
-// time (GCC / Clang function multi-versioning), so they vectorise with
-// AVX-512 / AVX2 where the CPU has it and stay portable.
-#if defined(MNN_GEMM_X86) && defined(__linux__) && \
-    ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__)))
-#define MNN_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define MNN_MULTIVERSION
-#endif
-#if defined(__GNUC__)
-#define MNN_ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define MNN_ALWAYS_INLINE inline
-#endif
 
 // Taps of one kernel row over output columns [a, b) where every tap reads
 // inside the input: all KW taps in one pass (KW = 0: run-time kw).
@@ -231,22 +218,15 @@ MNN_ALWAYS_INLINE void dw_plane_kw(const ConvGeom& g, const T* xc, const T* wo, 
     }
 }
 
-MNN_MULTIVERSION void dw_plane_f32(const ConvGeom& g, const float* xc, const float* wo, float b, const int64_t* lo,
-                                   const int64_t* hi, float* op) {
-    dw_plane_kw<float>(g, xc, wo, b, lo, hi, op);
-}
-MNN_MULTIVERSION void dw_plane_f64(const ConvGeom& g, const double* xc, const double* wo, double b,
-                                   const int64_t* lo, const int64_t* hi, double* op) {
-    dw_plane_kw<double>(g, xc, wo, b, lo, hi, op);
-}
-inline void dw_plane_any(const ConvGeom& g, const float* xc, const float* wo, float b, const int64_t* lo,
-                         const int64_t* hi, float* op) {
-    dw_plane_f32(g, xc, wo, b, lo, hi, op);
-}
-inline void dw_plane_any(const ConvGeom& g, const double* xc, const double* wo, double b, const int64_t* lo,
-                         const int64_t* hi, double* op) {
-    dw_plane_f64(g, xc, wo, b, lo, hi, op);
-}
+// The depthwise plane loop per ISA (isa_variants.h), picked once per op call.
+MNN_ISA_VARIANTS(dw_plane_f32, (const ConvGeom& g, const float* xc, const float* wo, float b, const int64_t* lo,
+                                const int64_t* hi, float* op),
+                 dw_plane_kw<float>(g, xc, wo, b, lo, hi, op))
+MNN_ISA_VARIANTS(dw_plane_f64, (const ConvGeom& g, const double* xc, const double* wo, double b, const int64_t* lo,
+                                const int64_t* hi, double* op),
+                 dw_plane_kw<double>(g, xc, wo, b, lo, hi, op))
+inline auto dw_plane_for(CpuLevel level, float) { return dw_plane_f32_for(level); }
+inline auto dw_plane_for(CpuLevel level, double) { return dw_plane_f64_for(level); }
 
 // Depthwise (one input channel per group): direct accumulation, each output
 // plane on its own.
@@ -257,10 +237,11 @@ void conv_depthwise(const ConvGeom& g, const T* x, const T* w, const T* bias, T*
     const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, P * g.kh * g.kw));
     std::vector<int64_t> lo(size_t(g.kw)), hi(size_t(g.kw));
     for (int64_t j = 0; j < g.kw; ++j) valid_range(j * g.dw - g.pl, g.sw, W, g.OW, lo[size_t(j)], hi[size_t(j)]);
+    const auto plane = dw_plane_for(active_level(), T());
     parallel_for(planes, grain, [&](int64_t p0, int64_t p1) {
         for (int64_t p = p0; p < p1; ++p) {
             int64_t n = p / O, o = p % O, c = o / Og;
-            dw_plane_any(g, x + (n * C + c) * H * W, w + o * g.kh * g.kw, bias ? bias[o] : T(0), lo.data(),
+            plane(g, x + (n * C + c) * H * W, w + o * g.kh * g.kw, bias ? bias[o] : T(0), lo.data(),
                          hi.data(), out + p * P);
         }
     });

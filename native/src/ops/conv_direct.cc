@@ -17,22 +17,12 @@
 
 #include "core/thread_pool.h"
 #include "ops/conv_common.h"
+#include "ops/isa_variants.h"
 
 namespace mnn {
 
 namespace {
 
-#if defined(MNN_GEMM_X86) && defined(__linux__) && \
-    ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__)))
-#define MNN_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define MNN_MULTIVERSION
-#endif
-#if defined(__GNUC__)
-#define MNN_ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define MNN_ALWAYS_INLINE inline
-#endif
 
 using convgeom::DirectConv;
 
@@ -134,24 +124,17 @@ MNN_ALWAYS_INLINE void fwd_image(const DirectConv& d, const Flat& f, int64_t Cg,
     }
 }
 
-constexpr int64_t kLanesF32 = 16, kLanesF64 = 8;  // one 64-byte vector
+// Positions are rounded up to the widest variant's vector (64 bytes); narrower ones divide it.
+constexpr int64_t kLanesF32 = 16, kLanesF64 = 8;
 
-MNN_MULTIVERSION void fwd_image_f32(const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og, const float* xp,
-                                    const float* w, float* yw) {
-    fwd_image<float, kLanesF32>(d, f, Cg, Og, xp, w, yw);
-}
-MNN_MULTIVERSION void fwd_image_f64(const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og, const double* xp,
-                                    const double* w, double* yw) {
-    fwd_image<double, kLanesF64>(d, f, Cg, Og, xp, w, yw);
-}
-inline void fwd_image_any(const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og, const float* xp, const float* w,
-                          float* yw) {
-    fwd_image_f32(d, f, Cg, Og, xp, w, yw);
-}
-inline void fwd_image_any(const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og, const double* xp,
-                          const double* w, double* yw) {
-    fwd_image_f64(d, f, Cg, Og, xp, w, yw);
-}
+#define MNN_FWD_F32(L) fwd_image<float, L>(d, f, Cg, Og, xp, w, yw)
+#define MNN_FWD_F64(L) fwd_image<double, L>(d, f, Cg, Og, xp, w, yw)
+MNN_ISA_VARIANTS_LANES(fwd_image_f32, (const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og, const float* xp,
+                                       const float* w, float* yw), MNN_FWD_F32, 16, 8, 4)
+MNN_ISA_VARIANTS_LANES(fwd_image_f64, (const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og, const double* xp,
+                                       const double* w, double* yw), MNN_FWD_F64, 8, 4, 2)
+inline auto fwd_image_for(CpuLevel level, float) { return fwd_image_f32_for(level); }
+inline auto fwd_image_for(CpuLevel level, double) { return fwd_image_f64_for(level); }
 
 template <typename T> constexpr int64_t lanes() { return std::is_same_v<T, float> ? kLanesF32 : kLanesF64; }
 
@@ -214,32 +197,25 @@ MNN_ALWAYS_INLINE void filter_images(const DirectConv& d, const Flat& f, int64_t
     for (int64_t c = 0; c < Cg; ++c) {
         const T* x = xp + c * f.PL;
         int64_t o = 0;
-        for (; o + 4 <= Og; o += 4)
-            filter_channels<T, 4, L>(f, KT, taps, x, xs, dyp + o * f.Q, ds, M, dw + o * taps + c * KT);
-        if (o + 2 <= Og) {
+        if constexpr (L * sizeof(T) == 64)  // 32 vector registers: 4 channels x 4 taps of accumulators
+            for (; o + 4 <= Og; o += 4)
+                filter_channels<T, 4, L>(f, KT, taps, x, xs, dyp + o * f.Q, ds, M, dw + o * taps + c * KT);
+        for (; o + 2 <= Og; o += 2)  // 16 registers: 2 x 4
             filter_channels<T, 2, L>(f, KT, taps, x, xs, dyp + o * f.Q, ds, M, dw + o * taps + c * KT);
-            o += 2;
-        }
         if (o < Og) filter_channels<T, 1, L>(f, KT, taps, x, xs, dyp + o * f.Q, ds, M, dw + o * taps + c * KT);
     }
 }
 
-MNN_MULTIVERSION void filter_images_f32(const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og, const float* xp,
-                                        int64_t xs, const float* dyp, int64_t ds, int64_t M, float* dw) {
-    filter_images<float, kLanesF32>(d, f, Cg, Og, xp, xs, dyp, ds, M, dw);
-}
-MNN_MULTIVERSION void filter_images_f64(const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og, const double* xp,
-                                        int64_t xs, const double* dyp, int64_t ds, int64_t M, double* dw) {
-    filter_images<double, kLanesF64>(d, f, Cg, Og, xp, xs, dyp, ds, M, dw);
-}
-inline void filter_images_any(const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og, const float* xp, int64_t xs,
-                              const float* dyp, int64_t ds, int64_t M, float* dw) {
-    filter_images_f32(d, f, Cg, Og, xp, xs, dyp, ds, M, dw);
-}
-inline void filter_images_any(const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og, const double* xp,
-                              int64_t xs, const double* dyp, int64_t ds, int64_t M, double* dw) {
-    filter_images_f64(d, f, Cg, Og, xp, xs, dyp, ds, M, dw);
-}
+#define MNN_FILTER_F32(L) filter_images<float, L>(d, f, Cg, Og, xp, xs, dyp, ds, M, dw)
+#define MNN_FILTER_F64(L) filter_images<double, L>(d, f, Cg, Og, xp, xs, dyp, ds, M, dw)
+MNN_ISA_VARIANTS_LANES(filter_images_f32, (const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og,
+                                           const float* xp, int64_t xs, const float* dyp, int64_t ds, int64_t M,
+                                           float* dw), MNN_FILTER_F32, 16, 8, 4)
+MNN_ISA_VARIANTS_LANES(filter_images_f64, (const DirectConv& d, const Flat& f, int64_t Cg, int64_t Og,
+                                           const double* xp, int64_t xs, const double* dyp, int64_t ds, int64_t M,
+                                           double* dw), MNN_FILTER_F64, 8, 4, 2)
+inline auto filter_images_for(CpuLevel level, float) { return filter_images_f32_for(level); }
+inline auto filter_images_for(CpuLevel level, double) { return filter_images_f64_for(level); }
 
 }  // namespace
 
@@ -258,11 +234,12 @@ void conv2d_direct(const DirectConv& d, const T* x, const T* w, const T* bias, T
     std::vector<T> xp(size_t(d.N * d.C * f.PL));
     pad_planes(d, f, x, xp.data());
     // Tasks: (image, group), each computing the wide layout, then keeping the real columns (+ bias).
+    const auto image = fwd_image_for(active_level(), T());
     parallel_for(d.N * d.G, 1, [&](int64_t a, int64_t b) {
         std::vector<T> yw(size_t(Og * f.Q));
         for (int64_t t = a; t < b; ++t) {
             const int64_t n = t / d.G, grp = t % d.G;
-            fwd_image_any(d, f, Cg, Og, xp.data() + (n * d.C + grp * Cg) * f.PL, w + grp * Og * taps, yw.data());
+            image(d, f, Cg, Og, xp.data() + (n * d.C + grp * Cg) * f.PL, w + grp * Og * taps, yw.data());
             T* yg = y + (n * d.O + grp * Og) * P;
             for (int64_t o = 0; o < Og; ++o) {
                 const T bv = bias ? bias[grp * Og + o] : T(0);
@@ -294,11 +271,12 @@ void conv2d_filter_direct(const DirectConv& d, const T* x, const T* dy, T* dw) {
     // The images split over the threads (per group), each thread summing into its own copy of dW.
     const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(get_thread_number(), d.N));
     std::vector<T> partial(size_t(threads * out_size), T(0));
+    const auto images = filter_images_for(active_level(), T());
     parallel_for(threads, 1, [&](int64_t k0, int64_t k1) {
         for (int64_t k = k0; k < k1; ++k) {
             const int64_t n0 = d.N * k / threads, n1 = d.N * (k + 1) / threads;
             for (int64_t grp = 0; grp < d.G && n1 > n0; ++grp)
-                filter_images_any(d, f, Cg, Og, xp.data() + (n0 * d.C + grp * Cg) * f.PL, d.C * f.PL,
+                images(d, f, Cg, Og, xp.data() + (n0 * d.C + grp * Cg) * f.PL, d.C * f.PL,
                                   dyp.data() + (n0 * d.O + grp * Og) * f.Q, d.O * f.Q, n1 - n0,
                                   partial.data() + k * out_size + grp * Og * Cg * d.kh * d.kw);
         }

@@ -13,6 +13,7 @@
 #include "core/thread_pool.h"
 #include "ops/common.h"
 #include "ops/conv_common.h"
+#include "ops/isa_variants.h"
 
 namespace mnn {
 
@@ -20,18 +21,7 @@ namespace {
 
 using convgeom::Image;
 
-// Hot loops compiled for several ISAs, picked at load time (as in conv.cc).
-#if defined(MNN_GEMM_X86) && defined(__linux__) && \
-    ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__)))
-#define MNN_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define MNN_MULTIVERSION
-#endif
-#if defined(__GNUC__)
-#define MNN_ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define MNN_ALWAYS_INLINE inline
-#endif
+
 
 struct PoolGeom {
     Image im;
@@ -215,21 +205,14 @@ MNN_ALWAYS_INLINE void argmax_tap(const T* __restrict x, int64_t off, int64_t sw
     }
 }
 
-MNN_MULTIVERSION void argmax_tap_f32(const float* x, int64_t off, int64_t sw, int64_t lo, int64_t hi, float* bv,
-                                     int32_t* bi) {
-    argmax_tap(x, off, sw, lo, hi, bv, bi);
-}
-MNN_MULTIVERSION void argmax_tap_f64(const double* x, int64_t off, int64_t sw, int64_t lo, int64_t hi, double* bv,
-                                     int32_t* bi) {
-    argmax_tap(x, off, sw, lo, hi, bv, bi);
-}
-inline void argmax_tap_any(const float* x, int64_t off, int64_t sw, int64_t lo, int64_t hi, float* bv, int32_t* bi) {
-    argmax_tap_f32(x, off, sw, lo, hi, bv, bi);
-}
-inline void argmax_tap_any(const double* x, int64_t off, int64_t sw, int64_t lo, int64_t hi, double* bv,
-                           int32_t* bi) {
-    argmax_tap_f64(x, off, sw, lo, hi, bv, bi);
-}
+MNN_ISA_VARIANTS(argmax_tap_f32, (const float* x, int64_t off, int64_t sw, int64_t lo, int64_t hi, float* bv,
+                                  int32_t* bi),
+                 argmax_tap(x, off, sw, lo, hi, bv, bi))
+MNN_ISA_VARIANTS(argmax_tap_f64, (const double* x, int64_t off, int64_t sw, int64_t lo, int64_t hi, double* bv,
+                                  int32_t* bi),
+                 argmax_tap(x, off, sw, lo, hi, bv, bi))
+inline auto argmax_tap_for(CpuLevel level, float) { return argmax_tap_f32_for(level); }
+inline auto argmax_tap_for(CpuLevel level, double) { return argmax_tap_f64_for(level); }
 
 // Windows that tile the input without overlap or padding (stride = kernel,
 // no dilation; the usual 2x2 / 2 of classifiers): each window writes its whole
@@ -287,33 +270,26 @@ MNN_ALWAYS_INLINE void tiled_row_any(const T* x, const T* g, T* d, int64_t W, in
     }
 }
 
-MNN_MULTIVERSION void tiled_row_f32(const float* x, const float* g, float* d, int64_t W, int64_t OW, int64_t kh,
-                                    int64_t kw) {
-    tiled_row_any(x, g, d, W, OW, kh, kw);
-}
-MNN_MULTIVERSION void tiled_row_f64(const double* x, const double* g, double* d, int64_t W, int64_t OW, int64_t kh,
-                                    int64_t kw) {
-    tiled_row_any(x, g, d, W, OW, kh, kw);
-}
-inline void tiled_row_dispatch(const float* x, const float* g, float* d, int64_t W, int64_t OW, int64_t kh,
-                               int64_t kw) {
-    tiled_row_f32(x, g, d, W, OW, kh, kw);
-}
-inline void tiled_row_dispatch(const double* x, const double* g, double* d, int64_t W, int64_t OW, int64_t kh,
-                               int64_t kw) {
-    tiled_row_f64(x, g, d, W, OW, kh, kw);
-}
+MNN_ISA_VARIANTS(tiled_row_f32, (const float* x, const float* g, float* d, int64_t W, int64_t OW, int64_t kh,
+                                 int64_t kw),
+                 tiled_row_any(x, g, d, W, OW, kh, kw))
+MNN_ISA_VARIANTS(tiled_row_f64, (const double* x, const double* g, double* d, int64_t W, int64_t OW, int64_t kh,
+                                 int64_t kw),
+                 tiled_row_any(x, g, d, W, OW, kh, kw))
+inline auto tiled_row_for(CpuLevel level, float) { return tiled_row_f32_for(level); }
+inline auto tiled_row_for(CpuLevel level, double) { return tiled_row_f64_for(level); }
 
 template <typename T>
 void maxpool_grad_tiled(const PoolGeom& g, const T* x, const T* dy, T* dx) {
     const int64_t H = g.im.H, W = g.im.W, OH = g.OH, OW = g.OW, planes = g.im.N * g.im.C;
+    const auto row = tiled_row_for(active_level(), T());
     parallel_for(planes, plane_grain(g), [&](int64_t p0, int64_t p1) {
         for (int64_t p = p0; p < p1; ++p) {
             const T* xp = x + p * H * W;
             T* dp = dx + p * H * W;
             for (int64_t oh = 0; oh < OH; ++oh) {
                 T* drow = dp + oh * g.kh * W;
-                tiled_row_dispatch(xp + oh * g.kh * W, dy + (p * OH + oh) * OW, drow, W, OW, g.kh, g.kw);
+                row(xp + oh * g.kh * W, dy + (p * OH + oh) * OW, drow, W, OW, g.kh, g.kw);
                 for (int64_t i = 0; i < g.kh; ++i)  // columns right of the last window
                     std::fill(drow + i * W + OW * g.kw, drow + (i + 1) * W, T(0));
             }
@@ -333,6 +309,7 @@ void maxpool_grad_typed(const PoolGeom& g, const T* x, const T* dy, T* dx) {
         OW * g.kw <= W)
         return maxpool_grad_tiled(g, x, dy, dx);
     ColRanges cr(g);
+    const auto tap = argmax_tap_for(active_level(), T());
     parallel_for(planes, plane_grain(g), [&](int64_t p0, int64_t p1) {
         std::vector<T> best(static_cast<size_t>(OW));
         std::vector<int32_t> pos(static_cast<size_t>(OW));
@@ -347,7 +324,7 @@ void maxpool_grad_typed(const PoolGeom& g, const T* x, const T* dy, T* dx) {
                     const int64_t ih = oh * g.sh - g.pt + i * g.dh;
                     if (ih < 0 || ih >= H) continue;
                     for (int64_t j = 0; j < g.kw; ++j)
-                        argmax_tap_any(xp, ih * W + j * g.dw - g.pl, g.sw, cr.lo[j], cr.hi[j], best.data(), pos.data());
+                        tap(xp, ih * W + j * g.dw - g.pl, g.sw, cr.lo[j], cr.hi[j], best.data(), pos.data());
                 }
                 const T* grow = gp + oh * OW;
                 for (int64_t ow = 0; ow < OW; ++ow)
