@@ -32,11 +32,13 @@ def test_steps_match_torch(model):
     errors: list[str] = []
     losses = bt.check(np, fns, errors, model)
     assert errors == []
-    assert set(losses) == {"torch", "ours eager", "ours lazy"}
-    for system in ("ours eager", "ours lazy"):
+    assert set(losses) == {"torch", "ours eager", "ours lazy", "ours compiled"}
+    for system in ("ours eager", "ours lazy", "ours compiled"):
         np.testing.assert_allclose(losses[system], losses["torch"], rtol=1e-4, atol=1e-5)
     # one more timed-style step still runs and changes the loss like torch's
-    assert abs(bt.loss_value(fns["ours lazy"]()) - bt.loss_value(fns["torch"]())) < 1e-3
+    want = bt.loss_value(fns["torch"]())
+    for system in ("ours lazy", "ours compiled"):
+        assert abs(bt.loss_value(fns[system]()) - want) < 1e-3
 
 
 def test_parse_args():
@@ -57,3 +59,4 @@ def test_check_catches_a_wrong_step():
     assert len(errors) == 1 and "ours eager" in errors[0] and "WRONG" in errors[0]
     assert isinstance(fns["ours eager"], AssertionError)
     assert not isinstance(fns["ours lazy"], BaseException)
+    assert not isinstance(fns["ours compiled"], BaseException)
