@@ -31,6 +31,8 @@ import functools
 from collections.abc import Callable
 from typing import Any, Optional
 
+import numpy as np
+
 from . import _native
 from ._native import Var
 from .creation import placeholder
@@ -112,15 +114,23 @@ class _State:
                             f"got {type(obj).__name__}")
 
     def opt_vars(self) -> list:
-        """((optimizer index, parameter index, key), Var) for every Var in the optimizers' states."""
+        """((optimizer index, parameter index, key), value) for every Var and number (a step count) in the
+        optimizers' states: inputs of the program (numbers as 0-d placeholders)."""
         return [((j, i, k), v) for j, opt in enumerate(self.optimizers) for i, st in enumerate(opt._states)
-                for k, v in st.items() if isinstance(v, Var)]
+                for k, v in st.items() if _is_input(v)]
 
     def signature(self) -> tuple:
         opt_consts = tuple((j, i, k, v if _hashable(v) else repr(v)) for j, opt in enumerate(self.optimizers)
-                           for i, st in enumerate(opt._states) for k, v in st.items() if not isinstance(v, Var))
+                           for i, st in enumerate(opt._states) for k, v in st.items() if not _is_input(v))
         return (tuple((n, *_info(h)) for n, h in self.handles), tuple((key, *_info(v)) for key, v in self.opt_vars()),
                 opt_consts, tuple(self.fingerprint))
+
+
+_NUMBER_DTYPES = {int: np.int64, float: np.float64}
+
+
+def _is_input(v: Any) -> bool:
+    return isinstance(v, Var) or (isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
 def _hashable(v: Any) -> bool:
@@ -223,7 +233,7 @@ class Compiled:
             for (_, h), ph in zip(state.handles, prog.handle_phs):
                 h._rebind(ph)
             for j, opt in enumerate(state.optimizers):
-                opt._states = [{k: prog.opt_phs[(j, i, k)] if isinstance(v, Var) else v for k, v in st.items()}
+                opt._states = [{k: prog.opt_phs[(j, i, k)] if _is_input(v) else v for k, v in st.items()}
                                for i, st in enumerate(opt._states)]
             with _tracing(), lazy_eval(True):
                 out = self.fn(*args, **kwargs)
@@ -244,7 +254,7 @@ class Compiled:
         for (_, h), ph in zip(state.handles, prog.handle_phs):
             ph._write(h._numpy())
         for key, v in state.opt_vars():
-            prog.opt_phs[key]._write(v._numpy())
+            prog.opt_phs[key]._write(v._numpy() if isinstance(v, Var) else np.asarray(v, _NUMBER_DTYPES[type(v)]))
         for ph, v in zip(prog.inputs, leaves):
             ph._write(v._numpy())
         pending = prog.pending()
@@ -253,19 +263,32 @@ class Compiled:
         for (_, h), new in zip(state.handles, prog.new_handles):
             if new is not None:
                 h._rebind(_leaf_value(new, like=h))
-        for opt, states in zip(state.optimizers, prog.new_opt_states):
-            opt._states = [{k: _leaf_value(v) if isinstance(v, Var) else v for k, v in st.items()} for st in states]
+        for opt, states, old in zip(state.optimizers, prog.new_opt_states, [o._states for o in state.optimizers]):
+            opt._states = [{k: _stored(v, st_old.get(k)) for k, v in st.items()} for st, st_old in zip(states, old)]
         return _unflatten(prog.out_spec, [_leaf_value(v) for v in prog.outputs], [0])
 
 
-def _placeholder_like(v: Var, name: str) -> Var:
+def _stored(v: Any, old: Any) -> Any:
+    """A computed optimizer-state entry as stored between steps: numbers stay Python numbers."""
+    if not isinstance(v, Var):
+        return v
+    if isinstance(old, (int, float)) and not isinstance(old, bool) and v.ndim == 0:
+        return type(old)(v.item())
+    return _leaf_value(v)
+
+
+def _placeholder_like(v: Any, name: str) -> Var:
+    if not isinstance(v, Var):  # a number in an optimizer's state
+        return placeholder((), "int64" if isinstance(v, int) else "float64", name=name)
     ph = placeholder(v.shape, v.dtype, name=name)
     if v.requires_grad:
         ph.requires_grad = True
     return ph
 
 
-def _info(v: Var) -> tuple:
+def _info(v: Any) -> tuple:
+    if not isinstance(v, Var):
+        return ((), type(v).__name__)
     return (tuple(v.shape), v.dtype.name)
 
 

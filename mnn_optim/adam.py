@@ -72,7 +72,8 @@ class Adam(Optimizer):
     def _update(cls, param: Var, grad: Var, state: dict, hp: dict) -> tuple[Var, dict]:
         """One Adam/AdamW step: pure function of Vars returning the new parameter and state.
 
-        The step count is a Python int in the state (bias corrections are host scalars).
+        The step count is a Python int in the state (bias corrections are host scalars); inside
+        F.compile it is a 0-d Var, an input of the compiled program.
         """
         beta1, beta2 = hp["betas"]
         lr, eps, wd = hp["lr"], hp["eps"], hp["weight_decay"]
@@ -88,8 +89,13 @@ class Adam(Optimizer):
         m = g * (1 - beta1) if m is None else m + (g - m) * (1 - beta1)
         v = g * g * (1 - beta2) if v is None else v * beta2 + g * g * (1 - beta2)
         new_state = {"step": step, "exp_avg": m, "exp_avg_sq": v}
-        bias_correction1 = 1 - beta1 ** step
-        bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
+        if isinstance(step, Var):  # traced by F.compile: the count is an input of the program
+            s = step.astype("float64")
+            bias_correction1 = (1 - F.power(beta1, s)).astype(param.dtype)
+            bias_correction2_sqrt = F.sqrt(1 - F.power(beta2, s)).astype(param.dtype)
+        else:
+            bias_correction1 = 1 - beta1 ** step
+            bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
         if hp["amsgrad"]:
             vmax = state.get("max_exp_avg_sq")
             vmax = v if vmax is None else F.maximum(vmax, v)

@@ -167,11 +167,15 @@ def test_compiled_training_step_follows_eager(make_opt):
     assert all(not p._has_history for p in model.parameters())
 
 
-def test_compiled_sgd_step_reuses_its_trace():
+@pytest.mark.parametrize("make_opt", [lambda p: optim.SGD(p, lr=0.05, momentum=0.9), lambda p: optim.Adam(p, lr=0.01)],
+                         ids=["sgd", "adam"])
+def test_compiled_step_reuses_its_trace(make_opt):
     model = _cnn()
-    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    opt = make_opt(model.parameters())
     step = F.compile(lambda x, y: _step(model, opt, x, y), state=[model, opt])
     x, y = _batch()
     losses = [step(x, y).item() for _ in range(5)]
-    assert step.traces == 2  # the first step creates the momentum buffers: one more trace, then none
+    assert step.traces == 2  # the first step creates the optimizer state: one more trace, then none
     assert losses[-1] < losses[0]
+    for s in opt._states:  # Adam's step count is an input of the program, stored back as an int
+        assert s.get("step", 5) == 5 and isinstance(s.get("step", 5), int)

@@ -53,10 +53,12 @@ def test_digits_small_cnn_learns(digits: tuple) -> None:
 
 
 @needs_sklearn
-def test_digits_eager_and_lazy_losses_agree(digits: tuple) -> None:
-    eager, lazy = train_digits.eager_vs_lazy(digits, seed=0, steps=3, batch_size=32)
-    assert len(eager) == len(lazy) == 3
-    np.testing.assert_allclose(lazy, eager, rtol=1e-4, atol=1e-5)
+def test_digits_eager_lazy_and_compiled_losses_agree(digits: tuple) -> None:
+    runs = train_digits.eager_lazy_compiled(digits, seed=0, steps=3, batch_size=32)
+    eager = runs["eager"]
+    assert len(eager) == len(runs["lazy"]) == len(runs["compiled"]) == 3
+    np.testing.assert_allclose(runs["lazy"], eager, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(runs["compiled"], eager, rtol=1e-4, atol=1e-5)
     assert eager[-1] != eager[0]  # the weights did change between steps
 
 
