@@ -113,8 +113,8 @@ struct Math {
         return p;
     }
 
-    // e^(hi + lo) = a * b for a float pair with |lo| << |hi| (lo = 0 for
-    // plain exp): a = p 2^(n/2) is normal (or NaN for NaN input) and b =
+    // e^(hi + lo) = a * b for a float pair with |lo| << |hi| (HasLo = false:
+    // plain e^hi, lo ignored): a = p 2^(n/2) is normal (or NaN for NaN) and b =
     // 2^(n - n/2) a power of two, so callers that scale the result (x e^x)
     // multiply by b last and round a subnormal result only once.
     template <bool HasLo = true>
