@@ -27,6 +27,7 @@ from ._dtype import (
 from ._native import Var
 from .autograd import grad, stop_gradient, value_and_grad
 from .compile import Compiled, compile  # noqa: A004  (the library's verb)
+from .control_flow import cond, fori_loop, scan, while_loop
 from .creation import (
     NC4HW4,
     NCHW,

@@ -38,8 +38,8 @@ def _values(self: Var) -> np.ndarray:
         if _executor.is_tracing():
             raise ValueError(
                 "compile: the function reads the value of a traced Var (read(), item(), bool(), float(), an `if` "
-                "on a Var...), but while compiling, values are symbolic; compute with ops instead (F.where for "
-                f"a data-dependent choice). ({e})") from None
+                "on a Var...), but while compiling, values are symbolic; compute with ops instead (F.where or "
+                f"F.cond for a data-dependent choice, F.fori_loop / F.scan for loops). ({e})") from None
         raise
 
 

@@ -1,0 +1,174 @@
+"""cond / while_loop / fori_loop / scan: eager, lazy and compiled agree with numpy, and gradients
+through cond and scan match central finite differences (float64)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mnn_expr as F
+
+
+def _fd_grad(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    g = np.zeros_like(x)
+    for i in range(x.size):
+        d = np.zeros_like(x)
+        d.flat[i] = eps
+        g.flat[i] = (f(x + d) - f(x - d)) / (2 * eps)
+    return g
+
+
+def _grad(f, x: np.ndarray) -> np.ndarray:
+    v = F.array(x)
+    v.requires_grad = True
+    (g,) = F.grad(f(v), [v])
+    return np.asarray(g.read())
+
+
+# ---- while_loop: Newton's iteration ----------------------------------------------------------------
+
+def newton_sqrt(a: F.Var) -> F.Var:
+    def body(s):
+        x, it = s
+        return (x - (x * x - a) / (2 * x), it + 1)
+
+    def keep_going(s):
+        x, it = s
+        return F.logical_and(F.abs(x * x - a).max() > 1e-10, it < 50)
+
+    x, _ = F.while_loop(keep_going, body, (F.ones_like(a), F.array(0)))
+    return x
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_newton_while_loop(lazy):
+    a = np.array([2.0, 9.0, 0.25, 1e4])
+    with F.lazy_eval(lazy):
+        got = newton_sqrt(F.array(a)).read()
+    np.testing.assert_allclose(got, np.sqrt(a), rtol=1e-12)
+
+
+def test_while_loop_cannot_be_traced():
+    with pytest.raises(NotImplementedError, match="fori_loop"):
+        F.compile(newton_sqrt)(F.array([2.0]))
+
+
+# ---- cond ------------------------------------------------------------------------------------------------
+
+def piecewise(x: F.Var) -> F.Var:
+    return F.cond(x.sum() > 0, lambda v: F.exp(v) * v, lambda v: F.sin(v) - v * v, x)
+
+
+@pytest.mark.parametrize("x", [np.array([0.3, -0.1, 0.5]), np.array([-0.4, 0.1, -0.2])])
+def test_cond_eager_lazy_compiled_and_numpy(x):
+    want = np.exp(x) * x if x.sum() > 0 else np.sin(x) - x * x
+    np.testing.assert_allclose(piecewise(F.array(x)).read(), want, rtol=1e-12)
+    with F.lazy_eval(True):
+        np.testing.assert_allclose(piecewise(F.array(x)).read(), want, rtol=1e-12)
+    compiled = F.compile(piecewise)
+    np.testing.assert_allclose(compiled(F.array(x)).read(), want, rtol=1e-12)
+    np.testing.assert_allclose(compiled(F.array(-x)).read(),
+                               np.exp(-x) * -x if -x.sum() > 0 else np.sin(-x) - x * x, rtol=1e-12)
+    assert compiled.traces == 1  # one program serves both branches
+
+
+@pytest.mark.parametrize("x", [np.array([0.3, -0.1, 0.5]), np.array([-0.4, 0.1, -0.2])])
+def test_grad_through_cond_matches_finite_differences(x):
+    def f(v):
+        return (piecewise(v) ** 2).sum()
+
+    def fn(a):
+        return float(f(F.array(a)).item())
+
+    np.testing.assert_allclose(_grad(f, x), _fd_grad(fn, x), rtol=1e-6, atol=1e-9)
+    compiled_grad = F.compile(lambda v: F.grad(f(v), [v])[0])
+    v = F.array(x)
+    v.requires_grad = True
+    np.testing.assert_allclose(compiled_grad(v).read(), _fd_grad(fn, x), rtol=1e-6, atol=1e-9)
+
+
+def test_cond_branches_must_agree_inside_compile():
+    with pytest.raises(TypeError, match="same structure"):
+        F.compile(lambda x: F.cond(x.sum() > 0, lambda v: (v, v), lambda v: v, x))(F.ones(2))
+    with pytest.raises(TypeError, match="differs"):
+        F.compile(lambda x: F.cond(x.sum() > 0, lambda v: v, lambda v: v.sum(), x))(F.ones(2))
+
+
+def test_python_predicates_pick_one_branch():
+    calls = []
+    F.cond(True, lambda: calls.append("t"), lambda: calls.append("f"))
+    assert calls == ["t"]
+
+
+# ---- scan: a recurrent net, its gradients, a cond inside ---------------------------------------------------
+
+def rnn_loss(w: F.Var, xs: F.Var, h0: F.Var) -> F.Var:
+    def cell(h, x):
+        h = F.tanh(F.matmul(h, w) + x)
+        return h, h.sum()
+
+    h, ys = F.scan(cell, h0, xs)
+    return (h * h).sum() + (ys * ys).sum()
+
+
+def test_scan_rnn_gradients_match_finite_differences():
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((3, 3)) * 0.5
+    xs = rng.standard_normal((5, 2, 3))
+    h0 = rng.standard_normal((2, 3))
+
+    def fw(a):
+        return float(rnn_loss(F.array(a), F.array(xs), F.array(h0)).item())
+
+    def fx(a):
+        return float(rnn_loss(F.array(w), F.array(a), F.array(h0)).item())
+
+    np.testing.assert_allclose(_grad(lambda v: rnn_loss(v, F.array(xs), F.array(h0)), w), _fd_grad(fw, w),
+                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(_grad(lambda v: rnn_loss(F.array(w), v, F.array(h0)), xs), _fd_grad(fx, xs),
+                               rtol=1e-6, atol=1e-8)
+    # compiled (unrolled) == eager
+    compiled = F.compile(rnn_loss)
+    assert compiled(F.array(w), F.array(xs), F.array(h0)).item() == pytest.approx(fw(w), rel=1e-12)
+
+
+def test_scan_with_cond_inside_eager_and_compiled():
+    def f(xs):
+        def step(c, x):
+            c = F.cond(x.sum() > 0, lambda a, b: a + b, lambda a, b: a - b * 2, c, x)
+            return c, c * 1.0
+
+        return F.scan(step, F.zeros(2, dtype="float64"), xs)
+
+    xs = np.array([[1.0, 2.0], [-3.0, 0.5], [0.25, 0.25], [-1.0, -1.0]])
+    c, ref = np.zeros(2), []
+    for x in xs:
+        c = c + x if x.sum() > 0 else c - 2 * x
+        ref.append(c)
+    for run in (f, F.compile(f)):
+        carry, ys = run(F.array(xs))
+        np.testing.assert_allclose(carry.read(), c)
+        np.testing.assert_allclose(ys.read(), np.array(ref))
+
+
+def test_scan_structures_and_errors():
+    carry, ys = F.scan(lambda c, x: (c + x["a"], {"sq": x["a"] ** 2, "b": x["b"]}), F.array(0.0),
+                       {"a": F.array([1.0, 2.0]), "b": F.array([[1], [2]])})
+    assert carry.item() == 3.0 and ys["sq"].tolist() == [1.0, 4.0] and ys["b"].tolist() == [[1], [2]]
+    carry, ys = F.scan(lambda c, _: (c * 2, None), F.array(1.0), length=3)
+    assert carry.item() == 8.0 and ys is None
+    with pytest.raises(ValueError, match="leading length"):
+        F.scan(lambda c, x: (c, x), F.array(0.0), [F.ones(2), F.ones(3)])
+    with pytest.raises(ValueError, match="pass xs or length"):
+        F.scan(lambda c, x: (c, x), F.array(0.0))
+
+
+def test_fori_loop_unrolls_inside_compile():
+    f = F.compile(lambda x: F.fori_loop(0, 5, lambda i, acc: acc * x + i, F.zeros_like(x)))
+    x = np.array([0.5, 2.0])
+    acc = np.zeros(2)
+    for i in range(5):
+        acc = acc * x + i
+    np.testing.assert_allclose(f(F.array(x)).read(), acc)
+    with pytest.raises(NotImplementedError, match="int"):
+        F.compile(lambda x, n: F.fori_loop(0, n, lambda i, a: a + 1, x))(F.zeros(1), F.array(3))
