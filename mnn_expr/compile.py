@@ -252,11 +252,14 @@ class Compiled:
 
     def _run(self, prog: _Program, leaves: list, state: _State) -> Any:
         for (_, h), ph in zip(state.handles, prog.handle_phs):
-            ph._write(h._numpy())
+            ph._write_var(h)  # (shares the value: no copy)
         for key, v in state.opt_vars():
-            prog.opt_phs[key]._write(v._numpy() if isinstance(v, Var) else np.asarray(v, _NUMBER_DTYPES[type(v)]))
+            if isinstance(v, Var):
+                prog.opt_phs[key]._write_var(v)
+            else:
+                prog.opt_phs[key]._write(np.asarray(v, _NUMBER_DTYPES[type(v)]))
         for ph, v in zip(prog.inputs, leaves):
-            ph._write(v._numpy())
+            ph._write_var(v)
         pending = prog.pending()
         if pending:
             evaluate(*pending)

@@ -28,6 +28,7 @@ Operand to_operand(nb::handle h);            // Python scalars stay weak
 nb::object tensor_to_numpy(const mnn::Tensor& t);
 mnn::Tensor numpy_to_tensor(nb::handle arr, bool copy);
 void write_placeholder(Var& v, nb::handle arr);
+void write_placeholder_var(Var& v, const Var& src);  // shares src's value (same dtype and shape)
 nb::dict attrs_to_dict(const mnn::Attrs& a);
 
 void bind_var(nb::module_& m);

@@ -72,6 +72,8 @@ void bind_var(nb::module_& m) {
         .def("_numpy", [](const Var& v) { return tensor_to_numpy(mnn::value_of(v.p)); },
              "The value as a read-only numpy array sharing this Var's memory.")
         .def("_write", [](Var& v, nb::handle arr) { write_placeholder(v, arr); })
+        .def("_write_var", [](Var& v, const Var& src) { write_placeholder_var(v, src); },
+             "Gives a placeholder another Var's value, sharing its memory (no copy).")
         .def("__len__", [](const Var& v) {
             if (v.p->info.shape.empty()) throw nb::type_error("len() of a 0-d Var");
             return v.p->info.shape[0];

@@ -244,6 +244,17 @@ void write_placeholder(Var& v, nb::handle h) {
     ++mnn::executor_config().placeholder_epoch;  // values computed from the old one are now stale
 }
 
+void write_placeholder_var(Var& v, const Var& src) {
+    if (v.p->kind != mnn::VarKind::Placeholder)
+        throw mnn::TypeError("write: only placeholders can be written (use fix_as_placeholder())");
+    const mnn::Tensor& t = mnn::value_of(src.p);  // shared, not copied: placeholders are read-only inputs
+    if (t.dtype() != v.p->info.dtype || t.shape() != v.p->info.shape)
+        throw mnn::ValueError(mnn::fmt("write: value ", mnn::info_str(src.p->info), " does not match placeholder ",
+                                       mnn::info_str(v.p->info)));
+    v.p->value = t;
+    ++mnn::executor_config().placeholder_epoch;  // values computed from the old one are now stale
+}
+
 nb::dict attrs_to_dict(const mnn::Attrs& a) {
     nb::dict d;
     for (size_t i = 0; i < a.values.size(); ++i) {
