@@ -63,9 +63,12 @@ from .executor import (
     get_thread_number,
     is_lazy,
     is_tracing,
+    last_plan_memory,
     lazy,
     lazy_eval,
+    memory_planning_enabled,
     plan_cache_stats,
+    set_memory_planning,
     set_thread_number,
 )
 from .indexing import *  # noqa: F403

@@ -200,7 +200,14 @@ class Compiled:
         self.fn, self.state = fn, state
         self._programs: dict = {}
         self.traces = 0  # how many signatures were traced
+        self._memory: dict = {}
         functools.update_wrapper(self, fn)
+
+    def memory_stats(self) -> dict:
+        """Memory of the program's last run: ``arena_bytes`` (the planned peak of its
+        intermediates), ``unplanned_bytes`` (each in a buffer of its own), ``planned_values``,
+        ``result_bytes`` (see :func:`mnn_expr.last_plan_memory`); empty before the first run."""
+        return dict(self._memory)
 
     def _signature(self, args: tuple, kwargs: dict) -> tuple:
         leaves: list = []
@@ -263,6 +270,7 @@ class Compiled:
         pending = prog.pending()
         if pending:
             evaluate(*pending)
+            self._memory = _native.last_plan_memory()
         for (_, h), new in zip(state.handles, prog.new_handles):
             if new is not None:
                 h._rebind(_leaf_value(new, like=h))

@@ -95,6 +95,31 @@ def is_tracing() -> bool:
     return _TRACE_DEPTH[0] > 0
 
 
+def set_memory_planning(on: bool) -> None:
+    """Switches the lazy executor's memory planner on (the default) or off.
+
+    On, a plan's intermediates share one arena at offsets planned from their lifetimes;
+    off, each gets a buffer of its own (for comparison and tests).
+    """
+    _native.set_memory_planning(bool(on))
+
+
+def memory_planning_enabled() -> bool:
+    """Whether lazy plans use the arena memory planner."""
+    return _native.memory_planning_enabled()
+
+
+def last_plan_memory() -> dict:
+    """Memory of the last plan evaluated on this thread.
+
+    ``arena_bytes``: the planned peak of its intermediates (one arena);
+    ``unplanned_bytes``: what those intermediates take each in a buffer of its own;
+    ``planned_values``: how many they are; ``result_bytes``: the values read out.
+    (Intermediates of fused elementwise passes live in block buffers and are not counted.)
+    """
+    return _native.last_plan_memory()
+
+
 def plan_cache_stats() -> dict:
     """``{"hits", "misses", "size"}`` of the lazy executor's plan cache."""
     return _native.plan_cache_stats()

@@ -345,6 +345,16 @@ void bind_functions(nb::module_& m) {
     m.def("set_fusion", [](bool on) { mnn::executor_config().fuse_elementwise = on; },
           "Switches blocked elementwise fusion in lazy plans on or off (for comparison and tests).");
     m.def("fusion_enabled", [] { return mnn::executor_config().fuse_elementwise; });
+    m.def("set_memory_planning", [](bool on) { mnn::executor_config().plan_memory = on; },
+          "Switches the arena memory planner of lazy plans on or off (for comparison and tests).");
+    m.def("memory_planning_enabled", [] { return mnn::executor_config().plan_memory; });
+    m.def("last_plan_memory", [] {
+        auto s = mnn::last_plan_memory();
+        nb::dict d;
+        d["arena_bytes"] = s.arena_bytes; d["unplanned_bytes"] = s.unplanned_bytes;
+        d["planned_values"] = s.planned_values; d["result_bytes"] = s.result_bytes;
+        return d;
+    });
     m.def("plan_cache_stats", [] {
         auto s = mnn::plan_cache_stats();
         nb::dict d;

@@ -7,6 +7,14 @@
 // of the group, keeping intermediates that nobody outside the group reads in
 // block-sized scratch buffers, so memory traffic is the group's inputs and
 // outputs only.
+//
+// Memory planning (DESIGN §6): every other intermediate (not a result, not a
+// fused pass's output) gets an offset in one arena, allocated once per run.
+// A value's lifetime runs from the step that writes it to its last reader
+// (through reshape views, which share its bytes); regions are assigned
+// best-fit in schedule order and a region is reused only after the step that
+// last reads it has finished, so no kernel's output overlaps a live input.
+#include <algorithm>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -38,7 +46,91 @@ struct Plan {
     std::vector<Group> groups;
     std::vector<int> group_of;  // step -> group index or -1
     int n_slots = 0;
+    std::vector<int64_t> offset;  // per slot: byte offset in the arena, or -1 (own buffer / leaf / view)
+    int64_t arena_bytes = 0, unplanned_bytes = 0, planned_values = 0;
 };
+
+constexpr int64_t kAlign = 64;  // region alignment, and tail padding for SIMD over-reads
+
+int64_t region_bytes(const TensorInfo& info) {
+    int64_t b = info.numel() * int64_t(dtype_size(info.dtype));
+    return (b + kAlign - 1) / kAlign * kAlign + kAlign;
+}
+
+bool is_view_step(const Node* n) { return n->op == OpType::Reshape; }  // run_node's free views
+
+// Lifetimes and best-fit offsets for the intermediates of a plan (see the top).
+void plan_memory(Plan& plan, const std::vector<Node*>& order, const std::vector<int>& out_base, int n_leaves,
+                 const std::vector<int>& last_use, const std::unordered_set<int>& keep) {
+    const int n = plan.n_slots;
+    plan.offset.assign(size_t(n), -1);
+    // The slot whose bytes each slot uses (itself, or through views, the viewed value).
+    std::vector<int> root(static_cast<size_t>(n));
+    std::vector<TensorInfo> info(static_cast<size_t>(n));
+    for (int sl = 0; sl < n; ++sl) root[sl] = sl;
+    std::vector<int> def(size_t(n), -1);
+    for (size_t k = 0; k < order.size(); ++k)
+        for (size_t o = 0; o < order[k]->output_infos.size(); ++o) {
+            int sl = out_base[k] + int(o);
+            def[sl] = int(k);
+            info[sl] = order[k]->output_infos[o];
+            if (is_view_step(order[k])) root[sl] = root[plan.steps[k].in_slots[0]];
+        }
+    // Per root: can it be planned, and when does its last alias die?
+    std::vector<char> plannable(size_t(n), 1);
+    std::vector<int> end(size_t(n), -1);
+    for (int sl = 0; sl < n; ++sl) {
+        int r = root[sl];
+        if (r < n_leaves || keep.count(sl)) plannable[r] = 0;  // leaves and results keep their own buffers
+        if (def[sl] >= 0 && plan.group_of[def[sl]] >= 0) plannable[r] = 0;  // a fused pass allocates its outputs
+        end[r] = std::max(end[r], std::max(last_use[sl], def[sl]));
+    }
+    // Best-fit over free regions, in schedule order.
+    std::vector<std::pair<int64_t, int64_t>> free_list;  // (offset, bytes), sorted by offset
+    std::vector<std::vector<int>> release_after(order.size());
+    int64_t top = 0;
+    auto release = [&](int64_t off, int64_t bytes) {
+        auto it = std::lower_bound(free_list.begin(), free_list.end(), std::make_pair(off, int64_t(0)));
+        it = free_list.insert(it, {off, bytes});
+        if (it + 1 != free_list.end() && it->first + it->second == (it + 1)->first) {  // merge with the next
+            it->second += (it + 1)->second;
+            free_list.erase(it + 1);
+        }
+        if (it != free_list.begin() && (it - 1)->first + (it - 1)->second == it->first) {  // and the previous
+            (it - 1)->second += it->second;
+            free_list.erase(it);
+        }
+    };
+    for (size_t k = 0; k < order.size(); ++k) {
+        for (size_t o = 0; o < order[k]->output_infos.size(); ++o) {
+            int sl = out_base[k] + int(o);
+            if (root[sl] != sl || !plannable[sl]) continue;
+            int64_t bytes = region_bytes(info[sl]);
+            auto best = free_list.end();
+            for (auto it = free_list.begin(); it != free_list.end(); ++it)
+                if (it->second >= bytes && (best == free_list.end() || it->second < best->second)) best = it;
+            int64_t off;
+            if (best != free_list.end()) {
+                off = best->first;
+                if (best->second == bytes) free_list.erase(best);
+                else { best->first += bytes; best->second -= bytes; }
+            } else if (!free_list.empty() && free_list.back().first + free_list.back().second == top) {
+                off = free_list.back().first;  // extend the free region at the top
+                top = off + bytes;
+                free_list.pop_back();
+            } else {
+                off = top;
+                top += bytes;
+            }
+            plan.offset[sl] = off;
+            plan.unplanned_bytes += bytes;
+            ++plan.planned_values;
+            release_after[size_t(end[sl])].push_back(sl);
+        }
+        for (int sl : release_after[k]) release(plan.offset[sl], region_bytes(info[sl]));
+    }
+    plan.arena_bytes = top;
+}
 
 struct PlanCache {
     std::mutex mu;
@@ -134,6 +226,10 @@ void run_group(const Plan& plan, const Group& g, const std::vector<Node*>& order
 
 }  // namespace
 
+thread_local PlanMemoryStats t_last_memory;
+
+PlanMemoryStats last_plan_memory() { return t_last_memory; }
+
 PlanCacheStats plan_cache_stats() {
     auto& c = plan_cache();
     std::lock_guard<std::mutex> lk(c.mu);
@@ -203,6 +299,7 @@ void evaluate(const std::vector<VarPtr>& vars) {
         key += ')';
     }
     key += executor_config().fuse_elementwise ? "F" : "U";
+    key += executor_config().plan_memory ? "M" : "A";
     for (const VarPtr& t : vars) {  // which outputs are wanted changes lifetimes
         if (t->computed()) continue;
         key += 'T';
@@ -248,6 +345,8 @@ void evaluate(const std::vector<VarPtr>& vars) {
             if (!keep.count(sl) && last_use[sl] >= 0) plan->steps[last_use[sl]].free_after.push_back(sl);
         if (executor_config().fuse_elementwise) find_groups(*plan, order, last_use, keep);
         else plan->group_of.assign(order.size(), -1);
+        if (executor_config().plan_memory) plan_memory(*plan, order, out_base, int(leaves.size()), last_use, keep);
+        else plan->offset.assign(size_t(n_slots), -1);
         std::lock_guard<std::mutex> lk(cache.mu);
         if (cache.plans.size() >= kMaxPlans) cache.plans.clear();  // bounded: a crude but safe eviction
         cache.plans.emplace(key, plan);
@@ -257,6 +356,7 @@ void evaluate(const std::vector<VarPtr>& vars) {
     // 4. Run: single steps one by one, groups as blocked passes.
     std::vector<Tensor> slots(plan->n_slots);
     for (size_t l = 0; l < leaves.size(); ++l) slots[l] = leaves[l]->value;
+    std::shared_ptr<Storage> arena = plan->arena_bytes > 0 ? Storage::allocate(size_t(plan->arena_bytes)) : nullptr;
     for (size_t k = 0; k < order.size();) {
         int g = plan->group_of[k];
         if (g >= 0) {
@@ -273,11 +373,31 @@ void evaluate(const std::vector<VarPtr>& vars) {
         ins.reserve(s.in_slots.size());
         for (int i : s.in_slots) ins.push_back(slots[i]);
         std::vector<Tensor> outs(s.out_slots.size());
-        run_node(n->op, n->attrs, ins, outs, n->output_infos);
+        bool planned = false;
+        for (size_t o = 0; o < outs.size(); ++o) {
+            int64_t off = plan->offset[size_t(s.out_slots[o])];
+            if (off < 0) continue;
+            outs[o].info = n->output_infos[o];
+            outs[o].storage = arena;
+            outs[o].offset_bytes = off;
+            planned = true;
+        }
+        if (planned) {  // (a view never is: it shares its input's bytes)
+            for (size_t o = 0; o < outs.size(); ++o)
+                if (!outs[o].defined()) outs[o] = Tensor(n->output_infos[o]);
+            run_kernel(n->op, n->attrs, ins, outs);
+        } else {
+            run_node(n->op, n->attrs, ins, outs, n->output_infos);
+        }
         for (size_t o = 0; o < outs.size(); ++o) slots[s.out_slots[o]] = std::move(outs[o]);
         for (int f : s.free_after) slots[f] = Tensor();
         ++k;
     }
+
+    PlanMemoryStats mem{plan->arena_bytes, plan->unplanned_bytes, plan->planned_values, 0};
+    for (const VarPtr& t : vars)
+        if (!t->computed()) mem.result_bytes += int64_t(t->info.numel() * int64_t(dtype_size(t->info.dtype)));
+    t_last_memory = mem;
 
     // 5. Publish results; drop history nobody needs (DESIGN §4).
     for (const VarPtr& t : vars) {

@@ -27,6 +27,7 @@ enum class VarKind : uint8_t { Const, Placeholder, Trainable, Op };
 struct ExecutorConfig {
     bool lazy = false;
     bool fuse_elementwise = true;  // run elementwise chains as blocked passes (part of the plan key)
+    bool plan_memory = true;       // intermediates share one arena at planned offsets (part of the plan key)
     uint64_t placeholder_epoch = 0;  // bumped by every placeholder write: older derived values are stale
 };
 ExecutorConfig& executor_config();
@@ -85,6 +86,12 @@ const Tensor& value_of(const VarPtr& v);  // evaluates if needed
 // Plan-cache statistics (tests check that repeated reads reuse plans).
 struct PlanCacheStats { int64_t hits = 0, misses = 0, size = 0; };
 PlanCacheStats plan_cache_stats();
+
+// Memory of the last evaluated plan (this thread): the arena that holds its
+// planned intermediates (peak bytes at the planned offsets), what they would
+// take each in a buffer of its own, and the bytes of the results.
+struct PlanMemoryStats { int64_t arena_bytes = 0, unplanned_bytes = 0, planned_values = 0, result_bytes = 0; };
+PlanMemoryStats last_plan_memory();
 void clear_plan_cache();
 
 }  // namespace mnn
