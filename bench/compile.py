@@ -8,12 +8,12 @@ In one process, with the same thread count for every system:
   torch eager, ours eager, ours ``F.compile``'d (and ``torch.compile`` with ``--torch-compile``;
   it compiles with a C++ toolchain and takes a while);
 - the per-call overhead of a compiled program (a 1-element ``a + b``) next to an eager op;
-- the LeNet-5 training step (batch 64, SGD momentum) lazy vs compiled, from bench/train.py.
+- the LeNet-5 training step (batch 64, SGD momentum) lazy vs compiled, from bench/train.py;
+- planned vs unplanned memory of the intermediates of a ResNet-18 forward graph (batch 1 and
+  8, 224x224, random weights, batch norm folded away) and of the compiled LeNet step.
 
 Prints markdown tables (ms per call; ratios ours / reference, lower is better) and the
 compiler issue's fusion target: ``a*b + c`` and GELU at 1e7 at least 1.5x faster than numpy.
-Planned-vs-naive memory for ResNet-18-sized graphs needs the memory planner (not built yet)
-and is not measured.
 
 Usage (from the repository root, after building the native module)::
 
@@ -146,6 +146,32 @@ def time_lenet(np: Any, torch: Any, F: Any) -> dict[str, float]:
     return H.measure_interleaved(ok, repeats=10, min_time=T.SAMPLE_TIME)
 
 
+def resnet18_memory(np: Any, F: Any, batch: int) -> dict[str, Any]:
+    """Runs a ResNet-18 forward graph lazily (one plan) and returns its planned memory."""
+    rng = np.random.default_rng(0)
+
+    def conv(x, cin, cout, k, stride=1):
+        w = F.array((rng.standard_normal((cout, cin, k, k)) * (2.0 / (cin * k * k)) ** 0.5).astype(np.float32))
+        return F.conv2d(x, w, stride=stride, padding=k // 2)
+
+    def block(x, cin, cout, stride):
+        y = F.relu(conv(F.relu(conv(x, cin, cout, 3, stride)), cout, cout, 3))
+        skip = conv(x, cin, cout, 1, stride) if stride != 1 or cin != cout else x
+        return F.relu(y + skip)
+
+    with F.lazy_eval(True):
+        x = F.array(rng.standard_normal((batch, 3, 224, 224)).astype(np.float32))
+        y = F.max_pool2d(F.relu(conv(x, 3, 64, 7, 2)), 3, 2, 1)
+        for cin, cout, stride in ((64, 64, 1), (64, 128, 2), (128, 256, 2), (256, 512, 2)):
+            y = block(block(y, cin, cout, stride), cout, cout, 1)
+        y = F.mean(y, axis=(2, 3))
+        w = F.array(rng.standard_normal((512, 1000)).astype(np.float32) * 0.03)
+        t0 = time.perf_counter()
+        F.matmul(y, w).read()
+        seconds = time.perf_counter() - t0
+    return {**F.last_plan_memory(), "seconds": seconds}
+
+
 # --------------------------------------------------------------------------- the run
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,7 +223,27 @@ def main(argv: list[str] | None = None) -> int:
     if "ours lazy" in lenet and "ours compiled" in lenet:
         print(f"\ncompiled / lazy: {lenet['ours compiled'] / lenet['ours lazy']:.2f}x")
 
-    print("\nPlanned vs naive peak memory: not measured (the memory planner is not built yet).\n")
+    print("\n## Memory of the intermediates: planned arena vs a buffer each\n")
+    mem_rows = []
+    for batch in (1, 8):
+        m = resnet18_memory(np, F, batch)
+        mem_rows.append([f"ResNet-18 forward, batch {batch}", f"{m['planned_values']}",
+                         f"{m['unplanned_bytes'] / 2**20:.1f} MiB", f"{m['arena_bytes'] / 2**20:.1f} MiB",
+                         f"{m['arena_bytes'] / max(m['unplanned_bytes'], 1):.2f}"])
+    import train as T  # bench/train.py
+
+    import mnn_nn
+    import mnn_optim
+
+    step = T.Systems(np, torch, F, mnn_nn, mnn_optim).compiled_step("lenet", T.torch_model("lenet", torch).state_dict())
+    step()
+    step()
+    m = F.last_plan_memory()
+    mem_rows.append(["LeNet-5 training step (compiled), batch 64", f"{m['planned_values']}",
+                     f"{m['unplanned_bytes'] / 2**20:.1f} MiB", f"{m['arena_bytes'] / 2**20:.1f} MiB",
+                     f"{m['arena_bytes'] / max(m['unplanned_bytes'], 1):.2f}"])
+    print(H.markdown_table(["graph", "planned values", "a buffer each", "planned arena", "arena / each"], mem_rows))
+    print()
     for r in rows:
         if r["n"] == SIZES[-1] and r["workload"] in ("a*b + c", "gelu (tanh)"):
             s = r["seconds"]
