@@ -46,20 +46,21 @@ _KIND_TRAINABLE = 2
 
 # ---- nested arguments (lists, tuples, dicts of Vars and constants) -----------------------------
 
-def _flatten(tree: Any, leaves: list) -> Any:
-    """Appends the leaves of ``tree`` to ``leaves``; returns its structure (hashable)."""
+def _flatten(tree: Any, leaves: list, what: str = "compile: arguments") -> Any:
+    """Appends the Var leaves of nested lists/tuples/dicts ``tree`` to ``leaves``; returns its
+    structure (hashable, with the other leaves as constants).  Also used by control_flow."""
     if isinstance(tree, Var):
         leaves.append(tree)
         return "V"
     if isinstance(tree, (list, tuple)):
-        return (type(tree).__name__, tuple(_flatten(t, leaves) for t in tree))
+        return (type(tree).__name__, tuple(_flatten(t, leaves, what) for t in tree))
     if isinstance(tree, dict):
         keys = tuple(tree)
-        return ("dict", keys, tuple(_flatten(tree[k], leaves) for k in keys))
+        return ("dict", keys, tuple(_flatten(tree[k], leaves, what) for k in keys))
     try:
         hash(tree)
     except TypeError:
-        raise TypeError(f"compile: arguments must be Vars, lists/tuples/dicts of them, or hashable constants; "
+        raise TypeError(f"{what} must be Vars, lists/tuples/dicts of them, or hashable constants; "
                         f"got {type(tree).__name__}") from None
     return ("C", type(tree).__name__, tree)
 

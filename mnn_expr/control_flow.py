@@ -27,33 +27,18 @@ from typing import Any
 
 from . import executor as _executor
 from ._native import Var
+from .compile import _flatten, _unflatten
 from .creation import asarray
 
 __all__ = ["cond", "while_loop", "fori_loop", "scan"]
 
 
 def _leaves(tree: Any, out: list) -> Any:
-    """Flattens nested lists/tuples/dicts of Vars; returns a hashable structure."""
-    if isinstance(tree, Var):
-        out.append(tree)
-        return "V"
-    if isinstance(tree, (list, tuple)):
-        return (type(tree).__name__, tuple(_leaves(t, out) for t in tree))
-    if isinstance(tree, dict):
-        return ("dict", tuple(tree), tuple(_leaves(tree[k], out) for k in tree))
-    return ("C", tree)
+    return _flatten(tree, out, "control flow: values")
 
 
 def _rebuild(spec: Any, leaves: list, pos: list) -> Any:
-    if spec == "V":
-        pos[0] += 1
-        return leaves[pos[0] - 1]
-    if spec[0] == "C":
-        return spec[1]
-    if spec[0] == "dict":
-        return {k: _rebuild(s, leaves, pos) for k, s in zip(spec[1], spec[2])}
-    items = [_rebuild(s, leaves, pos) for s in spec[1]]
-    return tuple(items) if spec[0] == "tuple" else items
+    return _unflatten(spec, leaves, pos)
 
 
 def _concrete(pred: Any, what: str) -> bool:
