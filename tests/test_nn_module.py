@@ -332,3 +332,53 @@ def test_save_load(tmp_path, monkeypatch):
         Net().save(path)
     monkeypatch.undo()
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["net.npz", "plain.npz"]
+
+
+_KILL_SCRIPT = r"""
+import os, sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[2])
+import mnn_nn as nn
+
+real = np.lib.format.write_array
+def slow(fh, a, **kw):  # the save reaches its second array, says so, and hangs there
+    if a.size > 1000:
+        open(sys.argv[3], "w").close()
+        time.sleep(60)
+    return real(fh, a, **kw)
+np.lib.format.write_array = slow
+m = nn.Sequential(nn.Linear(4, 4), nn.Linear(400, 400))
+m.save(sys.argv[1])
+"""
+
+
+def test_checkpoint_survives_a_killed_save(tmp_path):
+    """SIGKILL during save (no cleanup can run): the previous checkpoint is intact and loads."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(400, 400))
+    path = tmp_path / "ckpt.npz"
+    model.save(path)
+    before = path.read_bytes()
+    flag = tmp_path / "writing"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(path), root, str(flag)])
+    try:
+        deadline = time.time() + 60
+        while not flag.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        assert flag.exists(), "the child never reached the middle of its save"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert path.read_bytes() == before
+    other = nn.Sequential(nn.Linear(4, 4), nn.Linear(400, 400)).load(path)
+    for (k, a), (_, b) in zip(model.state_dict().items(), other.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=k)
