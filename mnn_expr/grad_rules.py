@@ -752,6 +752,20 @@ def _max_pool_sources(x: Var, attrs: dict) -> Var:
     return _reshape(src, [N, C, OH * ow_n])
 
 
+@_rule("softmax")
+def _softmax_rule(ct, inputs, outputs, attrs, needs):  # y * (ct - sum(ct * y))
+    y = outputs[0]
+    ax = [int(attrs["axis"])]
+    return [_b("multiply", y, _b("subtract", ct, _sum(_b("multiply", ct, y), ax, keepdims=True)))]
+
+
+@_rule("log_softmax")
+def _log_softmax_rule(ct, inputs, outputs, attrs, needs):  # ct - softmax * sum(ct)
+    y = outputs[0]
+    ax = [int(attrs["axis"])]
+    return [_b("subtract", ct, _b("multiply", _u("exp", y), _sum(ct, ax, keepdims=True)))]
+
+
 @_rule("max_pool2d")
 def _max_pool_rule(ct, inputs, outputs, attrs, needs):  # ct to the first maximum of each window (PyTorch)
     return [apply1("max_pool2d_grad", [inputs[0], ct], **attrs)]

@@ -356,36 +356,30 @@ def adaptive_avg_pool2d(x: ArrayLike, output_size: Any) -> Var:
 # ---- softmax ---------------------------------------------------------------------------------
 
 
-def _softmax_parts(x: ArrayLike, axis: int, op: str) -> tuple[Var, Var, list[int]]:
-    """x as float, the max along ``axis`` (kept as a dim; non-finite maxima replaced by 0) and the axes."""
+def _softmax(op: str, x: ArrayLike, axis: int) -> Var:
     (x,) = _float_operands(x)
-    axes = [] if x.ndim == 0 else [normalize_axis(axis, x.ndim, op)]
-    m = apply1("reduce_max", [x], axes=axes, keepdims=True)
-    # An all -inf slice has max -inf: subtracting it would give NaN, so subtract 0 there.
-    m = _native.where(_native.unary("isfinite", m), m, 0.0)
-    return x, m, axes
+    if x.ndim == 0:  # one element: a row of one
+        return apply1("reshape", [apply1(op, [apply1("reshape", [x], shape=[1])], axis=0)], shape=[])
+    return apply1(op, [x], axis=normalize_axis(axis, x.ndim, op))
 
 
 def softmax(x: ArrayLike, axis: int = -1) -> Var:
     """``exp(x) / sum(exp(x))`` along ``axis``, computed stably (the max is subtracted first).
 
+    One primitive (one native pass per row); a row whose max is not finite subtracts 0.
+
     >>> import mnn_expr as F
     >>> [round(v, 4) for v in F.softmax(F.array([1.0, 2.0, 3.0])).tolist()]
     [0.09, 0.2447, 0.6652]
     """
-    x, m, axes = _softmax_parts(x, axis, "softmax")
-    e = _native.unary("exp", _native.binary("subtract", x, m))
-    return _native.binary("divide", e, apply1("reduce_sum", [e], axes=axes, keepdims=True))
+    return _softmax("softmax", x, axis)
 
 
 def log_softmax(x: ArrayLike, axis: int = -1) -> Var:
-    """``x - log(sum(exp(x)))`` along ``axis``, computed stably.
+    """``x - log(sum(exp(x)))`` along ``axis``, computed stably (one primitive, like softmax).
 
     >>> import mnn_expr as F
     >>> [round(v, 4) for v in F.log_softmax(F.array([0.0, 0.0])).tolist()]
     [-0.6931, -0.6931]
     """
-    x, m, axes = _softmax_parts(x, axis, "log_softmax")
-    z = _native.binary("subtract", x, m)
-    lse = _native.unary("log", apply1("reduce_sum", [_native.unary("exp", z)], axes=axes, keepdims=True))
-    return _native.binary("subtract", z, lse)
+    return _softmax("log_softmax", x, axis)

@@ -552,6 +552,21 @@ def test_conv2d_backprop_filter(c: dict, oh: int, ow: int, seed: int) -> None:
     np.testing.assert_allclose(gdy, tdy, rtol=1e-9, atol=1e-10)
 
 
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@FEW
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), data=st.data(), seed=seeds)
+def test_softmax_primitives(op: str, shape: list, data, seed: int) -> None:
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x = np.random.default_rng(seed).standard_normal(shape) * 3
+    (g,) = check(lambda v: ap(op, [v], axis=axis), [x], seed)
+    y = ap(op, [F.array(x)], axis=axis)
+    ct = np.random.default_rng(seed).standard_normal(y.shape)
+    tf = (lambda t: torch.softmax(t, axis)) if op == "softmax" else (lambda t: torch.log_softmax(t, axis))
+    (tg,) = _torch_grads(tf, [x], ct)
+    np.testing.assert_allclose(g, tg, rtol=1e-9, atol=1e-12)
+    check_second(lambda v: (ap(op, [v], axis=axis) ** 2).sum(), [x], seed)
+
+
 POOL = st.fixed_dictionaries({
     "k": st.tuples(st.integers(1, 3), st.integers(1, 3)), "s": st.tuples(st.integers(1, 2), st.integers(1, 2)),
     "pad": st.tuples(st.integers(0, 1), st.integers(0, 1)), "d": st.tuples(st.integers(1, 2), st.integers(1, 2)),

@@ -80,6 +80,7 @@ void register_all() {
     register_sort_ops();
     register_linalg_ops();
     register_conv_ops();
+    register_softmax_ops();
     register_random_ops();
 }
 

@@ -60,6 +60,7 @@ void register_index_ops();
 void register_sort_ops();
 void register_linalg_ops();
 void register_conv_ops();
+void register_softmax_ops();  // ops/softmax.cc
 void register_random_ops();
 
 }  // namespace mnn
