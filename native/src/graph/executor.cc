@@ -15,6 +15,7 @@
 // best-fit in schedule order and a region is reused only after the step that
 // last reads it has finished, so no kernel's output overlaps a live input.
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -48,7 +49,15 @@ struct Plan {
     int n_slots = 0;
     std::vector<int64_t> offset;  // per slot: byte offset in the arena, or -1 (own buffer / leaf / view)
     int64_t arena_bytes = 0, unplanned_bytes = 0, planned_values = 0;
+    // The arena of the last run, kept for the next (a fresh one per run would be page-faulted
+    // in every time); a run that finds it taken (another thread) allocates its own.
+    std::mutex arena_mu;
+    std::shared_ptr<Storage> spare_arena;
+    ~Plan();
 };
+
+// Arenas kept by cached plans, all together, stay under this (the rest are freed after their run).
+constexpr int64_t kSpareArenaBudget = int64_t(512) << 20;
 
 constexpr int64_t kAlign = 64;  // region alignment, and tail padding for SIMD over-reads
 
@@ -136,11 +145,16 @@ struct PlanCache {
     std::mutex mu;
     std::unordered_map<std::string, std::shared_ptr<Plan>> plans;
     PlanCacheStats stats;
+    std::atomic<int64_t> spare_bytes{0};  // bytes of the arenas the plans keep
 };
 
 PlanCache& plan_cache() {
     static PlanCache c;
     return c;
+}
+
+Plan::~Plan() {
+    if (spare_arena) plan_cache().spare_bytes -= arena_bytes;
 }
 
 bool elementwise(Category c) {
@@ -356,7 +370,15 @@ void evaluate(const std::vector<VarPtr>& vars) {
     // 4. Run: single steps one by one, groups as blocked passes.
     std::vector<Tensor> slots(plan->n_slots);
     for (size_t l = 0; l < leaves.size(); ++l) slots[l] = leaves[l]->value;
-    std::shared_ptr<Storage> arena = plan->arena_bytes > 0 ? Storage::allocate(size_t(plan->arena_bytes)) : nullptr;
+    std::shared_ptr<Storage> arena;
+    if (plan->arena_bytes > 0) {
+        {
+            std::lock_guard<std::mutex> lk(plan->arena_mu);
+            arena = std::move(plan->spare_arena);
+        }
+        if (arena) plan_cache().spare_bytes -= plan->arena_bytes;
+        else arena = Storage::allocate(size_t(plan->arena_bytes));
+    }
     for (size_t k = 0; k < order.size();) {
         int g = plan->group_of[k];
         if (g >= 0) {
@@ -405,6 +427,16 @@ void evaluate(const std::vector<VarPtr>& vars) {
         t->value = slots[out_base[node_index[t->node.get()]] + t->output_index];
         t->epoch = executor_config().placeholder_epoch;
         if (!t->requires_grad && !t->from_placeholder) t->node.reset();
+    }
+    // Hand the arena back for the next run, unless something still holds a view of it.
+    slots.clear();
+    if (arena && arena.use_count() == 1 &&
+        plan_cache().spare_bytes.fetch_add(plan->arena_bytes) + plan->arena_bytes <= kSpareArenaBudget) {
+        std::lock_guard<std::mutex> lk(plan->arena_mu);
+        if (!plan->spare_arena) plan->spare_arena = std::move(arena);
+        else plan_cache().spare_bytes -= plan->arena_bytes;  // (another run returned one first)
+    } else if (arena && arena.use_count() == 1) {
+        plan_cache().spare_bytes -= plan->arena_bytes;  // over the budget: freed with `arena`
     }
 }
 
