@@ -766,6 +766,20 @@ def _log_softmax_rule(ct, inputs, outputs, attrs, needs):  # ct - softmax * sum(
     return [_b("subtract", ct, _b("multiply", _u("exp", y), _sum(ct, ax, keepdims=True)))]
 
 
+@_rule("layer_norm")
+def _layer_norm_rule(ct, inputs, outputs, attrs, needs):  # rstd * (ct - mean(ct) - y * mean(ct * y))
+    x, y = inputs[0], outputs[0]
+    axes = list(range(int(attrs["axis"]) % x.ndim, x.ndim))
+
+    def mean(v):
+        return apply1("reduce_mean", [v], axes=axes, keepdims=True)
+
+    d = _b("subtract", x, mean(x))
+    rstd = _u("rsqrt", _b("add", mean(_b("multiply", d, d)), float(attrs["eps"])))
+    inner = _b("subtract", _b("subtract", ct, mean(ct)), _b("multiply", y, mean(_b("multiply", ct, y))))
+    return [_b("multiply", rstd, inner)]
+
+
 @_rule("max_pool2d")
 def _max_pool_rule(ct, inputs, outputs, attrs, needs):  # ct to the first maximum of each window (PyTorch)
     return [apply1("max_pool2d_grad", [inputs[0], ct], **attrs)]

@@ -29,7 +29,7 @@ ArrayLike = Any
 
 __all__ = [
     "conv2d", "conv2d_transpose", "conv_transpose2d", "max_pool2d", "avg_pool2d", "max_pool", "avg_pool",
-    "global_max_pool", "global_avg_pool", "adaptive_avg_pool2d", "softmax", "log_softmax", "linear",
+    "global_max_pool", "global_avg_pool", "adaptive_avg_pool2d", "softmax", "log_softmax", "layer_norm", "linear",
     "Padding_Mode", "CAFFE", "VALID", "SAME",
 ]
 
@@ -361,6 +361,20 @@ def _softmax(op: str, x: ArrayLike, axis: int) -> Var:
     if x.ndim == 0:  # one element: a row of one
         return apply1("reshape", [apply1(op, [apply1("reshape", [x], shape=[1])], axis=0)], shape=[])
     return apply1(op, [x], axis=normalize_axis(axis, x.ndim, op))
+
+
+def layer_norm(x: ArrayLike, axis: int = -1, eps: float = 1e-5) -> Var:
+    """``(x - mean) / sqrt(var + eps)`` over the dims from ``axis`` on (biased variance; one
+    primitive: a native pass per row).  Scale and shift are elementwise (``* w + b``).
+
+    >>> import mnn_expr as F
+    >>> [round(v, 4) for v in F.layer_norm(F.array([1.0, 2.0, 3.0])).tolist()]
+    [-1.2247, 0.0, 1.2247]
+    """
+    (x,) = _float_operands(x)
+    if x.ndim == 0:
+        raise ValueError("layer_norm: expected at least 1 dimension, got a 0-d Var")
+    return apply1("layer_norm", [x], axis=normalize_axis(axis, x.ndim, "layer_norm"), eps=float(eps))
 
 
 def softmax(x: ArrayLike, axis: int = -1) -> Var:

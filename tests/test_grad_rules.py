@@ -567,6 +567,20 @@ def test_softmax_primitives(op: str, shape: list, data, seed: int) -> None:
     check_second(lambda v: (ap(op, [v], axis=axis) ** 2).sum(), [x], seed)
 
 
+@FEW
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), data=st.data(), seed=seeds)
+def test_layer_norm_primitive(shape: list, data, seed: int) -> None:
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x = np.random.default_rng(seed).standard_normal(shape) * 2
+    (g,) = check(lambda v: ap("layer_norm", [v], axis=axis, eps=1e-3), [x], seed)
+    y = ap("layer_norm", [F.array(x)], axis=axis, eps=1e-3)
+    ct = np.random.default_rng(seed).standard_normal(y.shape)
+    norm_shape = list(x.shape[axis % x.ndim:])
+    (tg,) = _torch_grads(lambda t: torch.nn.functional.layer_norm(t, norm_shape, eps=1e-3), [x], ct)
+    np.testing.assert_allclose(g, tg, rtol=1e-8, atol=1e-10)
+    check_second(lambda v: (ap("layer_norm", [v], axis=axis, eps=1e-3) * F.array(ct)).sum() ** 2, [x], seed)
+
+
 POOL = st.fixed_dictionaries({
     "k": st.tuples(st.integers(1, 3), st.integers(1, 3)), "s": st.tuples(st.integers(1, 2), st.integers(1, 2)),
     "pad": st.tuples(st.integers(0, 1), st.integers(0, 1)), "d": st.tuples(st.integers(1, 2), st.integers(1, 2)),

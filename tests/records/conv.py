@@ -729,6 +729,35 @@ RECORDS += [
 ]
 
 
+# ---- layer norm -----------------------------------------------------------------------------------------
+
+
+def _layer_norm_ref(x, axis, eps):
+    x = x.astype(np.float64)
+    axes = tuple(range(axis % x.ndim, x.ndim))
+    if any(x.shape[a] == 0 for a in axes):
+        return x.copy()
+    with np.errstate(all="ignore"):
+        d = x - x.mean(axis=axes, keepdims=True)
+        return d / np.sqrt((d * d).mean(axis=axes, keepdims=True) + eps)
+
+
+RECORDS += [
+    OpRecord(
+        "layer_norm",
+        lambda F, x, axis, eps: F.layer_norm(x, axis, eps),
+        _layer_norm_ref,
+        dtypes=FLOATS + HALFS,
+        shapes=st.lists(st.integers(0, 6), min_size=1, max_size=4).map(lambda s: (tuple(s),)),
+        params=lambda shp: st.fixed_dictionaries({"axis": st.integers(-len(shp[0]), len(shp[0]) - 1),
+                                                  "eps": st.sampled_from([1e-5, 1e-3, 0.5])}),
+        covers=("layer_norm",),
+        rtol=1e-4,
+        atol=1e-4,
+    ),
+]
+
+
 # ---- the same ops against PyTorch ----------------------------------------------------------------------
 
 if torch is not None:

@@ -1,4 +1,7 @@
-// Softmax and log-softmax along one axis, as single primitives (MNN's Softmax):
+// Row normalisations as single primitives: softmax and log-softmax along one
+// axis (MNN's Softmax), and layer norm over the trailing dims (MNN's LayerNorm).
+//
+// Softmax and log-softmax (MNN's Softmax):
 // one pass for the row maximum, one for exp and its sum, one to scale, on a
 // row held in a small buffer, instead of the five full-size passes of the
 // composite (max, subtract, exp, sum, divide).  Float32 rows use the vector
@@ -138,6 +141,50 @@ void softmax_typed(const Tensor& xt, Tensor& yt, int axis, bool log) {
                  });
 }
 
+// ---- layer norm: rows of the trailing dims, (x - mean) / sqrt(var + eps) ----------------
+
+std::vector<TensorInfo> layer_norm_infer(const Attrs& a, const std::vector<TensorInfo>& in) {
+    const TensorInfo& x = in[0];
+    MNN_CHECK_TYPE(is_float(x.dtype), a.op_name, ": expected a float input, got ", info_str(x));
+    MNN_CHECK_VALUE(!x.shape.empty(), a.op_name, ": expected at least 1 dimension, got ", info_str(x));
+    normalize_axis(a.i("axis"), int64_t(x.shape.size()), a.op_name);
+    MNN_CHECK_VALUE(a.f("eps") >= 0, a.op_name, ": eps must be >= 0, got ", a.f("eps"));
+    return {x};
+}
+
+template <typename T>
+void layer_norm_row(const T* x, T* y, int64_t n, T eps) {
+    const T mean = T(row_sum(x, n) / double(n));
+    constexpr int P = 16;
+    T part[P] = {};
+    int64_t i = 0;
+    for (; i + P <= n; i += P)
+        for (int p = 0; p < P; ++p) part[p] += (x[i + p] - mean) * (x[i + p] - mean);
+    double ss = 0;
+    for (int p = 0; p < P; ++p) ss += double(part[p]);
+    for (; i < n; ++i) ss += double((x[i] - mean) * (x[i] - mean));
+    const T rstd = T(1.0 / std::sqrt(ss / double(n) + double(eps)));
+    for (int64_t j = 0; j < n; ++j) y[j] = (x[j] - mean) * rstd;
+}
+
+template <typename T>
+void layer_norm_typed(const Tensor& xt, Tensor& yt, int axis, T eps) {
+    int64_t n = 1;
+    for (int64_t d = axis; d < xt.ndim(); ++d) n *= xt.shape()[size_t(d)];
+    const int64_t rows = n == 0 ? 0 : xt.numel() / n;
+    const T* x = xt.data<T>();
+    T* y = yt.data<T>();
+    parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, n)), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) layer_norm_row(x + r * n, y + r * n, n, eps);
+    });
+}
+
+void layer_norm_kernel(const Attrs& a, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
+    int axis = normalize_axis(a.i("axis"), in[0].ndim(), a.op_name);
+    MNN_DISPATCH_FLOAT(in[0].dtype(), a.op_name,
+                       layer_norm_typed<scalar_t>(in[0], out[0], axis, scalar_t(a.f("eps"))));
+}
+
 void softmax_kernel(const Attrs& a, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
     int axis = normalize_axis(a.i("axis"), in[0].ndim(), a.op_name);
     const bool log = a.op == OpType::LogSoftmax;
@@ -149,6 +196,7 @@ void softmax_kernel(const Attrs& a, const std::vector<Tensor>& in, std::vector<T
 void register_softmax_ops() {
     register_op(OpType::Softmax, softmax_infer, softmax_kernel);
     register_op(OpType::LogSoftmax, softmax_infer, softmax_kernel);
+    register_op(OpType::LayerNorm, layer_norm_infer, layer_norm_kernel);
 }
 
 }  // namespace mnn
