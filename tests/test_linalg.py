@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import mnn_expr as F
+from tests.conftest import cpu_flags
 
 LEVELS = ("generic", "avx2", "avx512")
 # Register tiles are 4x8 (generic), 6x16 (avx2), 14x32 / 14x16 (avx512); depth blocks 256.
@@ -19,14 +20,7 @@ K_SIZES = (1, 3, 17, 255, 256, 257)
 
 
 def _cpu_flags() -> set:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    return cpu_flags()
 
 
 def _check(a: np.ndarray, b: np.ndarray, ta: bool, tb: bool, dtype: str) -> None:

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import mnn_expr as F
+from tests.conftest import cpu_flags
 
 F32_MAX = float(np.finfo(np.float32).max)
 INF, NAN = math.inf, math.nan
@@ -31,14 +32,7 @@ TINY = (1e-45, 3e-45, 1e-40, 1.1754942e-38, 1.1754944e-38, 1e-30, 1e-20, 1e-10, 
 
 
 def _cpu_flags() -> set:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    return cpu_flags()
 
 
 _FLAGS = _cpu_flags()
