@@ -43,6 +43,13 @@ def _values(self: Var) -> np.ndarray:
         raise
 
 
+def value_leaf(v: Var) -> Var:
+    """The (computed) value of ``v`` as a constant leaf with no history, sharing its memory."""
+    if v.dtype.name == "bfloat16":
+        return _native.from_numpy(v._numpy(), copy=False, dtype=v.dtype)
+    return _native.from_numpy(v._numpy(), copy=False)
+
+
 def read(self: Var) -> np.ndarray:
     """The value as a numpy array (computes it first in lazy mode); MNN's spelling.
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from . import _native
 from ._native import Var
+from ._var import value_leaf
 from .creation import placeholder
 from .executor import _tracing, evaluate, lazy_eval
 
@@ -179,9 +180,8 @@ def _check_no_random(roots: list) -> None:
 
 
 def _leaf_value(v: Var, like: Optional[Var] = None) -> Var:
-    """The computed value of ``v`` as a history-free Var (sharing its memory)."""
-    out = _native.from_numpy(v._numpy(), copy=False, dtype=v.dtype.name) if v.dtype.name == "bfloat16" \
-        else _native.from_numpy(v._numpy(), copy=False)
+    """The computed value of ``v`` as a history-free Var (sharing its memory), trainable like ``like``."""
+    out = value_leaf(v)
     if like is not None and (like.requires_grad or like._kind == _KIND_TRAINABLE):
         out._set_kind(_KIND_TRAINABLE)
         out.requires_grad = True

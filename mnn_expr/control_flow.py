@@ -37,10 +37,6 @@ def _leaves(tree: Any, out: list) -> Any:
     return _flatten(tree, out, "control flow: values")
 
 
-def _rebuild(spec: Any, leaves: list, pos: list) -> Any:
-    return _unflatten(spec, leaves, pos)
-
-
 def _concrete(pred: Any, what: str) -> bool:
     """The Python truth of ``pred`` (a bool, a number or a one-element Var)."""
     if isinstance(pred, Var):
@@ -82,7 +78,7 @@ def cond(pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> An
             raise TypeError(f"cond: inside compile result {i} of the branches differs: {a.shape} {a.dtype} vs "
                             f"{b.shape} {b.dtype}")
         out.append(where(p, a, b))
-    return _rebuild(t_spec, out, [0])
+    return _unflatten(t_spec, out, [0])
 
 
 def while_loop(cond_fn: Callable, body_fn: Callable, init: Any) -> Any:
@@ -161,7 +157,7 @@ def scan(fn: Callable, init: Any, xs: Any = None, length: int | None = None) -> 
     ys: list = []
     y_spec = None
     for t in range(n):
-        x_t = _rebuild(x_spec, [v[t] for v in x_leaves], [0]) if xs is not None else None
+        x_t = _unflatten(x_spec, [v[t] for v in x_leaves], [0]) if xs is not None else None
         carry, y = fn(carry, x_t)
         y_leaves: list = []
         spec = _leaves(y, y_leaves)
@@ -171,6 +167,6 @@ def scan(fn: Callable, init: Any, xs: Any = None, length: int | None = None) -> 
             raise TypeError(f"scan: fn returned {spec} at step {t} but {y_spec} at step 0")
         ys.append(y_leaves)
     if n == 0 or not ys[0]:
-        return carry, None if n == 0 else _rebuild(y_spec, [], [0])
+        return carry, None if n == 0 else _unflatten(y_spec, [], [0])
     stacked = [stack([step[i] for step in ys], axis=0) for i in range(len(ys[0]))]
-    return carry, _rebuild(y_spec, stacked, [0])
+    return carry, _unflatten(y_spec, stacked, [0])

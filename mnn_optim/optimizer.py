@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 
 import mnn_expr as F
-from mnn_expr import _native
+from mnn_expr._var import value_leaf
 
 Var = F.Var
 _KIND_TRAINABLE = 2
@@ -62,18 +62,11 @@ def _decayed(grad: Var, param: Var, weight_decay: float, method: str = L2) -> Va
     raise ValueError(f"regularization_method must be 'L1', 'L2' or 'L1L2', got {method!r}")
 
 
-def _detach(v: Var) -> Var:
-    """The value of ``v`` as a constant leaf with no history, sharing its memory when possible."""
-    if v.dtype.name == "bfloat16":
-        return _native.from_numpy(v._numpy(), copy=False, dtype=v.dtype)
-    return _native.from_numpy(v._numpy(), copy=False)
-
-
 def _leaf(v: Var) -> Var:
     """A computed Var as a history-free leaf (zero-copy unless lazy values are pending)."""
     if v._op is None and not v.requires_grad:
         return v
-    return _detach(v)
+    return value_leaf(v)
 
 
 def _params_of(obj: Any) -> list:
@@ -223,7 +216,7 @@ class Optimizer:
                 for p in group["params"]:
                     g = grads[i]
                     if g is not None:
-                        new_p, new_s = self._update(_detach(p), _as_var_like(g, p), dict(self._states[i]), hp)
+                        new_p, new_s = self._update(value_leaf(p), _as_var_like(g, p), dict(self._states[i]), hp)
                         results.append((i, p, new_p, new_s))
                     i += 1
             pending = [v for _, _, new_p, new_s in results for v in (new_p, *new_s.values()) if isinstance(v, Var)]
@@ -233,7 +226,7 @@ class Optimizer:
             self._states[i] = {k: _leaf(v) if isinstance(v, Var) else v for k, v in new_s.items()}
             trainable = p.requires_grad
             kind = p._kind
-            new = _detach(new_p)
+            new = value_leaf(new_p)
             if kind == _KIND_TRAINABLE or trainable:
                 new._set_kind(_KIND_TRAINABLE)
                 new.requires_grad = True

@@ -66,7 +66,6 @@ int64_t region_bytes(const TensorInfo& info) {
     return (b + kAlign - 1) / kAlign * kAlign + kAlign;
 }
 
-bool is_view_step(const Node* n) { return n->op == OpType::Reshape; }  // run_node's free views
 
 // Lifetimes and best-fit offsets for the intermediates of a plan (see the top).
 void plan_memory(Plan& plan, const std::vector<Node*>& order, const std::vector<int>& out_base, int n_leaves,
@@ -83,7 +82,7 @@ void plan_memory(Plan& plan, const std::vector<Node*>& order, const std::vector<
             int sl = out_base[k] + int(o);
             def[sl] = int(k);
             info[sl] = order[k]->output_infos[o];
-            if (is_view_step(order[k])) root[sl] = root[plan.steps[k].in_slots[0]];
+            if (is_free_view(order[k]->op)) root[sl] = root[plan.steps[k].in_slots[0]];
         }
     // Per root: can it be planned, and when does its last alias die?
     std::vector<char> plannable(size_t(n), 1);
@@ -395,22 +394,14 @@ void evaluate(const std::vector<VarPtr>& vars) {
         ins.reserve(s.in_slots.size());
         for (int i : s.in_slots) ins.push_back(slots[i]);
         std::vector<Tensor> outs(s.out_slots.size());
-        bool planned = false;
-        for (size_t o = 0; o < outs.size(); ++o) {
+        for (size_t o = 0; o < outs.size(); ++o) {  // planned outputs (never a view's) live in the arena
             int64_t off = plan->offset[size_t(s.out_slots[o])];
             if (off < 0) continue;
             outs[o].info = n->output_infos[o];
             outs[o].storage = arena;
             outs[o].offset_bytes = off;
-            planned = true;
         }
-        if (planned) {  // (a view never is: it shares its input's bytes)
-            for (size_t o = 0; o < outs.size(); ++o)
-                if (!outs[o].defined()) outs[o] = Tensor(n->output_infos[o]);
-            run_kernel(n->op, n->attrs, ins, outs);
-        } else {
-            run_node(n->op, n->attrs, ins, outs, n->output_infos);
-        }
+        run_node(n->op, n->attrs, ins, outs, n->output_infos);
         for (size_t o = 0; o < outs.size(); ++o) slots[s.out_slots[o]] = std::move(outs[o]);
         for (int f : s.free_after) slots[f] = Tensor();
         ++k;

@@ -68,12 +68,11 @@ VarPtr make_placeholder(TensorInfo info, std::string name) {
 }
 
 // Reshape of a computed value shares its bytes instead of copying.
-static bool is_free_view(OpType op) { return op == OpType::Reshape; }
-
 void run_node(OpType op, const Attrs& attrs, const std::vector<Tensor>& ins, std::vector<Tensor>& outs,
                      const std::vector<TensorInfo>& infos) {
     if (is_free_view(op)) { outs[0] = ins[0].view(infos[0].shape); return; }
-    for (size_t i = 0; i < infos.size(); ++i) outs[i] = Tensor(infos[i]);
+    for (size_t i = 0; i < infos.size(); ++i)
+        if (!outs[i].defined()) outs[i] = Tensor(infos[i]);  // (the executor may place some in its arena)
     run_kernel(op, attrs, ins, outs);
 }
 

@@ -73,7 +73,11 @@ VarPtr apply1(OpType op, const std::vector<VarPtr>& inputs, const Attrs& attrs);
 VarPtr make_const(Tensor t, std::string name = "");
 VarPtr make_placeholder(TensorInfo info, std::string name = "");
 
-// Allocates outputs (or makes a free view) and runs one op's kernel.
+// Ops whose output is a view of their input (shares its bytes): run_node returns the view,
+// and the memory planner keeps the input's region alive as long as the view.
+inline bool is_free_view(OpType op) { return op == OpType::Reshape; }
+
+// Allocates the outputs not given (or makes a free view) and runs one op's kernel.
 void run_node(OpType op, const Attrs& attrs, const std::vector<Tensor>& ins, std::vector<Tensor>& outs,
               const std::vector<TensorInfo>& infos);
 
