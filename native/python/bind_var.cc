@@ -54,6 +54,8 @@ void bind_var(nb::module_& m) {
             return nb::str(mnn::op_def(v.p->node->op).name);
         })
         .def_prop_ro("_output_index", [](const Var& v) { return v.p->output_index; })
+        .def_prop_ro("_node_id", [](const Var& v) { return reinterpret_cast<uintptr_t>(v.p->node.get()); },
+                     "Identity of the producing node (0 without history): outputs of one node share it.")
         .def_prop_ro("_inputs", [](const Var& v) {
             nb::list l;
             if (v.p->node)

@@ -1,0 +1,246 @@
+"""Tracing a Module or function into a :class:`Graph` of primitives, for export.
+
+:func:`trace` calls the model once with a placeholder per example input, in lazy mode
+(as :func:`mnn_expr.compile` does), and walks the recorded history back from the outputs:
+every node is a primitive of the op table (``mnn_expr.OP_TABLE``) with its attributes;
+values already computed (parameters, buffers, constants) become constants of the graph,
+named after the module attribute that holds them.
+
+Dynamic axes: the model is traced a second time with every dynamic dimension changed; the
+two traces must have the same structure, and an attribute that differs between them must
+be one the runtime can re-infer (a reshape entry becomes -1, a slice end that reaches the
+end of its axis becomes "to the end"); anything else raises an error naming the op, since
+the exported file could not run at other sizes.
+
+>>> import mnn_expr as F, mnn_nn as nn
+>>> g = trace(nn.Linear(3, 2), [F.zeros((4, 3))], dynamic_axes={"input0": [0]})
+>>> [n.op for n in g.nodes], g.value(g.inputs[0]).shape
+(['matmul', 'add'], (None, 3))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+import numpy as np
+from mnn_expr._native import Var
+
+import mnn_expr as F
+from mnn_expr import _native
+from mnn_expr.executor import _tracing
+
+__all__ = ["Value", "Node", "Graph", "trace", "SLICE_TO_END"]
+
+_KIND_PLACEHOLDER = 1
+SLICE_TO_END = 2**62  # a slice end past any axis (the slice rule clamps it to the axis length)
+
+
+@dataclass
+class Value:
+    """A tensor of the graph: its name, dtype and shape (None marks a dynamic dimension)."""
+
+    name: str
+    dtype: str
+    shape: tuple
+
+
+@dataclass
+class Node:
+    """One primitive: its op-table name, attributes (schema names -> values), input and
+    output value indices."""
+
+    op: str
+    attrs: dict
+    inputs: list
+    outputs: list
+
+
+@dataclass
+class Graph:
+    """A traced program: values, nodes in execution order, which values are the inputs,
+    the outputs and constants (index -> numpy array).  ``states`` maps a state value (a
+    constant the program updates, e.g. a weight in an exported training step) to the output
+    that holds its new value."""
+
+    values: list = field(default_factory=list)
+    nodes: list = field(default_factory=list)
+    inputs: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+    constants: dict = field(default_factory=dict)
+    states: dict = field(default_factory=dict)
+
+    def value(self, i: int) -> Value:
+        return self.values[i]
+
+    def add_value(self, name: str, dtype: str, shape: Sequence) -> int:
+        self.values.append(Value(name, dtype, tuple(shape)))
+        return len(self.values) - 1
+
+
+def _as_inputs(example_inputs: Any) -> list:
+    if isinstance(example_inputs, (Var, np.ndarray)):
+        example_inputs = [example_inputs]
+    return [v if isinstance(v, Var) else F.asarray(v) for v in example_inputs]
+
+
+def _flatten_outputs(out: Any, names: Optional[Sequence[str]]) -> tuple:
+    if isinstance(out, Var):
+        outs, keys = [out], ["output0"]
+    elif isinstance(out, dict):
+        keys, outs = [str(k) for k in out], list(out.values())
+    elif isinstance(out, (list, tuple)):
+        outs = list(out)
+        keys = [f"output{i}" for i in range(len(outs))]
+    else:
+        raise TypeError(f"export: the model must return a Var, or a list/tuple/dict of Vars; got {type(out).__name__}")
+    for k, v in zip(keys, outs):
+        if not isinstance(v, Var):
+            raise TypeError(f"export: output {k!r} is a {type(v).__name__}, not a Var")
+    if names is not None:
+        if len(names) != len(outs):
+            raise ValueError(f"export: {len(names)} output names given for {len(outs)} outputs")
+        keys = list(names)
+    return outs, keys
+
+
+def _module_names(model: Any) -> dict:
+    """id of each parameter/buffer Var -> its qualified name (for naming constants)."""
+    names: dict = {}
+    if hasattr(model, "named_parameters") and hasattr(model, "named_buffers"):
+        for name, v in (*model.named_parameters(), *model.named_buffers()):
+            if isinstance(v, Var):
+                names.setdefault(v._id(), name)
+    return names
+
+
+def _trace_once(fn: Callable, infos: list, input_names: list, output_names: Optional[Sequence[str]],
+                const_names: dict) -> Graph:
+    phs = [F.placeholder(shape, dtype, name=name) for (shape, dtype), name in zip(infos, input_names)]
+    with _tracing(), F.lazy_eval(True):
+        out = fn(*phs)
+    outs, out_keys = _flatten_outputs(out, output_names)
+
+    g = Graph()
+    index: dict = {}  # Var id -> value index
+    node_outputs: dict = {}  # node id -> list of value indices (one per output)
+    for ph, name in zip(phs, input_names):
+        index[ph._id()] = g.add_value(name, ph.dtype.name, ph.shape)
+        g.inputs.append(index[ph._id()])
+
+    def visit(root: Var) -> None:
+        stack = [(root, False)]
+        while stack:
+            v, expanded = stack.pop()
+            if v._id() in index:
+                continue
+            if v._computed:  # parameters, buffers, constants
+                i = g.add_value(const_names.get(v._id()) or v.name or f"const{len(g.constants)}", v.dtype.name, v.shape)
+                g.constants[i] = np.array(v._numpy())
+                index[v._id()] = i
+                continue
+            if not v._has_history:
+                what = "a placeholder not in the inputs" if v._kind == _KIND_PLACEHOLDER else "an unknown value"
+                raise ValueError(f"export: the model reads {what} ({v.name or 'unnamed'}, "
+                                 f"{v.dtype.name}{list(v.shape)}); pass it as an input")
+            inputs = v._inputs
+            if not expanded:
+                stack.append((v, True))
+                stack.extend((x, False) for x in reversed(inputs) if x._id() not in index)
+                continue
+            nid = v._node_id
+            if nid not in node_outputs:
+                op, attrs = v._op, v._attrs
+                infos_out = _native.infer(op, [(x.dtype.name, list(x.shape)) for x in inputs], attrs)
+                outs_idx = [g.add_value(f"{op}_{len(g.nodes)}" + (f":{k}" if len(infos_out) > 1 else ""), dt, sh)
+                            for k, (dt, sh) in enumerate(infos_out)]
+                g.nodes.append(Node(op, attrs, [index[x._id()] for x in inputs], outs_idx))
+                node_outputs[nid] = outs_idx
+            index[v._id()] = node_outputs[nid][v._output_index]
+
+    for v in outs:
+        visit(v)
+    for v, key in zip(outs, out_keys):
+        i = index[v._id()]
+        if i in g.inputs or i in g.constants or i in g.outputs:  # outputs get values of their own
+            src, i = i, g.add_value(key, v.dtype.name, v.shape)
+            g.nodes.append(Node("reshape", {"shape": list(v.shape)}, [src], [i]))
+        g.values[i].name = key
+        g.outputs.append(i)
+    return g
+
+
+def _dynamic_infos(infos: list, dynamic: list) -> list:
+    """The input infos with every dynamic dimension changed (d -> d + 2: avoids 1, which broadcasts)."""
+    return [(tuple(d + 2 if k in dyn else d for k, d in enumerate(shape)), dt)
+            for (shape, dt), dyn in zip(infos, dynamic)]
+
+
+def _merge_dynamic(g: Graph, g2: Graph) -> None:
+    """Marks the dims that differ between two traces as dynamic and generalises the attributes
+    that differ (or raises)."""
+    if [n.op for n in g.nodes] != [n.op for n in g2.nodes] or \
+            [(n.inputs, n.outputs) for n in g.nodes] != [(n.inputs, n.outputs) for n in g2.nodes]:
+        raise ValueError("export: the model builds a different graph when a dynamic axis changes size; "
+                         "export it with static shapes")
+    for n, n2 in zip(g.nodes, g2.nodes):
+        for key, val in n.attrs.items():
+            val2 = n2.attrs[key]
+            if val == val2:
+                continue
+            if n.op == "reshape" and key == "shape":
+                val, val2 = g.values[n.outputs[0]].shape, g2.values[n2.outputs[0]].shape  # -1 resolved
+                if sum(a != b for a, b in zip(val, val2)) == 1:
+                    n.attrs[key] = [-1 if a != b else a for a, b in zip(val, val2)]
+                    continue
+            if n.op == "slice" and key == "ends":
+                shape, shape2 = g.values[n.inputs[0]].shape, g2.values[n2.inputs[0]].shape
+                ends = [SLICE_TO_END if a != b and a >= shape[k] and b >= shape2[k] else (None if a != b else a)
+                        for k, (a, b) in enumerate(zip(val, val2))]
+                if None not in ends:
+                    n.attrs[key] = ends
+                    continue
+            raise ValueError(f"export: attribute {key!r} of op {n.op!r} depends on a dynamic axis ({val} vs {val2}); "
+                             "the exported graph could not run at other sizes. Export with static shapes.")
+    for i, (v, v2) in enumerate(zip(g.values, g2.values)):
+        if i in g.constants and (v.shape != v2.shape or not np.array_equal(g.constants[i], g2.constants[i])):
+            raise ValueError(f"export: constant {v.name!r} depends on a dynamic axis ({v.dtype}{list(v.shape)}); "
+                             "compute it from the inputs instead")
+        v.shape = tuple(None if a != b else a for a, b in zip(v.shape, v2.shape))
+
+
+def trace(model: Union[Callable, Any], example_inputs: Any, *, input_names: Optional[Sequence[str]] = None,
+          output_names: Optional[Sequence[str]] = None,
+          dynamic_axes: Optional[dict] = None) -> Graph:
+    """Traces ``model`` (a Module or a function of Vars) on ``example_inputs`` into a :class:`Graph`.
+
+    ``dynamic_axes``: ``{input_name: [axis, ...]}`` (or ``{axis: label}``) for dimensions that may
+    change size when the exported model runs.
+
+    >>> import mnn_expr as F
+    >>> g = trace(lambda x: F.relu(x) * 2, [F.ones((2, 2))], output_names=["y"])
+    >>> [n.op for n in g.nodes], g.value(g.outputs[0]).name
+    (['relu', 'multiply'], 'y')
+    """
+    inputs = _as_inputs(example_inputs)
+    names = list(input_names) if input_names is not None else [f"input{i}" for i in range(len(inputs))]
+    if len(names) != len(inputs):
+        raise ValueError(f"export: {len(names)} input names given for {len(inputs)} inputs")
+    infos = [(tuple(v.shape), v.dtype.name) for v in inputs]
+    dynamic = [set() for _ in inputs]
+    for key, axes in (dynamic_axes or {}).items():
+        if key not in names:
+            raise ValueError(f"export: dynamic_axes names {key!r}, which is not an input ({names})")
+        k = names.index(key)
+        for a in axes:
+            nd = len(infos[k][0])
+            if not -nd <= int(a) < nd:
+                raise ValueError(f"export: dynamic axis {a} of input {key!r} is out of range for its {nd}-d shape")
+            dynamic[k].add(int(a) % nd)
+    const_names = _module_names(model)
+    g = _trace_once(model, infos, names, output_names, const_names)
+    if any(dynamic):
+        g2 = _trace_once(model, _dynamic_infos(infos, dynamic), names, output_names, const_names)
+        _merge_dynamic(g, g2)
+    return g
