@@ -77,6 +77,7 @@ from .movement import *  # noqa: F403
 from .nn_ops import *  # noqa: F403
 from .random import *  # noqa: F403
 from .reduce import *  # noqa: F403
+from .serialize import load_as_dict, load_as_list, save
 from .sorting import *  # noqa: F403
 
 # MNN dtype spellings: F.float, F.int, F.double

@@ -9,6 +9,8 @@
   containers; MNN's factories ``conv``, ``linear``, ``batch_norm``, ``dropout``.
 - ``mnn_nn.init``: initialisers; ``mnn_nn.loss``: losses (PyTorch's and MNN's).
 - The activation functions of ``mnn_expr`` are re-exported (``nn.relu`` ...).
+- Deployment (``mnn_nn.deploy``): ``export(model, example_inputs, path)`` writes an ``.mnnx``
+  file that ``load(path)``, the ``mnnx-run`` CLI and the C++ runtime run.
 
 >>> import mnn_expr as F, mnn_nn as nn
 >>> nn.relu(F.array([-1.0, 2.0])).tolist()
@@ -17,11 +19,13 @@
 
 from mnn_expr import elu, gelu, leaky_relu, prelu, relu, relu6, selu, sigmoid, silu, softplus, softsign, tanh
 
-from . import data, init, layers, loss
+from . import data, deploy, init, layers, loss
+from .deploy import LoadedModel, export, load, load_module_from_file
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
 from .module import CallableParameterList, Module, Parameter, is_parameter
 
 __all__ = ["elu", "gelu", "leaky_relu", "prelu", "relu", "relu6", "selu", "sigmoid", "silu", "softplus", "softsign",
-           "tanh", "init", "layers", "loss", "Module", "Parameter", "CallableParameterList", "is_parameter",
+           "tanh", "init", "layers", "loss", "deploy", "export", "load", "load_module_from_file",
+           "LoadedModel", "Module", "Parameter", "CallableParameterList", "is_parameter",
            *_layers_all]

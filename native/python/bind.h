@@ -31,7 +31,13 @@ void write_placeholder(Var& v, nb::handle arr);
 void write_placeholder_var(Var& v, const Var& src);  // shares src's value (same dtype and shape)
 nb::dict attrs_to_dict(const mnn::Attrs& a);
 
+mnn::DType parse_dtype(nb::handle h);                  // "float32", a numpy dtype, ...
+OpType parse_op(nb::handle h);                          // op name or id
+mnn::Attrs parse_attrs(OpType op, nb::dict kwargs);     // checked against the op's schema
+std::vector<VarPtr> to_vars(nb::handle seq, const char* op);
+
 void bind_var(nb::module_& m);
+void bind_mnnx(nb::module_& m);
 void bind_functions(nb::module_& m);
 
 }  // namespace mnnpy

@@ -52,6 +52,10 @@ bool from_dl(nb::dlpack::dtype d, DType* out) {
     }
 }
 
+}  // namespace
+
+// ---- shared with the other binding files (bind.h) ----
+
 DType parse_dtype(nb::handle h) {
     std::string s = nb::cast<std::string>(nb::str(h));
     DType t;
@@ -59,7 +63,7 @@ DType parse_dtype(nb::handle h) {
     return t;
 }
 
-mnn::AttrValue convert_attr(const mnn::OpDef& d, const mnn::AttrSpec& spec, nb::handle v) {
+static mnn::AttrValue convert_attr(const mnn::OpDef& d, const mnn::AttrSpec& spec, nb::handle v) {
     using mnn::AttrType;
     auto bad = [&](const char* want) {
         return mnn::TypeError(mnn::fmt(d.name, ": attribute '", spec.name, "' expects ", want, ", got ",
@@ -153,6 +157,8 @@ std::vector<VarPtr> to_vars(nb::handle seq, const char* op) {
     }
     return out;
 }
+
+namespace {
 
 Operand operand_for(nb::handle h, OpType op, int index) {
     try {
@@ -378,8 +384,11 @@ NB_MODULE(_native, m) {
             PyErr_SetString(PyExc_TypeError, e.what());
         } catch (const mnn::IndexError& e) {
             PyErr_SetString(PyExc_IndexError, e.what());
+        } catch (const mnn::MemoryError& e) {
+            PyErr_SetString(PyExc_MemoryError, e.what());
         }
     });
     mnnpy::bind_var(m);
     mnnpy::bind_functions(m);
+    mnnpy::bind_mnnx(m);
 }

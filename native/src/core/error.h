@@ -11,6 +11,7 @@ namespace mnn {
 struct ValueError : std::runtime_error { using std::runtime_error::runtime_error; };
 struct TypeError : std::runtime_error { using std::runtime_error::runtime_error; };
 struct IndexError : std::runtime_error { using std::runtime_error::runtime_error; };
+struct MemoryError : std::runtime_error { using std::runtime_error::runtime_error; };  // an allocation failed
 
 // fmt("a", 1, "b") -> "a1b"; used to build messages without iostream noise at call sites.
 template <typename... Args>

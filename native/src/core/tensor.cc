@@ -65,7 +65,7 @@ std::shared_ptr<Storage> Storage::allocate(size_t bytes) {
         if (p) madvise(p, padded, MADV_HUGEPAGE);
 #endif
     }
-    if (!p) throw std::bad_alloc();
+    if (!p) throw MemoryError(fmt("out of memory: cannot allocate ", bytes, " bytes"));
     s->data = p;
     s->bytes = bytes;
     s->release = [](void* d, void*) { std::free(d); };

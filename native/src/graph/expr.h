@@ -29,6 +29,7 @@ struct ExecutorConfig {
     bool fuse_elementwise = true;  // run elementwise chains as blocked passes (part of the plan key)
     bool plan_memory = true;       // intermediates share one arena at planned offsets (part of the plan key)
     uint64_t placeholder_epoch = 0;  // bumped by every placeholder write: older derived values are stale
+    int64_t max_model_value_bytes = int64_t(1) << 34;  // a loaded model's values above this are refused (16 GiB)
 };
 ExecutorConfig& executor_config();
 

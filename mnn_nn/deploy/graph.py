@@ -31,7 +31,7 @@ import mnn_expr as F
 from mnn_expr import _native
 from mnn_expr.executor import _tracing
 
-__all__ = ["Value", "Node", "Graph", "trace", "SLICE_TO_END"]
+__all__ = ["Value", "Node", "Graph", "trace", "graph_of", "SLICE_TO_END"]
 
 _KIND_PLACEHOLDER = 1
 SLICE_TO_END = 2**62  # a slice end past any axis (the slice rule clamps it to the axis length)
@@ -121,7 +121,37 @@ def _trace_once(fn: Callable, infos: list, input_names: list, output_names: Opti
     with _tracing(), F.lazy_eval(True):
         out = fn(*phs)
     outs, out_keys = _flatten_outputs(out, output_names)
+    return _graph(outs, out_keys, phs, input_names, const_names)
 
+
+def graph_of(outputs: Sequence[Var], names: Optional[Sequence[str]] = None) -> Graph:
+    """The graph that computes ``outputs`` from the placeholders it reads (MNN's ``save(vars, ...)``):
+    every unwritten placeholder in their history becomes an input (named after it), computed values
+    become constants.
+
+    >>> import mnn_expr as F
+    >>> x = F.placeholder([2], name="x")
+    >>> g = graph_of([F.exp(x)], ["y"])
+    >>> [g.value(i).name for i in g.inputs], [n.op for n in g.nodes]
+    (['x'], ['exp'])
+    """
+    outs = list(outputs)
+    names = list(names) if names is not None else [v.name or f"output{i}" for i, v in enumerate(outs)]
+    phs, seen, stack = [], set(), list(outs)
+    while stack:  # placeholders in the history, in first-seen order
+        v = stack.pop()
+        if v._id() in seen:
+            continue
+        seen.add(v._id())
+        if v._kind == _KIND_PLACEHOLDER and not v._computed:
+            phs.append(v)
+        elif not v._computed and v._has_history:
+            stack.extend(reversed(v._inputs))
+    in_names = [p.name or f"input{i}" for i, p in enumerate(phs)]
+    return _graph(outs, names, phs, in_names, {})
+
+
+def _graph(outs: list, out_keys: list, phs: list, input_names: list, const_names: dict) -> Graph:
     g = Graph()
     index: dict = {}  # Var id -> value index
     node_outputs: dict = {}  # node id -> list of value indices (one per output)

@@ -1,0 +1,17 @@
+"""Deployment: trace models into graphs, our ``.mnnx`` model format, ONNX export and import.
+
+- ``graph``: :func:`trace` turns a Module or function plus example inputs into a
+  :class:`Graph` (nodes of primitives from the op table, constants, named inputs/outputs).
+- ``mnnx``: :func:`export` writes ``.mnnx`` files, :func:`load` runs them (the native
+  runtime behind the ``mnnx-run`` CLI); MNN's ``save`` / ``load_as_dict`` /
+  ``load_module_from_file`` spellings.
+
+``mnn_nn.export`` and ``mnn_nn.load`` are the functions of ``mnnx`` (this package is named
+``deploy`` so that ``mnn_nn.export`` can be the function the issue tracker and users expect).
+"""
+
+from .graph import Graph, Node, Value, graph_of, trace
+from .mnnx import LoadedModel, export, load, load_as_dict, load_as_list, load_module_from_file, save, save_graph
+
+__all__ = ["Graph", "Node", "Value", "graph_of", "trace", "LoadedModel", "export", "load", "load_as_dict",
+           "load_as_list", "load_module_from_file", "save", "save_graph"]

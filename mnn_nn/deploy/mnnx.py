@@ -1,0 +1,208 @@
+"""Our model format, ``.mnnx`` (docs/format.md): export a Module or function, load it back.
+
+The file is read and run by the native runtime: the same one behind the ``mnnx-run`` CLI
+and the C++ API in ``native/include/mnn/runtime.h``, so what runs here runs where there is
+no Python.
+
+>>> import os, tempfile, numpy as np, mnn_expr as F, mnn_nn as nn
+>>> path = os.path.join(tempfile.mkdtemp(), "lin.mnnx")
+>>> lin = nn.Linear(3, 2)
+>>> export(lin, [F.ones((4, 3))], path, dynamic_axes={"input0": [0]})
+>>> m = load(path)
+>>> bool(np.allclose(m(F.ones((5, 3))).numpy(), lin(F.ones((5, 3))).numpy()))
+True
+
+MNN's spellings work on the format too: ``mnn_expr.save(vars, path)`` writes the graph that
+computes ``vars`` from the placeholders it reads, ``load_as_list`` / ``load_as_dict`` give its
+Vars back, and ``mnn_nn.load_module_from_file(path, inputs, outputs)`` a module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, Optional, Union
+
+import numpy as np
+from mnn_expr._native import Var
+
+import mnn_expr as F
+from mnn_expr import _native
+
+from .graph import Graph, graph_of, trace
+
+__all__ = ["export", "save_graph", "load", "LoadedModel", "save", "load_as_list", "load_as_dict",
+           "load_module_from_file"]
+
+_PathLike = Union[str, "os.PathLike[str]"]
+_WEIGHTS = ("float32", "float16", "int8")
+
+
+def _producer() -> str:
+    try:
+        from importlib.metadata import version
+        return f"mnnpy {version('mnnpy')}"
+    except Exception:  # not installed as a distribution (a source checkout)
+        return "mnnpy"
+
+
+def save_graph(g: Graph, path: _PathLike, *, weights: str = "float32", metadata: Optional[dict] = None) -> None:
+    """Writes a traced :class:`~mnn_nn.export.graph.Graph` as an ``.mnnx`` file.
+
+    ``weights``: how float32 constants of at least 2 dims (weight matrices and filters) are
+    stored: ``"float32"``, ``"float16"`` or ``"int8"`` (symmetric, one scale per output channel);
+    they are widened back to float32 when the file is loaded.
+    """
+    if weights not in _WEIGHTS:
+        raise ValueError(f"export: weights must be one of {_WEIGHTS}, got {weights!r}")
+    states = set(g.states)
+    constants = []
+    for i, arr in g.constants.items():
+        v = g.values[i]
+        enc = "raw"
+        if weights != "float32" and v.dtype == "float32" and len(v.shape) >= 2 and i not in states:
+            enc = weights
+        constants.append((i, F.array(np.require(arr, requirements="C"), dtype=v.dtype), enc))
+    values = [(v.name, v.dtype, [-1 if d is None else int(d) for d in v.shape]) for v in g.values]
+    nodes = [(n.op, dict(n.attrs), list(n.inputs), list(n.outputs)) for n in g.nodes]
+    meta = [(str(k), str(val)) for k, val in (metadata or {}).items()]
+    _native.mnnx_save(os.fspath(path), _producer(), meta, values, list(g.inputs), list(g.outputs), constants,
+                      sorted(g.states.items()), nodes)
+
+
+def export(model: Union[Callable, Any], example_inputs: Any, path: _PathLike, *,
+           input_names: Optional[Sequence[str]] = None, output_names: Optional[Sequence[str]] = None,
+           dynamic_axes: Optional[dict] = None, weights: str = "float32", metadata: Optional[dict] = None) -> None:
+    """Traces ``model`` (a Module, in its current train/eval mode, or a function of Vars) on
+    ``example_inputs`` and writes it to ``path`` as ``.mnnx``.
+
+    ``dynamic_axes``: ``{input_name: [axis, ...]}`` for dims that may change size (e.g. the
+    batch); inputs are named ``input0, input1, ...`` unless ``input_names`` is given.
+    ``weights``: ``"float32"`` (default), ``"float16"`` or ``"int8"`` storage (see :func:`save_graph`).
+    """
+    g = trace(model, example_inputs, input_names=input_names, output_names=output_names, dynamic_axes=dynamic_axes)
+    save_graph(g, path, weights=weights, metadata=metadata)
+
+
+class LoadedModel:
+    """An ``.mnnx`` model loaded for running: call it with Vars or arrays (positionally, in the
+    declared order, or by input name); it returns a Var, or a list of Vars for several outputs.
+    Runs in the current mode: eagerly, lazily (one planned native call when read), or inside
+    :func:`mnn_expr.compile`.
+
+    ``inputs`` / ``outputs``: ``(name, dtype, shape)`` with ``None`` for dynamic dims.
+    """
+
+    def __init__(self, path: _PathLike, threads: Optional[int] = None) -> None:
+        self._model = _native.MnnxModel(os.fspath(path))
+        if threads is not None:
+            F.set_thread_number(int(threads))
+        self.inputs = [(n, dt, tuple(None if d < 0 else d for d in s)) for n, dt, s in self._model.inputs]
+        self.outputs = [(n, dt, tuple(None if d < 0 else d for d in s)) for n, dt, s in self._model.outputs]
+        self.producer: str = self._model.producer
+        self.metadata: dict = dict(self._model.metadata)
+
+    @property
+    def input_names(self) -> list:
+        return [n for n, _, _ in self.inputs]
+
+    @property
+    def output_names(self) -> list:
+        return [n for n, _, _ in self.outputs]
+
+    def run(self, *args: Any, **kwargs: Any) -> list:
+        """Runs the model; always returns the list of outputs."""
+        names = self.input_names
+        if len(args) > len(names):
+            raise TypeError(f"model: takes {len(names)} inputs ({names}), got {len(args)}")
+        given = dict(zip(names, args))
+        for k, v in kwargs.items():
+            if k not in names:
+                raise TypeError(f"model: unknown input {k!r} (inputs: {names})")
+            if k in given:
+                raise TypeError(f"model: input {k!r} given twice")
+            given[k] = v
+        missing = [n for n in names if n not in given]
+        if missing:
+            raise TypeError(f"model: missing inputs {missing}")
+        return self._model.run([given[n] if isinstance(given[n], Var) else F.asarray(given[n]) for n in names])
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Union[Var, list]:
+        outs = self.run(*args, **kwargs)
+        return outs[0] if len(outs) == 1 else outs
+
+    def forward(self, *args: Any) -> Union[Var, list]:
+        """MNN's spelling: ``forward(x)`` or ``forward([x, y])`` (then returns a list)."""
+        if len(args) == 1 and isinstance(args[0], (list, tuple)):
+            return self.run(*args[0])
+        return self(*args)
+
+    onForward = forward  # noqa: N815  (MNN's name)
+
+    def get_info(self) -> dict:
+        """MNN's ``get_info()``: the input and output names, and placeholders for the inputs."""
+        return {"version": self.producer, "inputNames": self.input_names, "outputNames": self.output_names,
+                "inputs": [F.placeholder([1 if d is None else d for d in s], dt, name=n) for n, dt, s in self.inputs]}
+
+    @property
+    def states(self) -> list:
+        """The current values of the model's state (the weights of an exported training step)."""
+        return self._model.states
+
+    def __repr__(self) -> str:
+        fmt = ", ".join(f"{n}: {dt}{list(s)}" for n, dt, s in self.inputs)
+        return f"LoadedModel({fmt}) -> {self.output_names}"
+
+
+def load(path: _PathLike, threads: Optional[int] = None) -> LoadedModel:
+    """Loads an ``.mnnx`` file (validating it: a malformed file raises ``ValueError``).
+
+    ``threads``: sets the worker thread count (``mnn_expr.set_thread_number``)."""
+    return LoadedModel(path, threads)
+
+
+# ---- MNN's spellings ----------------------------------------------------------------------------
+
+def save(vars: Sequence[Var], path: _PathLike, forInference: bool = True) -> None:  # noqa: A002, N803 (MNN's names)
+    """MNN's ``expr.save(vars, fileName)``: writes the graph computing ``vars`` from the
+    placeholders they read (computed Vars, e.g. ``model.parameters``, are stored as they are).
+    Vars are named by their ``name`` (else ``output<i>``)."""
+    vs = [vars] if isinstance(vars, Var) else list(vars)
+    names, used = [], set()
+    for i, v in enumerate(vs):
+        n = v.name or f"output{i}"
+        if n in used:
+            n = f"{n}_{i}"
+        used.add(n)
+        names.append(n)
+    save_graph(graph_of(vs, names), path)
+
+
+def load_as_list(path: _PathLike) -> list:
+    """MNN's ``load_as_list``: the file's outputs as Vars; a file with inputs gives Vars that
+    are computed from placeholders for them (write the placeholders, then read)."""
+    return list(load_as_dict(path).values())
+
+
+def load_as_dict(path: _PathLike) -> dict:
+    """MNN's ``load_as_dict``: ``{name: Var}`` for the inputs (placeholders) and the outputs."""
+    m = LoadedModel(path)
+    phs = {n: F.placeholder([1 if d is None else d for d in s], dt, name=n) for n, dt, s in m.inputs}
+    with F.lazy_eval(True):
+        outs = m.run(*phs.values())
+    result = dict(phs)
+    for (n, _, _), v in zip(m.outputs, outs):
+        v.name = n
+        result[n] = v
+    return result
+
+
+def load_module_from_file(file_name: _PathLike, input_names: Optional[Sequence[str]] = None,
+                          output_names: Optional[Sequence[str]] = None, **kwargs: Any) -> LoadedModel:
+    """MNN's ``nn.load_module_from_file(file, input_names, output_names, thread_num=...)``: a
+    module whose ``forward`` runs the file.  The names must match the file's (when given)."""
+    m = LoadedModel(file_name, kwargs.get("thread_num"))
+    for what, want, have in (("input", input_names, m.input_names), ("output", output_names, m.output_names)):
+        if want is not None and list(want) != have:
+            raise ValueError(f"load_module_from_file: {what} names {list(want)} do not match the file's {have}")
+    return m
