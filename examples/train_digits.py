@@ -12,9 +12,11 @@ Run from the repository root (after building the native module)::
 
 It prints a progress bar per epoch, the test accuracy after each epoch, saves a
 checkpoint and reloads it into a fresh model, writes a plot of loss and
-accuracy, and finally checks that eager and lazy evaluation and a compiled
-training step (``F.compile``) give the same losses step by step.  The exit
-status is non-zero when the test accuracy is below 97% or the three disagree.
+accuracy, exports the model as ``.mnnx`` and runs it in the native ``mnnx-run``
+CLI (no Python) on the test images, and finally checks that eager and lazy
+evaluation and a compiled training step (``F.compile``) give the same losses
+step by step.  The exit status is non-zero when the test accuracy is below 97%,
+the CLI's predictions differ from the Python model's, or the three disagree.
 """
 
 from __future__ import annotations
@@ -171,6 +173,35 @@ def save_and_reload(model: nn.Module, out: str, data: tuple) -> float:
     return acc
 
 
+def deploy(model: nn.Module, out: str, data: tuple) -> bool:
+    """Exports the trained model as .mnnx and runs it in the native CLI mnnx-run (no Python in
+    that process) on the test images; its predictions must be the Python model's."""
+    import subprocess
+
+    from mnn_nn.deploy import runtime_cli
+
+    model.eval()
+    x_te, y_te = data[2], data[3]
+    path = os.path.join(out, "digits_cnn.mnnx")
+    nn.export(model, [F.array(x_te[:1])], path, input_names=["image"], output_names=["logits"],
+              dynamic_axes={"image": [0]}, metadata={"task": "digits", "classes": "0-9"})
+    np.save(os.path.join(out, "test_images.npy"), x_te)
+    cmd = [runtime_cli(), path, os.path.join(out, "test_images.npy"), "--save", out, "--bench", "20", "--threads", "2"]
+    print(f"exported {path} ({os.path.getsize(path):,} bytes); running: {' '.join(os.path.basename(c) for c in cmd)}")
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0:
+        print(f"FAIL: mnnx-run exited with {run.returncode}: {run.stderr.strip()}")
+        return False
+    print("\n".join("  | " + line for line in run.stdout.strip().splitlines()))
+    native = np.load(os.path.join(out, "logits.npy"))
+    python = model(F.array(x_te)).numpy()
+    same = bool((native.argmax(1) == python.argmax(1)).all())
+    print(f"mnnx-run: test accuracy {(native.argmax(1) == y_te).mean():.2%} (Python model "
+          f"{(python.argmax(1) == y_te).mean():.2%}); {'the same' if same else 'DIFFERENT'} predictions for all "
+          f"{len(y_te)} images; max |logit diff| {np.abs(native - python).max():.1e}")
+    return same and np.allclose(native, python, rtol=1e-4, atol=1e-4)
+
+
 def plot(history: dict, out: str) -> None:
     """Loss and test accuracy per epoch as a PNG (skipped when matplotlib is missing)."""
     try:
@@ -247,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training took {train_s:.1f} s; final test accuracy {final:.2%}")
 
     reloaded = save_and_reload(model, args.out, data)
+    deployed = deploy(model, args.out, data)
     plot(history, args.out)
 
     runs = eager_lazy_compiled(data, args.seed)
@@ -264,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAIL: the reloaded checkpoint scores {reloaded:.2%}, the trained model {final:.2%}")
         ok = False
     if not same:
+        ok = False
+    if not deployed:
+        print("FAIL: the exported model run by mnnx-run does not reproduce the Python model")
         ok = False
     print(f"total time {time.perf_counter() - start:.1f} s: {'OK' if ok else 'FAILED'}")
     return 0 if ok else 1

@@ -11,7 +11,17 @@
 """
 
 from .graph import Graph, Node, Value, graph_of, trace
-from .mnnx import LoadedModel, export, load, load_as_dict, load_as_list, load_module_from_file, save, save_graph
+from .mnnx import (
+                   LoadedModel,
+                   export,
+                   load,
+                   load_as_dict,
+                   load_as_list,
+                   load_module_from_file,
+                   runtime_cli,
+                   save,
+                   save_graph,
+)
 
 __all__ = ["Graph", "Node", "Value", "graph_of", "trace", "LoadedModel", "export", "load", "load_as_dict",
-           "load_as_list", "load_module_from_file", "save", "save_graph"]
+           "load_as_list", "load_module_from_file", "runtime_cli", "save", "save_graph"]

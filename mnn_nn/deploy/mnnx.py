@@ -31,7 +31,7 @@ from mnn_expr import _native
 
 from .graph import Graph, graph_of, trace
 
-__all__ = ["export", "save_graph", "load", "LoadedModel", "save", "load_as_list", "load_as_dict",
+__all__ = ["export", "save_graph", "load", "LoadedModel", "runtime_cli", "save", "load_as_list", "load_as_dict",
            "load_module_from_file"]
 
 _PathLike = Union[str, "os.PathLike[str]"]
@@ -159,6 +159,22 @@ def load(path: _PathLike, threads: Optional[int] = None) -> LoadedModel:
 
     ``threads``: sets the worker thread count (``mnn_expr.set_thread_number``)."""
     return LoadedModel(path, threads)
+
+
+def runtime_cli() -> str:
+    """The path of the ``mnnx-run`` CLI: on ``PATH`` after ``pip install``, else in a CMake build
+    folder of this checkout (``build/*/mnnx-run``).  Raises FileNotFoundError saying how to build it."""
+    import glob
+    import shutil
+    found = shutil.which("mnnx-run")
+    if found:
+        return found
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    built = sorted(glob.glob(os.path.join(root, "build", "*", "mnnx-run")), key=os.path.getmtime, reverse=True)
+    if built:
+        return built[0]
+    raise FileNotFoundError("mnnx-run was not found: `pip install .` puts it on PATH; or build it alone with "
+                            "`cmake -S . -B build/rt -DMNN_BUILD_TOOLS=ON && cmake --build build/rt --target mnnx-run`")
 
 
 # ---- MNN's spellings ----------------------------------------------------------------------------
