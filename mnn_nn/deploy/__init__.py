@@ -14,6 +14,7 @@ from .graph import Graph, Node, Value, graph_of, trace
 from .mnnx import (
                    LoadedModel,
                    export,
+    export_training_step,
                    load,
                    load_as_dict,
                    load_as_list,
@@ -23,5 +24,5 @@ from .mnnx import (
                    save_graph,
 )
 
-__all__ = ["Graph", "Node", "Value", "graph_of", "trace", "LoadedModel", "export", "load", "load_as_dict",
-           "load_as_list", "load_module_from_file", "runtime_cli", "save", "save_graph"]
+__all__ = ["Graph", "Node", "Value", "graph_of", "trace", "LoadedModel", "export", "export_training_step", "load",
+           "load_as_dict", "load_as_list", "load_module_from_file", "runtime_cli", "save", "save_graph"]

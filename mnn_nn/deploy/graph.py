@@ -165,7 +165,7 @@ def _graph(outs: list, out_keys: list, phs: list, input_names: list, const_names
             v, expanded = stack.pop()
             if v._id() in index:
                 continue
-            if v._computed:  # parameters, buffers, constants
+            if v._computed and not v._from_placeholder:  # parameters, buffers, constants (not a cached result)
                 i = g.add_value(const_names.get(v._id()) or v.name or f"const{len(g.constants)}", v.dtype.name, v.shape)
                 g.constants[i] = np.array(v._numpy())
                 index[v._id()] = i

@@ -31,8 +31,8 @@ from mnn_expr import _native
 
 from .graph import Graph, graph_of, trace
 
-__all__ = ["export", "save_graph", "load", "LoadedModel", "runtime_cli", "save", "load_as_list", "load_as_dict",
-           "load_module_from_file"]
+__all__ = ["export", "export_training_step", "save_graph", "load", "LoadedModel", "runtime_cli", "save",
+           "load_as_list", "load_as_dict", "load_module_from_file"]
 
 _PathLike = Union[str, "os.PathLike[str]"]
 _WEIGHTS = ("float32", "float16", "int8")
@@ -82,6 +82,107 @@ def export(model: Union[Callable, Any], example_inputs: Any, path: _PathLike, *,
     """
     g = trace(model, example_inputs, input_names=input_names, output_names=output_names, dynamic_axes=dynamic_axes)
     save_graph(g, path, weights=weights, metadata=metadata)
+
+
+def export_training_step(step: Callable, example_inputs: Any, path: _PathLike, *, state: Any,
+                         input_names: Optional[Sequence[str]] = None, output_names: Optional[Sequence[str]] = None,
+                         metadata: Optional[dict] = None) -> None:
+    """Exports a whole training step (forward, gradients, optimizer update) as an ``.mnnx`` file
+    that updates its own weights on every run (MNN's "static training graph"): the runtime, or
+    ``mnnx-run --steps N``, trains without Python.
+
+    ``step(*example_inputs)`` returns the outputs (e.g. the loss); ``state``: the Modules and
+    optimizers whose Vars it reads and updates, as for :func:`mnn_expr.compile`.  Their current
+    values become the file's initial state; each run's new parameter and optimizer-state values
+    are extra outputs (named ``new:<name>``) that replace the state for the next run.
+
+    >>> import os, tempfile, mnn_expr as F, mnn_nn as nn, mnn_optim as optim
+    >>> lin = nn.Linear(2, 1); opt = optim.SGD(lin.parameters(), lr=0.1)
+    >>> def step(x, y):
+    ...     loss = ((lin(x) - y) ** 2).mean()
+    ...     opt.step(loss)
+    ...     return loss
+    >>> path = os.path.join(tempfile.mkdtemp(), "step.mnnx")
+    >>> export_training_step(step, [F.ones((4, 2)), F.zeros((4, 1))], path, state=[lin, opt])
+    >>> m = load(path)
+    >>> losses = [m(F.ones((4, 2)), F.zeros((4, 1)))[0].item() for _ in range(3)]
+    >>> losses[2] < losses[1] < losses[0]
+    True
+    """
+    from .graph import _as_inputs, _flatten_outputs, _graph
+
+    inputs = _as_inputs(example_inputs)
+    arg_names = list(input_names) if input_names is not None else [f"input{i}" for i in range(len(inputs))]
+    if len(arg_names) != len(inputs):
+        raise ValueError(f"export: {len(arg_names)} input names given for {len(inputs)} inputs")
+    prog, st = _trace_step(step, inputs, state)
+    missing = [(opt, i, k, new) for opt, new_states in zip(st.optimizers, prog.new_opt_states)
+               for i, new_st in enumerate(new_states) for k, new in new_st.items()
+               if k not in opt._states[i] and isinstance(new, (Var, int, float))]
+    saved = [list(opt._states) for opt in st.optimizers]
+    try:
+        if missing:
+            # The file runs the optimizer's steady-state update, so state it creates on its first step
+            # (momentum buffers, Adam's moments) starts as zeros; checked to give the same first step.
+            first = _new_values(prog, st, inputs)
+            for opt in st.optimizers:
+                opt._states = [dict(s) for s in opt._states]
+            for opt, i, k, new in missing:
+                opt._states[i][k] = F.zeros(new.shape, new.dtype) if isinstance(new, Var) else type(new)(0)
+            prog, st = _trace_step(step, inputs, state)
+            for a, b in zip(first, _new_values(prog, st, inputs)):
+                if not np.allclose(a, b, rtol=1e-5, atol=1e-7):
+                    raise ValueError("export: the optimizer's first step differs from its update with zero-initialised "
+                                     "state; run one step before exporting")
+        outs, keys = _flatten_outputs(_unflatten_outputs(prog), output_names)
+        entries = [(ph, name, h.numpy(), new)  # (placeholder, name, current value, traced new value or None)
+                   for (name, h), ph, new in zip(st.handles, prog.handle_phs, prog.new_handles)]
+        for (j, i, k), v in st.opt_vars():
+            name, new = f"opt{j}.state[{i}].{k}", prog.new_opt_states[j][i].get(k)
+            value = v.numpy() if isinstance(v, Var) else np.asarray(v, np.int64 if isinstance(v, int) else np.float64)
+            entries.append((prog.opt_phs[(j, i, k)], name, value, new if isinstance(new, Var) else None))
+    finally:
+        for opt, states in zip(st.optimizers, saved):
+            opt._states = states
+    phs, names, values, news = (list(col) for col in zip(*entries)) if entries else ([], [], [], [])
+    new_keys = [f"new:{n}" for n, new in zip(names, news) if new is not None]
+    g = _graph(outs + [new for new in news if new is not None], keys + new_keys, list(prog.inputs) + phs,
+               arg_names + names, {})
+    n_args = len(prog.inputs)
+    out_of = dict(zip(keys + new_keys, g.outputs))
+    for ph_index, name, value, new in zip(g.inputs[n_args:], names, values, news):
+        g.constants[ph_index] = np.asarray(value)
+        if new is not None:
+            g.states[ph_index] = out_of[f"new:{name}"]
+    g.inputs = g.inputs[:n_args]
+    save_graph(g, path, metadata={"kind": "training step", **(metadata or {})})
+
+
+def _trace_step(step: Callable, inputs: list, state: Any) -> tuple:
+    """Traces a training step as F.compile does: (the program, its state)."""
+    from mnn_expr.compile import Compiled
+    compiled = Compiled(step, state)
+    _, spec, leaves, st = compiled._signature(tuple(inputs), {})
+    return compiled._trace(spec, leaves, st), st
+
+
+def _new_values(prog: Any, st: Any, inputs: list) -> list:
+    """The new parameter values of one traced step on the current values (nothing is rebound)."""
+    for (_, h), ph in zip(st.handles, prog.handle_phs):
+        ph._write_var(h)
+    for key, v in st.opt_vars():
+        if isinstance(v, Var):
+            prog.opt_phs[key]._write_var(v)
+        else:
+            prog.opt_phs[key]._write(np.asarray(v, np.int64 if isinstance(v, int) else np.float64))
+    for ph, v in zip(prog.inputs, inputs):
+        ph._write_var(v)
+    return [new.numpy() for new in prog.new_handles if new is not None]
+
+
+def _unflatten_outputs(prog: Any) -> Any:
+    from mnn_expr.compile import _unflatten
+    return _unflatten(prog.out_spec, prog.outputs, [0])
 
 
 class LoadedModel:

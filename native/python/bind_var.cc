@@ -48,6 +48,8 @@ void bind_var(nb::module_& m) {
         .def_prop_rw("name", [](const Var& v) { return v.p->name; }, [](Var& v, std::string n) { v.p->name = std::move(n); })
         .def_prop_ro("_computed", [](const Var& v) { return v.p->computed(); })
         .def_prop_ro("_has_history", [](const Var& v) { return bool(v.p->node); })
+        .def_prop_ro("_from_placeholder", [](const Var& v) { return v.p->from_placeholder; },
+                     "Computed from a placeholder (its value is recomputed after a new write).")
         .def_prop_ro("_kind", [](const Var& v) { return int(v.p->kind); })
         .def_prop_ro("_op", [](const Var& v) -> nb::object {
             if (!v.p->node) return nb::none();
