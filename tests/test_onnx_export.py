@@ -375,6 +375,7 @@ def test_sort_topk():
     for largest in (False, True):
         check(f"topk[{largest}]", lambda v, lg=largest: F._core.apply("topk", [v], k=3, axis=1, largest=lg), [x])
     check("sort[int32]", prim("sort", axis=1), [rint(3, 5)])
+    check("sort[bool]", prim("sort", axis=0, descending=True), [RNG.random((6, 2)) > 0.5])
 
 
 # --------------------------------------------------------------------------- compute
@@ -603,6 +604,16 @@ def test_control_flow_lowered():
     assert "Where" in ops and not ops & {"If", "Loop", "Scan"}
     for s in (np.array(1.0, np.float32), np.array(-1.0, np.float32)):  # both branches, from the one exported graph
         compare(f"control_flow[{s}]", run_ort(model, [x, s]), eager(fn, [x, s]))
+
+
+@pytest.mark.parametrize("module", ["mnn_nn.export.onnx_export", "mnn_nn.export._onnx_emit",
+                                    "mnn_nn.export._onnx_elementwise", "mnn_nn.export._onnx_structural"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0 and result.attempted > 0
 
 
 def test_report():

@@ -181,8 +181,8 @@ class Ctx:
         return w
 
     def fail(self, why: str) -> NotImplementedError:
-        return NotImplementedError(f"export_onnx: primitive {self.node.op!r} ({sig(self.vin)}, attrs "
-                                   f"{self.attrs}): {why}")
+        return NotImplementedError(f"export_onnx: primitive {self.node.op!r} (inputs {sig(self.vin) or 'none'}; "
+                                   f"attrs {self.attrs}): {why}")
 
 
 def sig(vals: Sequence[Value]) -> str:
