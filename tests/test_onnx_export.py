@@ -1,4 +1,4 @@
-"""ONNX export (mnn_nn.export.onnx_export): every primitive and a few models, checked against onnxruntime.
+"""ONNX export (mnn_nn.deploy.onnx_export): every primitive and a few models, checked against onnxruntime.
 
 Each case exports a function or Module, runs the model in onnxruntime on the same inputs and
 compares with our eager result.
@@ -18,8 +18,8 @@ ort = pytest.importorskip("onnxruntime")
 import mnn_expr as F  # noqa: E402
 import mnn_nn as nn  # noqa: E402
 from mnn_expr._core import apply1  # noqa: E402
-from mnn_nn.export.graph import SLICE_TO_END, Graph, Node  # noqa: E402
-from mnn_nn.export.onnx_export import ONNX_OPS, export_onnx, graph_to_onnx  # noqa: E402
+from mnn_nn.deploy.graph import SLICE_TO_END, Graph, Node  # noqa: E402
+from mnn_nn.deploy.onnx_export import ONNX_OPS, export_onnx, graph_to_onnx  # noqa: E402
 
 RNG = np.random.default_rng(0)
 TOL = dict(rtol=1e-5, atol=1e-6)
@@ -606,8 +606,8 @@ def test_control_flow_lowered():
         compare(f"control_flow[{s}]", run_ort(model, [x, s]), eager(fn, [x, s]))
 
 
-@pytest.mark.parametrize("module", ["mnn_nn.export.onnx_export", "mnn_nn.export._onnx_emit",
-                                    "mnn_nn.export._onnx_elementwise", "mnn_nn.export._onnx_structural"])
+@pytest.mark.parametrize("module", ["mnn_nn.deploy.onnx_export", "mnn_nn.deploy._onnx_emit",
+                                    "mnn_nn.deploy._onnx_elementwise", "mnn_nn.deploy._onnx_structural"])
 def test_docstring_examples(module):
     import doctest
     import importlib

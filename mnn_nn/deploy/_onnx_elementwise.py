@@ -1,12 +1,12 @@
 """ONNX mappings of the elementwise primitives, reductions and scans (see ``ONNX_OPS`` in
-:mod:`mnn_nn.export.onnx_export`).
+:mod:`mnn_nn.deploy.onnx_export`).
 
 Compositions follow our kernels (``native/src/ops/elementwise.cc``, ``reduce.cc``): NumPy's
 ``floor_divide``/``mod`` for ints and floats, integer division by 0 giving 0, Kahan's accurate
 ``expm1``/``log1p``, NaN-propagating ``maximum``/``minimum``.
 
->>> from mnn_nn.export.graph import trace
->>> from mnn_nn.export.onnx_export import graph_to_onnx
+>>> from mnn_nn.deploy.graph import trace
+>>> from mnn_nn.deploy.onnx_export import graph_to_onnx
 >>> import mnn_expr as F
 >>> [n.op_type for n in graph_to_onnx(trace(F.silu, [F.zeros((3,))])).graph.node]
 ['Sigmoid', 'Mul']

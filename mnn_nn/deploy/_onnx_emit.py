@@ -1,10 +1,10 @@
-"""The node emitter shared by the ONNX mappings (:mod:`mnn_nn.export.onnx_export`).
+"""The node emitter shared by the ONNX mappings (:mod:`mnn_nn.deploy.onnx_export`).
 
 :class:`Emitter` collects ONNX nodes and initializers; :class:`Ctx` is one primitive being mapped
 (its attributes, the ONNX names of its inputs, its input and output values).  A mapping is a function
 ``Ctx -> list of output names``.
 
->>> from mnn_nn.export.graph import Graph
+>>> from mnn_nn.deploy.graph import Graph
 >>> e = Emitter(Graph(), 17)
 >>> e.emit("Relu", [e.const([1.0, -1.0], "float32")]), len(e.inits)
 ('_relu1', 1)

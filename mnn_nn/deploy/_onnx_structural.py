@@ -1,12 +1,12 @@
 """ONNX mappings of the movement, indexing, sorting and compute primitives (see ``ONNX_OPS`` in
-:mod:`mnn_nn.export.onnx_export`).
+:mod:`mnn_nn.deploy.onnx_export`).
 
 Attribute layouts follow ``native/src/ops``: conv/pool ``pads`` = [top, left, bottom, right] (ONNX's
 order), movement ``pad`` = [before0, after0, before1, ...], slice sentinels INT64_MAX / INT64_MIN and
 ``SLICE_TO_END``; pooling's ceil mode is PyTorch's.
 
->>> from mnn_nn.export.graph import trace
->>> from mnn_nn.export.onnx_export import graph_to_onnx
+>>> from mnn_nn.deploy.graph import trace
+>>> from mnn_nn.deploy.onnx_export import graph_to_onnx
 >>> import mnn_expr as F
 >>> [n.op_type for n in graph_to_onnx(trace(lambda x: F.flip(x, 0), [F.zeros((3,))])).graph.node]
 ['Slice']

@@ -1,6 +1,6 @@
-"""ONNX export: a traced :class:`~mnn_nn.export.graph.Graph` written as an ONNX model.
+"""ONNX export: a traced :class:`~mnn_nn.deploy.graph.Graph` written as an ONNX model.
 
-:func:`export_onnx` traces a Module or function with :func:`~mnn_nn.export.graph.trace`
+:func:`export_onnx` traces a Module or function with :func:`~mnn_nn.deploy.graph.trace`
 and maps every primitive of the graph to ONNX nodes through one table, :data:`ONNX_OPS`
 (primitive name -> function emitting nodes; the functions live in ``_onnx_elementwise`` and
 ``_onnx_structural``).  Primitives with a direct ONNX operator become that operator; the others
