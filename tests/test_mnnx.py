@@ -339,3 +339,23 @@ def test_exported_training_step_trains_like_python(opt_name, tmp):
                           "--save", tmp], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     np.testing.assert_allclose(float(np.load(os.path.join(tmp, "loss.npy"))), python[-1], rtol=1e-5)
+
+
+def test_trace_keeps_updated_inputs_nested_outputs_and_end_relative_slices(tmp):
+    def f(x):
+        return x[-2:], (x[:-1] * 2, {"tail": x[1:]})
+    path = os.path.join(tmp, "f.mnnx")
+    export(f, [F.ones((5, 3))], path, dynamic_axes={"input0": [0]})
+    m = load(path)
+    assert m.output_names == ["output0", "output1.0", "output1.1.tail"]
+    x = np.arange(21, dtype=np.float32).reshape(7, 3)
+    for g, w in zip(m.run(F.array(x)), [x[-2:], x[:-1] * 2, x[1:]]):
+        np.testing.assert_array_equal(g.numpy(), w)
+
+    def g(x):
+        x[0] = 5.0  # rebinds the argument's handle: the graph still reads the input
+        return x * 2
+    export(g, [F.ones((4, 3))], path)
+    want = x[:4].copy()
+    want[0] = 5.0
+    np.testing.assert_array_equal(load(path)(F.array(x[:4])).numpy(), want * 2)

@@ -358,8 +358,6 @@ def test_setitem_front_end():
     check("setitem", fn, [rand(3, 4)])
 
 
-@pytest.mark.xfail(strict=True, reason="graph.py: trace keys inputs by the placeholders' ids read after the "
-                   "model ran, so an input updated in place (x[i] = v rebinds its handle) reads as the new value")
 def test_setitem_on_an_input():
     def fn(v):
         v[1] = 0.0

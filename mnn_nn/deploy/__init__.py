@@ -5,6 +5,8 @@
 - ``mnnx``: :func:`export` writes ``.mnnx`` files, :func:`load` runs them (the native
   runtime behind the ``mnnx-run`` CLI); MNN's ``save`` / ``load_as_dict`` /
   ``load_module_from_file`` spellings.
+- ``onnx_export``: :func:`export_onnx` writes ONNX (opset 17+) checked by ``onnx.checker``; one
+  table (``ONNX_OPS``) maps every primitive.
 
 ``mnn_nn.export`` and ``mnn_nn.load`` are the functions of ``mnnx`` (this package is named
 ``deploy`` so that ``mnn_nn.export`` can be the function the issue tracker and users expect).
@@ -23,6 +25,8 @@ from .mnnx import (
                    save,
                    save_graph,
 )
+from .onnx_export import ONNX_OPS, export_onnx, graph_to_onnx
 
 __all__ = ["Graph", "Node", "Value", "graph_of", "trace", "LoadedModel", "export", "export_training_step", "load",
-           "load_as_dict", "load_as_list", "load_module_from_file", "runtime_cli", "save", "save_graph"]
+           "load_as_dict", "load_as_list", "load_module_from_file", "runtime_cli", "save", "save_graph",
+           "ONNX_OPS", "export_onnx", "graph_to_onnx"]

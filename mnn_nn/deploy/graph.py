@@ -86,18 +86,26 @@ def _as_inputs(example_inputs: Any) -> list:
 
 
 def _flatten_outputs(out: Any, names: Optional[Sequence[str]]) -> tuple:
-    if isinstance(out, Var):
-        outs, keys = [out], ["output0"]
-    elif isinstance(out, dict):
-        keys, outs = [str(k) for k in out], list(out.values())
-    elif isinstance(out, (list, tuple)):
-        outs = list(out)
-        keys = [f"output{i}" for i in range(len(outs))]
-    else:
-        raise TypeError(f"export: the model must return a Var, or a list/tuple/dict of Vars; got {type(out).__name__}")
-    for k, v in zip(keys, outs):
-        if not isinstance(v, Var):
-            raise TypeError(f"export: output {k!r} is a {type(v).__name__}, not a Var")
+    """The output Vars of (possibly nested) lists/tuples/dicts and their names: dict keys joined
+    by '.', positions as ``output<i>`` (``output1.0`` inside a nested tuple)."""
+    outs: list = []
+    keys: list = []
+
+    def walk(o: Any, key: str) -> None:
+        if isinstance(o, Var):
+            outs.append(o)
+            keys.append(key)
+        elif isinstance(o, dict):
+            for k, v in o.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(o, (list, tuple)):
+            for i, v in enumerate(o):
+                walk(v, f"{key}.{i}" if key else f"output{i}")
+        else:
+            raise TypeError(f"export: output {key or 'output0'!r} is a {type(o).__name__}, not a Var "
+                            "(models must return Vars, or lists/tuples/dicts of them)")
+
+    walk(out, "output0" if isinstance(out, Var) else "")
     if names is not None:
         if len(names) != len(outs):
             raise ValueError(f"export: {len(names)} output names given for {len(outs)} outputs")
@@ -118,10 +126,11 @@ def _module_names(model: Any) -> dict:
 def _trace_once(fn: Callable, infos: list, input_names: list, output_names: Optional[Sequence[str]],
                 const_names: dict) -> Graph:
     phs = [F.placeholder(shape, dtype, name=name) for (shape, dtype), name in zip(infos, input_names)]
+    held = [ph._alias() for ph in phs]  # the model may rebind its arguments (x[i] = v updates x's handle)
     with _tracing(), F.lazy_eval(True):
         out = fn(*phs)
     outs, out_keys = _flatten_outputs(out, output_names)
-    return _graph(outs, out_keys, phs, input_names, const_names)
+    return _graph(outs, out_keys, held, input_names, const_names)
 
 
 def graph_of(outputs: Sequence[Var], names: Optional[Sequence[str]] = None) -> Graph:
@@ -224,12 +233,22 @@ def _merge_dynamic(g: Graph, g2: Graph) -> None:
                 if sum(a != b for a, b in zip(val, val2)) == 1:
                     n.attrs[key] = [-1 if a != b else a for a, b in zip(val, val2)]
                     continue
-            if n.op == "slice" and key == "ends":
+            if n.op == "slice" and key in ("begins", "ends"):
+                # A bound that moves with the axis size is relative to the axis end: to the end
+                # itself, or a fixed offset before it (x[-2:], x[:-1]).
                 shape, shape2 = g.values[n.inputs[0]].shape, g2.values[n2.inputs[0]].shape
-                ends = [SLICE_TO_END if a != b and a >= shape[k] and b >= shape2[k] else (None if a != b else a)
-                        for k, (a, b) in enumerate(zip(val, val2))]
-                if None not in ends:
-                    n.attrs[key] = ends
+                out = []
+                for k, (a, b) in enumerate(zip(val, val2)):
+                    if a == b:
+                        out.append(a)
+                    elif a >= shape[k] and b >= shape2[k]:
+                        out.append(SLICE_TO_END)
+                    elif a - shape[k] == b - shape2[k] and a < shape[k]:
+                        out.append(a - shape[k])
+                    else:
+                        out.append(None)
+                if None not in out:
+                    n.attrs[key] = out
                     continue
             raise ValueError(f"export: attribute {key!r} of op {n.op!r} depends on a dynamic axis ({val} vs {val2}); "
                              "the exported graph could not run at other sizes. Export with static shapes.")
