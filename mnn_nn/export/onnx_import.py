@@ -18,12 +18,14 @@ primitives where they exist: ``conv2d``, ``max_pool2d``, ``matmul``, ``softmax``
   ``Shape -> Gather -> Concat -> Reshape`` chains never read a tensor.  Nodes that
   depend only on initialisers are folded once, at load time.
 
-The op handlers live in :mod:`mnn_nn.export.onnx_ops` (elementwise, tensor, reduction
-and index ops) and :mod:`mnn_nn.export.onnx_nn_ops` (convolution, pooling,
-normalisation, resize, recurrent); :data:`SUPPORTED_OPS` lists the op types of the
-default ONNX domain that are mapped.  Control flow (``If``, ``Loop``, ``Scan``) is
-here: ``If`` with a known condition takes its branch, otherwise both branches run and
-``where`` selects; loops run their body in Python.
+The op handlers live in :mod:`~mnn_nn.export.onnx_ops` (elementwise, activations,
+casts, constants), :mod:`~mnn_nn.export.onnx_tensor_ops` (movement, indexing,
+reductions, matmul), :mod:`~mnn_nn.export.onnx_nn_ops` (convolution, pooling,
+normalisation, resize) and :mod:`~mnn_nn.export.onnx_rnn_ops` (LSTM, GRU, RNN);
+:data:`SUPPORTED_OPS` lists the op types of the default ONNX domain that are mapped.
+Control flow (``If``, ``Loop``, ``Scan``) is here: ``If`` with a known condition takes
+its branch, otherwise both branches run and ``where`` selects; loops run their body in
+Python.
 
 >>> import numpy as np, onnx
 >>> from onnx import helper, TensorProto
@@ -692,5 +694,7 @@ def _scan(n: NodeCall) -> list:
 # The handlers register themselves on import.
 from . import onnx_nn_ops as _nn_ops  # noqa: E402,F401
 from . import onnx_ops as _ops  # noqa: E402,F401
+from . import onnx_rnn_ops as _rnn_ops  # noqa: E402,F401
+from . import onnx_tensor_ops as _tensor_ops  # noqa: E402,F401
 
 SUPPORTED_OPS: frozenset = frozenset(_HANDLERS)
