@@ -154,30 +154,25 @@ def _conv_transpose(n: NodeCall) -> Var:
         pads = [0] * (2 * sd)
     else:
         pads = n.attr("pads") or [0] * (2 * sd)
+    pos = [max(p, 0) for p in pads]
     if sd == 3:
-        if any(p < 0 for p in pads):
-            raise n.fail("negative pads of a 3-d transposed convolution are not supported")
-        return _conv_transpose3d(x, w, b, list(s), list(d), list(opad), list(pads), g)
-    if sd == 1:
-        x2, w2 = _as_2d(x), _as_2d(w)
-        s2, d2, op2 = [1, s[0]], [1, d[0]], [0, opad[0]]
-        pads2 = [0, pads[0], 0, pads[1]]
+        y = _conv_transpose3d(x, w, b, list(s), list(d), list(opad), pos, g)
+    elif sd == 2:
+        inputs = [x, w] if b is None else [x, w, b]
+        y = prim("conv2d_transpose", inputs, stride=list(s), pads=pos, dilation=list(d), groups=g,
+                 output_padding=list(opad))
     else:
-        x2, w2, s2, d2, op2, pads2 = x, w, list(s), list(d), list(opad), list(pads)
-    neg = [min(p, 0) for p in pads2]
-    pos = [max(p, 0) for p in pads2]
-    inputs = [x2, w2] if b is None else [x2, w2, b]
-    y = prim("conv2d_transpose", inputs, stride=s2, pads=pos, dilation=d2, groups=g, output_padding=op2)
-    if any(neg):  # negative pads widen the output with zeros (bias included)
-        y = prim("pad", [y], pads=[0, 0, 0, 0, -neg[0], -neg[2], -neg[1], -neg[3]], mode="constant", value=0.0)
-        if b is not None:
-            ones = np.zeros([1, 1] + list(y.shape[2:]), np.float32)
-            inner = ones[..., -neg[0]: y.shape[2] + neg[2], -neg[1]: y.shape[3] + neg[3]]
-            inner[...] = 1.0
-            edge = const(1.0 - ones, x.dtype.name)
-            y = y + reshape(b, [1, -1, 1, 1]) * edge
-    if sd == 1:
+        inputs = [_as_2d(x), _as_2d(w)] + ([] if b is None else [b])
+        y = prim("conv2d_transpose", inputs, stride=[1, s[0]], pads=[0, pos[0], 0, pos[1]], dilation=[1, d[0]],
+                 groups=g, output_padding=[0, opad[0]])
         y = reshape(y, [y.shape[0], y.shape[1], y.shape[3]])
+    if any(p < 0 for p in pads):  # negative pads widen the output: zeros (plus the bias)
+        grow = [(-min(pads[i], 0), -min(pads[i + sd], 0)) for i in range(sd)]
+        y = prim("pad", [y], pads=[0, 0, 0, 0] + [v for pair in grow for v in pair], mode="constant", value=0.0)
+        if b is not None:
+            edge = np.ones(y.shape[2:], np.float32)
+            edge[tuple(slice(lo, dim - hi) for (lo, hi), dim in zip(grow, y.shape[2:]))] = 0.0
+            y = y + reshape(b, [1, -1] + [1] * sd) * const(edge, x.dtype.name)
     return y
 
 
@@ -335,6 +330,12 @@ def _pool(n: NodeCall) -> Any:
     s, d, pads = _window_attrs(n, x, k)
     ceil = bool(n.attr("ceil_mode", 0))
     kind = {"MaxPool": "max", "AveragePool": "avg", "LpPool": "lp"}[n.op_type]
+    sd = len(k)
+    outs = [_pool_out(x.shape[2 + i], k[i], s[i], d[i], pads[i], pads[i + sd], ceil) for i in range(sd)]
+    if min(outs) <= 0:  # the window does not fit: an empty result
+        shape = list(x.shape[:2]) + [max(o, 0) for o in outs]
+        empty = [const(np.zeros(shape), x.dtype.name)]
+        return empty + [const(np.zeros(shape, np.int64))] if n.wants(1) else empty
     if kind == "max" and n.wants(1):
         if x.ndim == 3:
             y, i = _max_pool_indices(_as_2d(x), [1, k[0]], [1, s[0]], [1, d[0]], [0, pads[0], 0, pads[1]], ceil, 0)
@@ -485,31 +486,40 @@ def _cubic(dist: np.ndarray, a: float) -> np.ndarray:
 
 
 def _source_coords(mode: str, out_len: int, in_len: int, scale: float, roi: Optional[tuple]) -> tuple:
-    """Source coordinate of each output position, and a mask of extrapolated positions (tf_crop_and_resize)."""
-    y = np.arange(out_len, dtype=np.float64)
+    """Source coordinate of each output position, and a mask of extrapolated positions (tf_crop_and_resize).
+
+    The arithmetic is float32, as onnxruntime's, so nearest-neighbour choices at exact half-way points
+    agree with it.  ``align_corners`` and ``tf_crop_and_resize`` divide by ``scale * length_original - 1``
+    (a fractional output width when scales are given), as ONNX's reference and node tests do
+    (onnxruntime uses the integer output length there); ``pytorch_half_pixel`` maps a length-1 output
+    to 0, as the spec and onnxruntime do.
+    """
+    f = np.float32
+    width = f(scale) * f(in_len)  # the output width before rounding
+    y = np.arange(out_len, dtype=f)
+    sc, half = f(scale), f(0.5)
     extra = None
     if mode == "align_corners":
-        x = np.zeros(out_len) if out_len * 1.0 == 1 or scale * in_len == 1 else y * (in_len - 1) / (scale * in_len - 1)
+        x = np.zeros(out_len, f) if width == 1 else y * f(in_len - 1) / (width - f(1))
     elif mode == "asymmetric":
-        x = y / scale
+        x = y / sc
     elif mode == "pytorch_half_pixel":
-        x = np.full(out_len, -0.5) if scale * in_len == 1 else (y + 0.5) / scale - 0.5
+        x = np.zeros(out_len, f) if out_len == 1 else (y + half) / sc - half
     elif mode == "half_pixel":
-        x = (y + 0.5) / scale - 0.5
+        x = (y + half) / sc - half
     elif mode == "half_pixel_symmetric":
-        adjustment = out_len / (scale * in_len)
-        x = in_len / 2 * (1 - adjustment) + (y + 0.5) / scale - 0.5
+        adjustment = f(out_len) / (sc * f(in_len))
+        x = f(in_len) / f(2) * (f(1) - adjustment) + (y + half) / sc - half
     elif mode == "tf_crop_and_resize":
-        r0, r1 = roi
-        if scale * in_len == 1:
-            x = np.full(out_len, (r1 - r0) * (in_len - 1) / 2)
+        r0, r1 = f(roi[0]), f(roi[1])
+        if width == 1:
+            x = np.full(out_len, (r1 - r0) * f(in_len - 1) / f(2) + r0 * f(in_len - 1), f)
         else:
-            x = y * (r1 - r0) * (in_len - 1) / (scale * in_len - 1)
-        x = x + r0 * (in_len - 1)
+            x = r0 * f(in_len - 1) + y * (r1 - r0) * f(in_len - 1) / (width - f(1))
         extra = (x < 0) | (x > in_len - 1)
     else:
         raise ValueError(f"unknown coordinate_transformation_mode {mode!r}")
-    return x, extra
+    return x.astype(np.float64), extra
 
 
 def _resize_taps(kind: str, x: np.ndarray, in_len: int, scale: float, nearest: str, a: float, antialias: bool,
