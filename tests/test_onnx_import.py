@@ -372,6 +372,103 @@ def test_initialiser_only_nodes_fold_at_load():
     _close(model(x), _ort(m, {"x": x})[0])
 
 
+def _random_layer_case(rng):
+    """A random Conv / ConvTranspose / pooling node (1-d to 3-d) with its input, within the spec's
+    unambiguous ground (onnxruntime departs from it for dilated SAME pooling and for ConvTranspose
+    SAME when the kernel is smaller than the stride)."""
+    op = str(rng.choice(["Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool"]))
+    sd = int(rng.choice([1, 2, 2, 3]))
+    shape = [int(rng.integers(1, 3)), int(rng.integers(1, 4))] + [int(rng.integers(4, 9)) for _ in range(sd)]
+    k = [int(rng.integers(1, 4)) for _ in range(sd)]
+    attrs = {"strides": [int(rng.integers(1, 3)) for _ in range(sd)]}
+    if rng.random() < 0.5:
+        attrs["dilations"] = [int(rng.integers(1, 3)) for _ in range(sd)]
+    if rng.random() < 0.3 and op != "ConvTranspose" and "dilations" not in attrs:
+        attrs["auto_pad"] = str(rng.choice(["SAME_UPPER", "SAME_LOWER", "VALID"]))
+    else:
+        attrs["pads"] = [int(rng.integers(0, kk)) for kk in k + k]
+    inits, ins = [], ["x"]
+    if op in ("Conv", "ConvTranspose"):
+        g = int(rng.choice([1, shape[1]]))
+        cout = g * int(rng.integers(1, 3))
+        wshape = [cout, shape[1] // g] + k if op == "Conv" else [shape[1], cout // g] + k
+        inits.append(numpy_helper.from_array(rng.standard_normal(wshape).astype(np.float32), "w"))
+        ins.append("w")
+        if rng.random() < 0.5:
+            inits.append(numpy_helper.from_array(rng.standard_normal(cout).astype(np.float32), "b"))
+            ins.append("b")
+        attrs["group"] = g
+    else:
+        attrs["kernel_shape"] = k
+        if "auto_pad" not in attrs and rng.random() < 0.4:
+            attrs["ceil_mode"] = 1
+        if op == "AveragePool":
+            attrs["count_include_pad"] = int(rng.integers(0, 2))
+        if op == "LpPool":
+            attrs["p"] = int(rng.choice([1, 2, 3]))
+    node = helper.make_node(op, ins, ["y"], **attrs)
+    m = _model([node], [_vi("x", shape)], [_vi("y", None)], inits, opset=19)
+    return m, rng.standard_normal(shape).astype(np.float32), f"{op} {shape} {attrs}"
+
+
+def _random_resize_case(rng):
+    """A random 4-d Resize (integer output widths for align_corners and tf_crop_and_resize, where
+    onnxruntime and ONNX's reference differ for fractional ones)."""
+    shape = [1, int(rng.integers(1, 3)), int(rng.integers(2, 7)), int(rng.integers(2, 7))]
+    mode = str(rng.choice(["nearest", "linear", "cubic"]))
+    coord = str(rng.choice(["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
+                            "half_pixel_symmetric", "tf_crop_and_resize"]))
+    attrs = {"mode": mode, "coordinate_transformation_mode": coord}
+    if mode == "nearest":
+        attrs["nearest_mode"] = str(rng.choice(["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"]))
+    else:
+        attrs["antialias"] = int(rng.random() < 0.3)
+    if mode == "cubic":
+        attrs["cubic_coeff_a"] = float(rng.choice([-0.75, -0.5]))
+        attrs["exclude_outside"] = int(rng.integers(0, 2))
+    roi = np.array([], np.float32)
+    if coord == "tf_crop_and_resize":
+        roi = np.array([0, 0, *rng.uniform(0, 0.4, 2), 1, 1, *rng.uniform(0.6, 1.2, 2)], np.float32)
+        attrs["extrapolation_value"] = 10.0
+    inits = [numpy_helper.from_array(roi, "roi")]
+    if coord in ("align_corners", "tf_crop_and_resize") or rng.random() < 0.5:
+        sizes = np.array(shape[:2] + [int(rng.integers(1, 12)), int(rng.integers(1, 12))], np.int64)
+        inits.append(numpy_helper.from_array(sizes, "sizes"))
+        ins = ["x", "roi", "", "sizes"]
+    else:
+        scales = np.array([1, 1, rng.choice([0.5, 0.6, 0.75, 1.5, 2.0, 3.0]), rng.choice([0.5, 0.8, 1.0, 1.7])],
+                          np.float32)
+        inits.append(numpy_helper.from_array(scales, "scales"))
+        ins = ["x", "roi", "scales"]
+    m = _model([helper.make_node("Resize", ins, ["y"], **attrs)], [_vi("x", shape)], [_vi("y", None)], inits,
+               opset=19)
+    return m, rng.standard_normal(shape).astype(np.float32), f"Resize {shape} {attrs} {ins}"
+
+
+@pytest.mark.parametrize("kind", ["layers", "resize"])
+def test_random_configurations_match_onnxruntime(kind):
+    """Random layer / Resize configurations against onnxruntime; tf_crop_and_resize against ONNX's
+    reference evaluator (onnxruntime's crop coordinates differ from it when both axes are cropped)."""
+    from onnx.reference import ReferenceEvaluator
+
+    rng = np.random.default_rng(7 if kind == "layers" else 8)
+    make = _random_layer_case if kind == "layers" else _random_resize_case
+    for _ in range(60):
+        m, x, label = make(rng)
+        try:
+            if "tf_crop_and_resize" in label:
+                (ref,) = ReferenceEvaluator(m).run(None, {"x": x})
+            else:
+                (ref,) = _ort(m, {"x": x})
+        except Exception:  # noqa: BLE001  (a configuration onnxruntime rejects, e.g. a window larger than the input)
+            continue
+        y = load_onnx(m, strict=False)(x)  # (outputs without a declared shape fail onnx.checker)
+        try:
+            _close(y, ref)
+        except AssertionError as e:
+            raise AssertionError(f"{label}: {e}") from None
+
+
 # ---- the ONNX backend node suite ---------------------------------------------------------------------
 
 _OUR_TYPES = {1, 2, 3, 6, 7, 9, 10, 11, 16}  # TensorProto element types mnnpy stores

@@ -273,9 +273,16 @@ def _lp_root(s: Var, p: int) -> Var:
 
 def _pool2d(kind: str, x: Var, k: list, s: list, d: list, pads: list, ceil: bool, include_pad: bool) -> Var:
     """``kind`` max / avg / sum pooling of a 4-d input (the native primitives where they apply)."""
+    fits = all((k[i] - 1) * d[i] + 1 <= x.shape[2 + i] + pads[i] + pads[i + 2] for i in range(2))
+    if kind == "max" and not fits:  # a ceil-mode window wider than the padded input: max over the taps
+        taps, _, _ = _window_taps(x, k, s, d, pads, ceil, -math.inf)
+        y = taps[0]
+        for t in taps[1:]:
+            y = F.maximum(y, t)
+        return y
     if kind == "max":
         return prim("max_pool2d", [x], kernel=k, stride=s, pads=pads, dilation=d, ceil_mode=ceil)
-    if kind == "avg" and d == [1, 1]:
+    if kind == "avg" and d == [1, 1] and fits:
         return prim("avg_pool2d", [x], kernel=k, stride=s, pads=pads, ceil_mode=ceil, count_include_pad=include_pad)
     total = _window_sum_2d(x, k, s, d, pads, ceil)
     if kind == "sum":
