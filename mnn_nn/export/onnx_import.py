@@ -21,7 +21,8 @@ primitives where they exist: ``conv2d``, ``max_pool2d``, ``matmul``, ``softmax``
 The op handlers live in :mod:`~mnn_nn.export.onnx_ops` (elementwise, activations,
 casts, constants), :mod:`~mnn_nn.export.onnx_tensor_ops` (movement, indexing,
 reductions, matmul), :mod:`~mnn_nn.export.onnx_nn_ops` (convolution, pooling,
-normalisation, resize) and :mod:`~mnn_nn.export.onnx_rnn_ops` (LSTM, GRU, RNN);
+normalisation, resize), :mod:`~mnn_nn.export.onnx_rnn_ops` (LSTM, GRU, RNN) and
+:mod:`~mnn_nn.export.onnx_seq_ops` (sequences, optionals);
 :data:`SUPPORTED_OPS` lists the op types of the default ONNX domain that are mapped.
 Control flow (``If``, ``Loop``, ``Scan``) is here: ``If`` with a known condition takes
 its branch, otherwise both branches run and ``where`` selects; loops run their body in
@@ -73,6 +74,25 @@ def onnx_dtype(elem_type: int, what: str = "") -> str:
         kind = _ONNX_TYPE_NAMES.get(int(elem_type), f"element type {elem_type}")
         raise NotImplementedError(f"{what + ': ' if what else ''}ONNX dtype {kind} is not supported by mnnpy")
     return name
+
+
+class _EmptyOptional:
+    """The value of an ONNX optional that holds nothing (a model output of this kind is returned as None)."""
+
+    _instance: Optional[_EmptyOptional] = None
+
+    def __new__(cls) -> _EmptyOptional:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "EMPTY_OPTIONAL"
+
+
+EMPTY_OPTIONAL = _EmptyOptional()
+# Values flowing between nodes: a Var (tensor), a list of Vars (ONNX sequence), EMPTY_OPTIONAL.
+_VALUE_TYPES = (Var, list, _EmptyOptional)
 
 
 class _Handler:
@@ -348,7 +368,7 @@ class _Runner:
                 if k >= len(outs) or outs[k] is None:
                     raise NotImplementedError(f"{_node_label(node)}: output {k} ({name!r}) is not computed")
                 v = outs[k]
-                if not isinstance(v, Var):
+                if not isinstance(v, _VALUE_TYPES):
                     raise TypeError(f"{_node_label(node)}: handler returned {type(v).__name__} for output {k}")
                 env[name] = v
                 known[name] = _read_const(v) if foldable or handler.static else None
@@ -356,12 +376,13 @@ class _Runner:
                 g.skip.add(idx)
 
 
-def _read_const(v: Var) -> np.ndarray:
-    return v.read()
+def _read_const(v: Any) -> Optional[np.ndarray]:
+    return v.read() if isinstance(v, Var) else None
 
 
 def _as_list(r: Any) -> list:
-    if isinstance(r, Var):
+    """A handler's outputs: one Var (or EMPTY_OPTIONAL), or a list with one entry per output."""
+    if isinstance(r, (Var, _EmptyOptional)):
         return [r]
     return list(r)
 
@@ -391,19 +412,41 @@ def _unsupported(graph: Any, out: list) -> None:
 # ---- the model -------------------------------------------------------------------------------------
 
 
-def _value_info(vi: Any) -> tuple[tuple, Optional[str]]:
-    """(shape with None for dynamic dims, dtype name or None) of a ValueInfoProto."""
-    tt = vi.type.tensor_type if vi.type.HasField("tensor_type") else None
-    if tt is None:
-        return (), None
-    shape: tuple = ()
+def _value_info(vi: Any) -> tuple[str, Optional[tuple], Optional[str]]:
+    """(kind, shape, dtype) of a ValueInfoProto: kind "tensor", "sequence" or "optional" (shape and dtype
+    of the tensors inside for the latter two); shape None when the rank is unknown, None for dynamic dims;
+    dtype None when undeclared (a name we lack, e.g. "int16", when not supported)."""
+    t, kind = vi.type, "tensor"
+    while True:
+        if t.HasField("sequence_type"):
+            kind, t = "sequence", t.sequence_type.elem_type
+        elif t.HasField("optional_type"):
+            kind, t = "optional" if kind == "tensor" else kind, t.optional_type.elem_type
+        else:
+            break
+    if not t.HasField("tensor_type"):
+        return kind, None, None
+    tt = t.tensor_type
+    shape = None
     if tt.HasField("shape"):
         shape = tuple(int(d.dim_value) if d.HasField("dim_value") else None for d in tt.shape.dim)
     dtype = _ONNX_DTYPES.get(int(tt.elem_type)) or _ONNX_TYPE_NAMES.get(int(tt.elem_type))
-    return shape, dtype
+    return kind, shape, dtype
 
 
 ModelLike = Union[str, "os.PathLike[str]", bytes, Any]
+
+
+def _tensor_input(name: str, v: Any, shape: Optional[tuple], dtype: Optional[str]) -> Var:
+    """A model input as a Var of the declared dtype, its rank checked."""
+    if not isinstance(v, Var):
+        v = _input_var(v, dtype)
+    elif dtype is not None and v.dtype.name != dtype:
+        v = F.cast(v, dtype)
+    if shape is not None and len(shape) != v.ndim:
+        raise ValueError(f"input {name!r}: expected {len(shape)} dims (declared shape "
+                         f"{tuple('?' if d is None else d for d in shape)}), got shape {v.shape}")
+    return v
 
 
 class OnnxModel:
@@ -434,11 +477,13 @@ class OnnxModel:
         self.input_names: list[str] = list(g.input_names)
         self.output_names: list[str] = list(g.output_names)
         infos = {i.name: _value_info(i) for i in proto.graph.input}
-        self.input_shapes: list[tuple] = [infos[n][0] for n in self.input_names]
-        self.input_dtypes: list[Optional[str]] = [infos[n][1] for n in self.input_names]
+        self.input_kinds: list[str] = [infos[n][0] for n in self.input_names]
+        self.input_shapes: list[Optional[tuple]] = [infos[n][1] for n in self.input_names]
+        self.input_dtypes: list[Optional[str]] = [infos[n][2] for n in self.input_names]
         outs = [_value_info(o) for o in proto.graph.output]
-        self.output_shapes: list[tuple] = [s for s, _ in outs]
-        self.output_dtypes: list[Optional[str]] = [d for _, d in outs]
+        self.output_kinds: list[str] = [k for k, _, _ in outs]
+        self.output_shapes: list[Optional[tuple]] = [s for _, s, _ in outs]
+        self.output_dtypes: list[Optional[str]] = [d for _, _, d in outs]
         # Fold what depends on initialisers only, once.
         self._env: dict[str, Var] = dict(g.init_vars)
         self._known: dict[str, np.ndarray] = dict(g.init_consts)
@@ -477,31 +522,38 @@ class OnnxModel:
         if missing:
             raise TypeError(f"OnnxModel: missing inputs {missing}")
         out = {}
-        for name, shape, dtype in zip(self.input_names, self.input_shapes, self.input_dtypes):
+        for name, kind, shape, dtype in zip(self.input_names, self.input_kinds, self.input_shapes,
+                                            self.input_dtypes):
             v = bound[name]
             if dtype is not None and dtype not in _ONNX_DTYPES.values():
                 raise NotImplementedError(f"input {name!r}: ONNX dtype {dtype} is not supported by mnnpy")
-            if not isinstance(v, Var):
-                v = _input_var(v, dtype)
-            elif dtype is not None and v.dtype.name != dtype:
-                v = F.cast(v, dtype)
-            if shape and len(shape) != v.ndim:
-                raise ValueError(f"input {name!r}: expected {len(shape)} dims (declared shape "
-                                 f"{tuple('?' if d is None else d for d in shape)}), got shape {v.shape}")
-            out[name] = v
+            if kind == "optional" and v is None:
+                out[name] = EMPTY_OPTIONAL
+            elif kind == "sequence":
+                if v is None:
+                    out[name] = EMPTY_OPTIONAL
+                elif not isinstance(v, (list, tuple)):
+                    raise TypeError(f"input {name!r} is a sequence: pass a list of arrays, got {type(v).__name__}")
+                else:
+                    out[name] = [_tensor_input(name, e, shape, dtype) for e in v]
+            else:
+                out[name] = _tensor_input(name, v, shape, dtype)
         return out
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Union[Var, list]:
-        """Runs the model on ``args`` / ``kwargs`` (numpy arrays or Vars)."""
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Runs the model on ``args`` / ``kwargs`` (numpy arrays or Vars; a list of them for a sequence
+        input, None for an empty optional).  A sequence output is a list of Vars, an empty optional None."""
         env = ChainMap(self._bind(args, kwargs), self._env)
         known = ChainMap({}, self._known)
         self._runner.run_nodes(self._graph, env, known)
         outs = [_Runner._lookup(env, n, self._graph.proto.name) for n in self.output_names]
+        outs = [None if o is EMPTY_OPTIONAL else o for o in outs]
         return outs[0] if len(outs) == 1 else outs
 
     def __repr__(self) -> str:
-        ins = ", ".join(f"{n}: {d}{list(s)}" for n, s, d in zip(self.input_names, self.input_shapes,
-                                                                 self.input_dtypes))
+        ins = ", ".join(f"{n}: {'' if k == 'tensor' else k + ' of '}{d}{'[?]' if s is None else list(s)}"
+                        for n, k, s, d in zip(self.input_names, self.input_kinds, self.input_shapes,
+                                              self.input_dtypes))
         return (f"OnnxModel(opset {self.opset}, {len(self._graph.nodes)} nodes; inputs {ins}; "
                 f"outputs {self.output_names})")
 
@@ -601,10 +653,11 @@ def _if(n: NodeCall) -> list:
         return n.run_graph(n.attr("then_branch" if known else "else_branch"), [])[0]
     then_out, _ = n.run_graph(n.attr("then_branch"), [])
     else_out, _ = n.run_graph(n.attr("else_branch"), [])
-    if all(a.shape == b.shape for a, b in zip(then_out, else_out)):
+    if all(isinstance(a, Var) and isinstance(b, Var) and a.shape == b.shape and a.dtype == b.dtype
+           for a, b in zip(then_out, else_out)):
         cond = F.reshape(n.x(0), [])
         return [F.where(cond, a, same) for a, same in zip(then_out, else_out)]
-    take = bool(np.asarray(n.value(0)).reshape(-1)[0])  # branches of different shapes: the value decides
+    take = bool(np.asarray(n.value(0)).reshape(-1)[0])  # shapes differ (or sequences): the value decides
     return then_out if take else else_out
 
 
@@ -695,6 +748,7 @@ def _scan(n: NodeCall) -> list:
 from . import onnx_nn_ops as _nn_ops  # noqa: E402,F401
 from . import onnx_ops as _ops  # noqa: E402,F401
 from . import onnx_rnn_ops as _rnn_ops  # noqa: E402,F401
+from . import onnx_seq_ops as _seq_ops  # noqa: E402,F401
 from . import onnx_tensor_ops as _tensor_ops  # noqa: E402,F401
 
 SUPPORTED_OPS: frozenset = frozenset(_HANDLERS)

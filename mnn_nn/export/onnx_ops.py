@@ -318,8 +318,8 @@ def _cast_like(n: NodeCall) -> Var:
 
 
 @register("Identity")
-def _identity(n: NodeCall) -> Var:
-    return n.x(0)
+def _identity(n: NodeCall) -> list:
+    return [n.x(0)]  # (a sequence value is a list: wrapped, so it stays one output)
 
 
 def _sparse_to_dense(sp: Any) -> tuple[np.ndarray, int]:
