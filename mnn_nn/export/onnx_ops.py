@@ -416,3 +416,51 @@ def _dropout(n: NodeCall) -> list:
     if n.wants(1):
         outs.append(const(np.ones(x.shape, bool)))
     return outs
+
+
+# ---- quantisation (QDQ) -------------------------------------------------------------------------------
+
+
+def _q_param(v: Var, x: Var, axis: int, block: int, n: NodeCall) -> Var:
+    """A scale or zero point shaped to broadcast over ``x``: per tensor, per ``axis`` or per block of ``axis``."""
+    if v.ndim == 0 or v.size == 1 and v.ndim <= 1 and not block:
+        return reshape(v, [])
+    ax = norm_axis(axis, x.ndim, n)
+    if v.ndim == 1 and not block:
+        return reshape(v, [-1] + [1] * (x.ndim - 1 - ax))
+    if block <= 0 or v.ndim != x.ndim:
+        raise n.error(f"scale of shape {v.shape} does not fit input {x.shape} (axis {axis}, block_size {block})")
+    if v.shape[ax] * block < x.shape[ax]:
+        raise n.error(f"block_size {block} with scale {v.shape} does not cover input {x.shape}")
+    full = F.repeat(v, block, axis=ax)  # one scale per element, then cut to the input
+    return prim("slice", [full], begins=[0] * x.ndim, ends=list(x.shape), steps=[1] * x.ndim)
+
+
+@register("DequantizeLinear")
+def _dequantize_linear(n: NodeCall) -> Var:
+    x, scale = n.x(0), n.x(1)
+    axis, block = n.attr("axis", 1), n.attr("block_size", 0)
+    t = n.attr("output_dtype", 0)
+    out = onnx_dtype(t, n.label) if t else scale.dtype.name
+    s = _q_param(scale if scale.dtype.name == out else F.cast(scale, out), x, axis, block, n)
+    if n.has(2):
+        zp = _q_param(n.x(2), x, axis, block, n)
+        v = F.cast(x, "int32") - F.cast(zp, "int32") if x.dtype.name != "int32" else x - zp
+    else:
+        v = x
+    return F.cast(v, out) * s
+
+
+@register("QuantizeLinear")
+def _quantize_linear(n: NodeCall) -> Var:
+    x, scale = n.x(0), n.x(1)
+    axis, block = n.attr("axis", 1), n.attr("block_size", 0)
+    t = n.attr("output_dtype", 0)
+    out = n.x(2).dtype.name if n.has(2) else (onnx_dtype(t, n.label) if t else "uint8")
+    if out not in ("uint8", "int8"):
+        raise n.fail(f"quantizing to {out} is not supported (uint8 and int8 are)")
+    info = np.iinfo(np.dtype(out))
+    q = F.round(F.cast(x, scale.dtype) / _q_param(scale, x, axis, block, n))  # halves to even
+    if n.has(2):
+        q = q + F.cast(_q_param(n.x(2), x, axis, block, n), q.dtype)
+    return F.cast(F.clip(q, float(info.min), float(info.max)), out)

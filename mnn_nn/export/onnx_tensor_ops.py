@@ -465,3 +465,100 @@ def _lp_normalization(n: NodeCall) -> Var:
     else:
         raise n.error(f"p must be 1 or 2, got {p}")
     return F.where(norm == 0, scalar_like(0, x), x / norm)
+
+
+# ---- losses ---------------------------------------------------------------------------------------------
+
+
+def _nll(n: NodeCall, logp: Var, target: Var, weight: Any) -> Var:
+    """ONNX's negative log-likelihood of class scores ``logp`` [N, C, ...] at ``target`` [N, ...]."""
+    ignore = n.attr("ignore_index")
+    reduction = n.attr("reduction", "mean")
+    if reduction not in ("none", "sum", "mean"):
+        raise n.error(f"reduction must be none, sum or mean, got {reduction!r}")
+    keep = None
+    if ignore is not None:
+        keep = F.not_equal(target, ignore)
+        target = F.where(keep, target, const(np.array(0), target.dtype.name))
+    t1 = reshape(target, [target.shape[0], 1] + list(target.shape[1:]))
+    picked = reshape(prim("take_along_axis", [logp, t1], axis=1), target.shape)
+    w = prim("gather", [weight, target], axis=0) if weight is not None else F.ones_like(picked)
+    if keep is not None:
+        w = F.where(keep, w, scalar_like(0, w))
+    loss = -(picked * w)
+    if reduction == "none":
+        return loss
+    total = prim("reduce_sum", [loss], axes=list(range(loss.ndim)), keepdims=False)
+    if reduction == "sum":
+        return total
+    return total / prim("reduce_sum", [w], axes=list(range(w.ndim)), keepdims=False)
+
+
+@register("NegativeLogLikelihoodLoss")
+def _nll_loss(n: NodeCall) -> Var:
+    return _nll(n, n.x(0), n.x(1), n.x(2))
+
+
+@register("SoftmaxCrossEntropyLoss")
+def _softmax_cross_entropy(n: NodeCall) -> list:
+    scores = n.x(0)
+    logp = F.log_softmax(scores, axis=1)
+    return [_nll(n, logp, n.x(1), n.x(2)), logp]
+
+
+# ---- windows, crops, unpooling ------------------------------------------------------------------------
+
+
+@register("HannWindow", "HammingWindow", "BlackmanWindow", static=True)
+def _window(n: NodeCall) -> Var:
+    from .onnx_import import onnx_dtype
+
+    size = int(np.asarray(n.value(0)).reshape(-1)[0])
+    denom = size if n.attr("periodic", 1) else size - 1
+    k = np.arange(size, dtype=np.float64) * (2 * np.pi / max(denom, 1))
+    if n.op_type == "HannWindow":
+        w = 0.5 - 0.5 * np.cos(k)
+    elif n.op_type == "HammingWindow":
+        w = 25 / 46 - 21 / 46 * np.cos(k)
+    else:
+        w = 0.42 - 0.5 * np.cos(k) + 0.08 * np.cos(2 * k)
+    return const(w, onnx_dtype(n.attr("output_datatype", 1), n.label))
+
+
+@register("CenterCropPad")
+def _center_crop_pad(n: NodeCall) -> Var:
+    x = n.x(0)
+    target = n.ints(1)
+    axes = n.attr("axes")
+    axes = list(range(x.ndim)) if axes is None else [norm_axis(a, x.ndim, n) for a in axes]
+    begins, ends, pads = [0] * x.ndim, list(x.shape), [0] * (2 * x.ndim)
+    for a, t in zip(axes, target):
+        d = x.shape[a]
+        if t < d:  # crop: the window starts at floor((d - t) / 2)
+            begins[a] = (d - t) // 2
+            ends[a] = begins[a] + t
+        elif t > d:  # pad: the odd pixel goes to the end
+            pads[2 * a] = (t - d) // 2
+            pads[2 * a + 1] = t - d - (t - d) // 2
+    y = prim("slice", [x], begins=begins, ends=ends, steps=[1] * x.ndim)
+    return prim("pad", [y], pads=pads, mode="constant", value=0.0) if any(pads) else y
+
+
+@register("MaxUnpool")
+def _max_unpool(n: NodeCall) -> Var:
+    x, idx = n.x(0), n.x(1)
+    k = n.attr("kernel_shape")
+    sd = len(k)
+    s = n.attr("strides") or [1] * sd
+    pads = n.attr("pads") or [0] * (2 * sd)
+    inferred = list(x.shape[:2]) + [(x.shape[2 + i] - 1) * s[i] - pads[i] - pads[i + sd] + k[i] for i in range(sd)]
+    flat = F.scatter(const(np.zeros(prod(inferred)), x.dtype.name), reshape(F.cast(idx, "int64"), [-1]),
+                     reshape(x, [-1]))
+    y = reshape(flat, inferred)
+    if not n.has(2):
+        return y
+    shape = n.ints(2)  # indices address the inferred shape; it sits at the start of the requested one
+    y = prim("slice", [y], begins=[0] * y.ndim, ends=[min(a, b) for a, b in zip(inferred, shape)],
+             steps=[1] * y.ndim)
+    grow = [v for a, b in zip(y.shape, shape) for v in (0, max(b - a, 0))]
+    return prim("pad", [y], pads=grow, mode="constant", value=0.0) if any(grow) else y
