@@ -148,12 +148,9 @@ def _input_var(v: Any, dtype: Optional[str]) -> Var:
 
 
 def _const_var(arr: np.ndarray, dtype: Optional[str] = None) -> Var:
-    """A constant Var holding ``arr`` (owned, contiguous), cast to ``dtype`` when given."""
-    arr = np.array(arr, copy=True, order="C")
-    if arr.dtype == np.float64 and dtype is None:
-        v = F.asarray(arr, "float64")
-    else:
-        v = F.asarray(arr)
+    """A constant Var of ``arr``'s values, sharing its memory when it can (values are never written),
+    cast to ``dtype`` when given (bfloat16 arrives as float32)."""
+    v = F.asarray(np.asarray(arr, order="C"))
     if dtype is not None and v.dtype.name != dtype:
         v = F.cast(v, dtype)
     return v
@@ -485,8 +482,9 @@ class OnnxModel:
         self.output_shapes: list[Optional[tuple]] = [s for _, s, _ in outs]
         self.output_dtypes: list[Optional[str]] = [d for _, _, d in outs]
         # Fold what depends on initialisers only, once.
-        self._env: dict[str, Var] = dict(g.init_vars)
-        self._known: dict[str, np.ndarray] = dict(g.init_consts)
+        self._env: dict[str, Var] = g.init_vars
+        self._known: dict[str, np.ndarray] = g.init_consts
+        g.init_vars, g.init_consts = {}, {}  # (held once, by the model, so pruning below frees them)
         env, known = ChainMap(self._env), ChainMap(self._known)
         try:
             self._runner.run_nodes(g, env, known, fold_only=True)
