@@ -1,4 +1,4 @@
-"""ONNX import (mnn_nn.export.onnx_import): outputs against onnxruntime and the ONNX node suite.
+"""ONNX import (mnn_nn.deploy.onnx_import): outputs against onnxruntime and the ONNX node suite.
 
 - torch-exported ResNet-18, MobileNetV2, a TransformerEncoder and a bidirectional LSTM
   (random weights, exported at test time) match onnxruntime on the same file, on a
@@ -26,7 +26,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from mnn_nn.export.onnx_import import (  # noqa: E402
+from mnn_nn.deploy.onnx_import import (  # noqa: E402
     SUPPORTED_OPS,
     OnnxModel,
     load_onnx,

@@ -1,10 +1,10 @@
 """ONNX op handlers for sequence and optional values.
 
 An ONNX sequence is a Python list of Vars, an optional holds its value (a Var or a
-sequence) or is :data:`~mnn_nn.export.onnx_import.EMPTY_OPTIONAL`.  Positions and split
+sequence) or is :data:`~mnn_nn.deploy.onnx_import.EMPTY_OPTIONAL`.  Positions and split
 sizes are read (they decide which tensors exist); the tensors themselves never are.
 
->>> from mnn_nn.export.onnx_import import SUPPORTED_OPS
+>>> from mnn_nn.deploy.onnx_import import SUPPORTED_OPS
 >>> {"SequenceConstruct", "SplitToSequence", "OptionalHasElement"} <= SUPPORTED_OPS
 True
 """

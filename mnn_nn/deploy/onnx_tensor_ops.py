@@ -4,7 +4,7 @@ Shape-deciding inputs (``Reshape``'s shape, ``Slice``'s bounds, ``Expand``'s sha
 given as inputs, ...) are taken with ``n.ints(i)``: known constants directly, values read
 only when ONNX makes the output shape depend on them.
 
->>> from mnn_nn.export.onnx_import import SUPPORTED_OPS
+>>> from mnn_nn.deploy.onnx_import import SUPPORTED_OPS
 >>> {"Reshape", "Gather", "ReduceMean", "Einsum"} <= SUPPORTED_OPS
 True
 """

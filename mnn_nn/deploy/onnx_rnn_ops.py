@@ -6,7 +6,7 @@ matmul of the hidden state and the gate activations (ONNX's ``activations``,
 ``linear_before_reset``, ``layout``).  ``sequence_lens`` masks steps past each
 sequence's end (states stop updating, outputs are zero), so nothing is read.
 
->>> from mnn_nn.export.onnx_import import SUPPORTED_OPS
+>>> from mnn_nn.deploy.onnx_import import SUPPORTED_OPS
 >>> {"LSTM", "GRU", "RNN"} <= SUPPORTED_OPS
 True
 """

@@ -18,11 +18,11 @@ primitives where they exist: ``conv2d``, ``max_pool2d``, ``matmul``, ``softmax``
   ``Shape -> Gather -> Concat -> Reshape`` chains never read a tensor.  Nodes that
   depend only on initialisers are folded once, at load time.
 
-The op handlers live in :mod:`~mnn_nn.export.onnx_ops` (elementwise, activations,
-casts, constants), :mod:`~mnn_nn.export.onnx_tensor_ops` (movement, indexing,
-reductions, matmul), :mod:`~mnn_nn.export.onnx_nn_ops` (convolution, pooling,
-normalisation, resize), :mod:`~mnn_nn.export.onnx_rnn_ops` (LSTM, GRU, RNN) and
-:mod:`~mnn_nn.export.onnx_seq_ops` (sequences, optionals);
+The op handlers live in :mod:`~mnn_nn.deploy.onnx_ops` (elementwise, activations,
+casts, constants), :mod:`~mnn_nn.deploy.onnx_tensor_ops` (movement, indexing,
+reductions, matmul), :mod:`~mnn_nn.deploy.onnx_nn_ops` (convolution, pooling,
+normalisation, resize), :mod:`~mnn_nn.deploy.onnx_rnn_ops` (LSTM, GRU, RNN) and
+:mod:`~mnn_nn.deploy.onnx_seq_ops` (sequences, optionals);
 :data:`SUPPORTED_OPS` lists the op types of the default ONNX domain that are mapped.
 Control flow (``If``, ``Loop``, ``Scan``) is here: ``If`` with a known condition takes
 its branch, otherwise both branches run and ``where`` selects; loops run their body in
@@ -351,7 +351,7 @@ class _Runner:
                 continue
             if handler is None:
                 raise NotImplementedError(f"{_node_label(node)}: ONNX op {node.op_type!r} is not supported "
-                                          f"(supported: see mnn_nn.export.onnx_import.SUPPORTED_OPS)")
+                                          f"(supported: see mnn_nn.deploy.onnx_import.SUPPORTED_OPS)")
             inputs = [None if n == "" else self._lookup(env, n, g.proto.name) for n in names]
             call = NodeCall(node, g.attrs[idx], inputs, consts, self.opset, self, (env, known))
             if foldable:

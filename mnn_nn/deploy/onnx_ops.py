@@ -1,10 +1,10 @@
 """ONNX op handlers: elementwise math, activations, casts and constants; helpers for the other handler modules.
 
 Each handler maps one ONNX op (opset 1-21 semantics, attribute defaults from the ONNX
-spec) onto ``mnn_expr`` functions; see :mod:`mnn_nn.export.onnx_import` for how nodes
-run and what ``n`` (a :class:`~mnn_nn.export.onnx_import.NodeCall`) offers.
+spec) onto ``mnn_expr`` functions; see :mod:`mnn_nn.deploy.onnx_import` for how nodes
+run and what ``n`` (a :class:`~mnn_nn.deploy.onnx_import.NodeCall`) offers.
 
->>> from mnn_nn.export.onnx_import import SUPPORTED_OPS
+>>> from mnn_nn.deploy.onnx_import import SUPPORTED_OPS
 >>> {"Add", "Gelu", "Cast", "Shape"} <= SUPPORTED_OPS
 True
 """

@@ -8,7 +8,7 @@ use the native ``layer_norm``.  Resize is separable: per resized axis one gather
 the taps (nearest: one tap) and, for linear / cubic, a weighted sum over them, the
 indices and weights computed in numpy from the static shapes.
 
->>> from mnn_nn.export.onnx_import import SUPPORTED_OPS
+>>> from mnn_nn.deploy.onnx_import import SUPPORTED_OPS
 >>> {"Conv", "MaxPool", "LayerNormalization", "Resize"} <= SUPPORTED_OPS
 True
 """
