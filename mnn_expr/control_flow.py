@@ -1,17 +1,19 @@
 """Control flow: ``cond``, ``while_loop``, ``fori_loop``, ``scan`` (JAX's signatures).
 
-Outside :func:`mnn_expr.compile` they run the Python functions directly (a predicate
-that is a Var is read), so the ops they record are ordinary graph ops and gradients flow
-through the branch taken and through every iteration.  While ``compile`` traces:
+Outside :func:`mnn_expr.compile` and export they run the Python functions directly (a
+predicate that is a Var is read), so the ops they record are ordinary graph ops and
+gradients flow through the branch taken and through every iteration.
 
-- ``cond`` with a traced predicate traces both branches and selects each result with
-  ``where`` (so both branches must give results of the same structure, shapes and
-  dtypes; gradients reach the taken branch only, as long as the other one stays finite);
-- ``fori_loop`` with int bounds and ``scan`` over a Var of static length unroll;
-- ``while_loop`` cannot be traced (its trip count depends on values) and says so.
-
-Sub-graph ops (MNN's ``If`` / ``While``) that keep loops rolled inside compiled and
-exported programs are future work; these functions are the API they will back.
+While ``compile`` or ``mnn_nn.export`` traces, they become graph ops holding graph bodies
+(the ``if`` and ``loop`` primitives, MNN's ``If``/``While``, ONNX's ``If``/``Loop``): the
+branches and the loop body are traced once into bodies (outer values they read become
+extra inputs), so loops stay rolled in compiled and exported programs and ``while_loop``
+works there too.  Both branches must give results of the same structure, shapes and dtypes;
+a loop must keep its state's shapes and dtypes.  Where gradients are wanted (a value
+that requires them flows in), ``cond`` selects with ``where`` and ``fori_loop``/``scan``
+unroll instead, so ``grad`` sees ordinary ops; ``while_loop`` then raises (its trip count
+is not static: use ``fori_loop`` or ``scan``).  A ``fori_loop`` body that changes its
+state's dtype for an index Var (``acc + i``) is unrolled as well.
 
 >>> import mnn_expr as F
 >>> F.cond(F.array(2.0) > 1, lambda x: x * 10, lambda x: x, F.array(3.0)).item()
@@ -25,12 +27,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from . import _native
 from . import executor as _executor
 from ._native import Var
 from .compile import _flatten, _unflatten
 from .creation import asarray
 
-__all__ = ["cond", "while_loop", "fori_loop", "scan"]
+__all__ = ["cond", "while_loop", "fori_loop", "scan", "lowered"]
+
+_LOWERED = [0]  # > 0: build where/unrolled ops instead of if/loop while tracing
+
+
+class lowered:  # noqa: N801  (a context manager)
+    """While tracing, build ``cond`` as ``where`` and unroll ``fori_loop``/``scan`` instead of
+    making ``if``/``loop`` ops (for consumers without graph bodies)."""
+
+    def __enter__(self) -> None:
+        _LOWERED[0] += 1
+
+    def __exit__(self, *exc: Any) -> None:
+        _LOWERED[0] -= 1
 
 
 def _leaves(tree: Any, out: list) -> Any:
@@ -65,6 +81,9 @@ def cond(pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> An
     if p.size != 1:
         raise ValueError(f"cond: the predicate must have one element, got shape {p.shape}")
     p = p.reshape(()).astype("bool")
+    native = _native_cond(p, true_fn, false_fn, operands)
+    if native is not None:
+        return native
     t_leaves: list = []
     f_leaves: list = []
     t_spec = _leaves(true_fn(*operands), t_leaves)
@@ -81,6 +100,78 @@ def cond(pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> An
     return _unflatten(t_spec, out, [0])
 
 
+def _params(leaves: list) -> list:
+    """Placeholders standing for traced arguments."""
+    from .creation import placeholder
+    return [placeholder(v.shape, v.dtype, name=f"arg{i}") for i, v in enumerate(leaves)]
+
+
+def _union(*capture_lists: list) -> list:
+    out, seen = [], set()
+    for caps in capture_lists:
+        for v in caps:
+            if v._id() not in seen:
+                seen.add(v._id())
+                out.append(v)
+    return out
+
+
+def _native_cond(p: Var, true_fn: Callable, false_fn: Callable, operands: tuple) -> Any:
+    """``cond`` as an ``if`` op with both branches as bodies; None when gradients are wanted."""
+    from .graph_capture import capture_body
+
+    leaves: list = []
+    spec = _leaves(operands, leaves)
+    if _LOWERED[0] or any(v.requires_grad for v in leaves):
+        return None
+
+    def call(fn: Callable) -> Callable:
+        return lambda ps: fn(*_unflatten(spec, ps, [0]))
+    t = capture_body(true_fn, _params(leaves), call(true_fn))
+    f = capture_body(false_fn, _params(leaves), call(false_fn))
+    if t.requires_grad() or f.requires_grad():
+        return None
+    if t.out_spec != f.out_spec:
+        raise TypeError(f"cond: inside compile both branches must return the same structure, got {t.out_spec} and "
+                        f"{f.out_spec}")
+    for i, (a, b) in enumerate(zip(t.outputs, f.outputs)):
+        if a.shape != b.shape or a.dtype != b.dtype:
+            raise TypeError(f"cond: inside compile result {i} of the branches differs: {a.shape} {a.dtype} vs "
+                            f"{b.shape} {b.dtype}")
+    caps = _union(t.captures, f.captures)
+    outs = _native.apply("if", [p, *leaves, *caps], {"then_graph": t.subgraph(caps), "else_graph": f.subgraph(caps)})
+    return _unflatten(t.out_spec, outs, [0])
+
+
+def _native_loop(body: Callable, init_leaves: list, cond0: Var, trip: int, xs: list = ()) -> Any:
+    """A ``loop`` op: ``body(i, state_leaves, xs) -> (cond, new_state_leaves, per_step_leaves)`` traced once.
+    Returns (final state leaves, stacked per-step leaves), or a string saying why it must unroll
+    (gradients are wanted, or the body changes the state's dtypes/shapes)."""
+    from .creation import placeholder
+    from .graph_capture import build_graph, capture_body, to_subgraph
+
+    if _LOWERED[0]:
+        return "lowered"
+    if any(v.requires_grad for v in [*init_leaves, *xs]):
+        return "gradients are wanted through it"
+    i = placeholder((), "int64", name="i")
+    params = [i, *_params(init_leaves)]
+    b = capture_body(body, params, lambda ps: body(ps[0], ps[1:]))
+    if b.requires_grad():
+        return "gradients are wanted through it"
+    (c, new_state, per_step) = _unflatten(b.out_spec, b.outputs, [0])
+    for k, (n, o) in enumerate(zip(new_state, init_leaves)):
+        if n.shape != o.shape or n.dtype != o.dtype:
+            return f"the body turns state {k} from {o.dtype}{list(o.shape)} into {n.dtype}{list(n.shape)}"
+    # Outer values the body reads ride along as carried values it passes through unchanged.
+    n = len(init_leaves)
+    body_out = [c, *new_state, *b.captures, *per_step]
+    names = [f"arg{k}" for k in range(len(params))] + [f"capture{k}" for k in range(len(b.captures))]
+    graph = to_subgraph(build_graph(body_out, [f"out{k}" for k in range(len(body_out))], params + b.captures, names))
+    outs = _native.apply("loop", [cond0, *init_leaves, *b.captures], {"body": graph, "trip_count": trip})
+    return outs[:n], outs[n + len(b.captures):]
+
+
 def while_loop(cond_fn: Callable, body_fn: Callable, init: Any) -> Any:
     """Repeats ``state = body_fn(state)`` while ``cond_fn(state)`` holds; returns the state.
 
@@ -93,13 +184,38 @@ def while_loop(cond_fn: Callable, body_fn: Callable, init: Any) -> Any:
     243.0
     """
     if _executor.is_tracing():
-        raise NotImplementedError(
-            "while_loop: its trip count depends on values, which are symbolic inside compile; use fori_loop with "
-            "int bounds (or scan over a Var) there, or call the loop outside the compiled function")
+        leaves: list = []
+        spec = _leaves(init, leaves)
+
+        def body(i: Var, state: list) -> tuple:
+            new = body_fn(_unflatten(spec, state, [0]))
+            new_leaves: list = []
+            if _leaves(new, new_leaves) != spec:
+                raise TypeError("while_loop: body_fn must return the structure of init")
+            return _truth(cond_fn(new)), new_leaves, []
+        done = _native_loop(body, leaves, _truth(cond_fn(init)), -1)
+        if done == "lowered":
+            raise NotImplementedError("while_loop: this consumer wants control flow lowered to plain ops (no graph "
+                                      "bodies), and a loop whose trip count depends on values cannot be unrolled")
+        if isinstance(done, str) and done.startswith("gradients"):
+            raise NotImplementedError(
+                "while_loop: reverse-mode gradients cannot flow through a loop whose trip count depends on values; "
+                "use fori_loop with int bounds or scan (their loops unroll where gradients are wanted)")
+        if isinstance(done, str):
+            raise TypeError(f"while_loop: {done}; a loop must keep its state's dtypes and shapes")
+        return _unflatten(spec, done[0], [0])
     state = init
     while _concrete(cond_fn(state), "while_loop"):
         state = body_fn(state)
     return state
+
+
+def _truth(c: Any) -> Var:
+    """A loop condition as a 0-d bool Var."""
+    c = asarray(c)
+    if c.size != 1:
+        raise ValueError(f"while_loop: the condition must have one element, got shape {c.shape}")
+    return c.reshape(()).astype("bool")
 
 
 def fori_loop(lower: int, upper: int, body_fn: Callable, init: Any) -> Any:
@@ -112,6 +228,18 @@ def fori_loop(lower: int, upper: int, body_fn: Callable, init: Any) -> Any:
     6.0
     """
     lo, hi = (int(_bound(b, "fori_loop")) for b in (lower, upper))
+    if _executor.is_tracing() and hi > lo:
+        leaves: list = []
+        spec = _leaves(init, leaves)
+
+        def body(i: Var, state: list) -> tuple:
+            new_leaves: list = []
+            if _leaves(body_fn(i + lo, _unflatten(spec, state, [0])), new_leaves) != spec:
+                raise TypeError("fori_loop: body_fn must return the structure of init")
+            return asarray(True), new_leaves, []
+        done = _native_loop(body, leaves, asarray(True), hi - lo)
+        if not isinstance(done, str):
+            return _unflatten(spec, done[0], [0])
     state = init
     for i in range(lo, hi):
         state = body_fn(i, state)
@@ -153,6 +281,10 @@ def scan(fn: Callable, init: Any, xs: Any = None, length: int | None = None) -> 
         raise ValueError("scan: pass xs or length")
     if length is not None and int(length) != n:
         raise ValueError(f"scan: length {length} does not match the xs' leading length {n}")
+    if _executor.is_tracing() and n > 0:
+        done = _native_scan(fn, init, x_leaves, x_spec, n)
+        if done is not None:
+            return done
     carry = init
     ys: list = []
     y_spec = None
@@ -170,3 +302,26 @@ def scan(fn: Callable, init: Any, xs: Any = None, length: int | None = None) -> 
         return carry, None if n == 0 else _unflatten(y_spec, [], [0])
     stacked = [stack([step[i] for step in ys], axis=0) for i in range(len(ys[0]))]
     return carry, _unflatten(y_spec, stacked, [0])
+
+
+def _native_scan(fn: Callable, init: Any, x_leaves: list, x_spec: Any, n: int) -> Any:
+    """``scan`` as a ``loop`` op with per-step outputs; None when it must unroll."""
+    c_leaves: list = []
+    c_spec = _leaves(init, c_leaves)
+    y_spec: list = []
+
+    def body(i: Var, state: list) -> tuple:
+        x_t = _unflatten(x_spec, [v[i] for v in x_leaves], [0]) if x_spec is not None else None
+        carry, y = fn(_unflatten(c_spec, state, [0]), x_t)
+        new_leaves: list = []
+        y_leaves: list = []
+        if _leaves(carry, new_leaves) != c_spec:
+            raise TypeError("scan: fn must return a carry of the structure of init")
+        y_spec.append(_leaves(y, y_leaves))
+        return asarray(True), new_leaves, y_leaves
+    if any(v.requires_grad for v in x_leaves):
+        return None
+    done = _native_loop(body, c_leaves, asarray(True), n, x_leaves)
+    if isinstance(done, str):
+        return None
+    return _unflatten(c_spec, done[0], [0]), _unflatten(y_spec[0], done[1], [0])

@@ -43,6 +43,8 @@ NON_DIFFERENTIABLE: dict[str, str] = {
     "argmin": "its output is an integer index",
     "random_uniform": "it is a random draw (no inputs to differentiate)",
     "random_normal": "it is a random draw (no inputs to differentiate)",
+    **{n: "control flow builds it only where no gradient is wanted (cond selects with where and loops unroll "
+          "when a value flowing in requires gradients)" for n in ("if", "loop")},
 }
 
 # Outputs of differentiable primitives that carry no gradient (their integer indices).

@@ -48,9 +48,35 @@ def test_newton_while_loop(lazy):
     np.testing.assert_allclose(got, np.sqrt(a), rtol=1e-12)
 
 
-def test_while_loop_cannot_be_traced():
+def _ops(fn, *args) -> list:
+    """The primitives of fn's traced graph, with the ops of control-flow bodies nested."""
+    from mnn_nn.deploy import trace
+
+    def ops_of(nodes):
+        out = []
+        for n in nodes:
+            out.append(n.op)
+            for v in n.attrs.values():
+                if isinstance(v, F._native.SubGraph):
+                    out.append([op for op, *_ in v.describe()["nodes"]])
+        return out
+    return ops_of(trace(fn, list(args)).nodes)
+
+
+def test_while_loop_compiles_to_a_rolled_loop():
+    a = np.array([2.0, 9.0, 0.25, 1e4])
+    compiled = F.compile(newton_sqrt)
+    np.testing.assert_allclose(compiled(F.array(a)).read(), np.sqrt(a), rtol=1e-12)
+    np.testing.assert_allclose(compiled(F.array(a * 4)).read(), np.sqrt(a * 4), rtol=1e-12)
+    assert compiled.traces == 1
+    assert "loop" in _ops(newton_sqrt, F.array(a))
+
+
+def test_grad_through_while_loop_names_the_alternative():
+    a = F.array([2.0])
+    a.requires_grad = True
     with pytest.raises(NotImplementedError, match="fori_loop"):
-        F.compile(newton_sqrt)(F.array([2.0]))
+        F.compile(lambda v: F.grad(newton_sqrt(v).sum(), [v])[0])(a)
 
 
 # ---- cond ------------------------------------------------------------------------------------------------
@@ -163,8 +189,12 @@ def test_scan_structures_and_errors():
         F.scan(lambda c, x: (c, x), F.array(0.0))
 
 
-def test_fori_loop_unrolls_inside_compile():
-    f = F.compile(lambda x: F.fori_loop(0, 5, lambda i, acc: acc * x + i, F.zeros_like(x)))
+def test_fori_loop_inside_compile():
+    def body(x):
+        return (F.fori_loop(0, 5, lambda i, acc: acc * x + i, F.zeros_like(x)))
+    assert "loop" in _ops(body, F.array([0.5, 2.0], dtype="float64"))  # rolled: one body, run 5 times
+    assert "loop" not in _ops(body, F.array([0.5, 2.0]))  # float32 acc + int64 i would change the dtype: unrolled
+    f = F.compile(body)
     x = np.array([0.5, 2.0])
     acc = np.zeros(2)
     for i in range(5):
@@ -172,3 +202,48 @@ def test_fori_loop_unrolls_inside_compile():
     np.testing.assert_allclose(f(F.array(x)).read(), acc)
     with pytest.raises(NotImplementedError, match="int"):
         F.compile(lambda x, n: F.fori_loop(0, n, lambda i, a: a + 1, x))(F.zeros(1), F.array(3))
+
+
+def test_scan_with_cond_inside_stays_rolled_and_nested():
+    def f(xs):
+        def step(c, x):
+            c = F.cond(x.sum() > 0, lambda a, b: a + b, lambda a, b: a - b * 2, c, x)
+            return c, c * 1.0
+        return F.scan(step, F.zeros(2, dtype="float64"), xs)
+    ops = _ops(f, F.array(np.ones((4, 2))))
+    assert "loop" in ops and any(isinstance(o, list) and "if" in o for o in ops), ops
+
+
+def test_control_flow_exports_and_runs_without_python(tmp_path):
+    import subprocess
+
+    from mnn_nn.deploy import export, load, runtime_cli
+
+    w = F.array(np.random.default_rng(0).standard_normal((3, 3)) * 0.5, dtype="float32")
+
+    def model(xs, h0):
+        def cell(h, x):
+            h = F.tanh(F.matmul(h, w) + x)
+            h = F.cond(h.sum() > 0, lambda a: a * 0.5, lambda a: a - 0.1, h)
+            return h, h.sum()
+        h, ys = F.scan(cell, h0, xs)
+        n, _ = F.while_loop(lambda s: s[1] < 3.0, lambda s: (s[0] + 1, s[1] + F.abs(h).sum() + 0.5),
+                            (F.array(0), F.array(0.0)))
+        return h, ys, n
+
+    rng = np.random.default_rng(1)
+    xs = rng.standard_normal((6, 2, 3)).astype(np.float32)
+    h0 = rng.standard_normal((2, 3)).astype(np.float32)
+    want = [v.numpy() for v in model(F.array(xs), F.array(h0))]  # eager: plain Python loops
+    path = str(tmp_path / "cf.mnnx")
+    export(model, [F.array(xs), F.array(h0)], path)
+    got = [v.numpy() for v in load(path).run(xs, h0)]
+    for g, e in zip(got, want):
+        np.testing.assert_allclose(g, e, rtol=1e-6, atol=1e-6)
+    np.save(tmp_path / "xs.npy", xs)
+    np.save(tmp_path / "h0.npy", h0)
+    out = subprocess.run([runtime_cli(), path, str(tmp_path / "xs.npy"), str(tmp_path / "h0.npy"), "--save",
+                          str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "output1.npy"), want[1], rtol=1e-6, atol=1e-6)
+    assert int(np.load(tmp_path / "output2.npy")) == int(want[2])

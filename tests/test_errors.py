@@ -174,6 +174,7 @@ def _fuzz_strategies():
         "floats": st.lists(float_vals, max_size=6),
         "str": str_vals,
         "dtype": st.sampled_from(DTYPES),
+        "graph": st.sampled_from(GRAPH_NAMES),
     }
     wrong = st.sampled_from(
         [
@@ -236,6 +237,29 @@ def _fuzz_strategies():
 
 H = 2**40
 INT_EXTREMES = (-(2**63), INT64_MAX, 2**40, -5, 5)
+# Graph bodies for graph attributes (If/Loop), named so examples stay plain data across processes.
+GRAPH_NAMES = ("graph:identity", "graph:empty", "graph:loop_body", "graph:two_in", "graph:bool_out")
+
+
+def _graph_attr(v: Any) -> Any:
+    """The SubGraph a "graph:<name>" example value stands for (other values pass through)."""
+    if not (isinstance(v, str) and v.startswith("graph:")):
+        return v
+    from mnn_expr.graph_capture import build_graph, to_subgraph
+    x = F.placeholder([2, 3], "float32", name="x")
+    if v == "graph:identity":
+        return to_subgraph(build_graph([x * 1.0], ["y"], [x], ["x"]))
+    if v == "graph:empty":
+        return to_subgraph(build_graph([], [], [], []))
+    if v == "graph:two_in":
+        y = F.placeholder([3], "int32", name="y")
+        return to_subgraph(build_graph([x + F.cast(y, "float32"), y], ["a", "b"], [x, y], ["x", "y"]))
+    if v == "graph:bool_out":
+        return to_subgraph(build_graph([x > 0], ["b"], [x], ["x"]))
+    i = F.placeholder([], "int64", name="i")  # loop_body: (i, x) -> (i < 3, x * 2)
+    return to_subgraph(build_graph([i < 3, x * 2.0], ["c", "x2"], [i, x], ["i", "x"]))
+
+
 EXTREMES = {
     "int": INT_EXTREMES,
     "bool": (2, -1),
@@ -255,6 +279,7 @@ EXTREMES = {
     "floats": ([], [math.nan], [1e308, -1e308]),
     "str": ("", "nonsense", "x" * 300),
     "dtype": DTYPES,
+    "graph": GRAPH_NAMES,
 }
 TAME = {
     "int": 0,
@@ -264,6 +289,7 @@ TAME = {
     "floats": [0.0],
     "str": "none",
     "dtype": "float32",
+    "graph": "graph:identity",
 }
 
 
@@ -445,7 +471,7 @@ def _read_checked(op: str, v: Any, desc: str, where: str) -> np.ndarray:
 
 
 def _fuzz_example(op: str, n_in: int, n_out: int, ex: dict, mark, stats: dict) -> None:
-    attrs = ex["attrs"]
+    attrs = {k: _graph_attr(v) for k, v in ex["attrs"].items()}
     if ex["mode"] == "infer":
         pairs = [(s["dtype"], s["shape"]) for s in ex["inputs"]]
         desc = _describe(op, ex, "infer")
@@ -761,7 +787,8 @@ def test_apply_dtype_mismatch_names_both_dtypes() -> None:
 ATTR_CASES = [
     (op, name, typ) for op, _, _, _, _, schema, _, _ in _native.op_table() for name, typ, _ in schema
 ]
-WRONG_VALUE = {"int": 1.5, "bool": 0.5, "float": "x", "ints": "abc", "floats": "abc", "str": 3, "dtype": 5}
+WRONG_VALUE = {"int": 1.5, "bool": 0.5, "float": "x", "ints": "abc", "floats": "abc", "str": 3, "dtype": 5,
+               "graph": "not a graph"}
 
 
 def _valid_attrs(schema: list) -> dict:
@@ -773,6 +800,7 @@ def _valid_attrs(schema: list) -> dict:
         "floats": [0.0],
         "str": "none",
         "dtype": "float32",
+        "graph": _graph_attr("graph:identity"),
     }
     return {name: good[typ] for name, typ, _ in schema}
 

@@ -21,62 +21,18 @@ the exported file could not run at other sizes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
 import numpy as np
 from mnn_expr._native import Var
 
 import mnn_expr as F
-from mnn_expr import _native
 from mnn_expr.executor import _tracing
+from mnn_expr.graph_capture import _KIND_PLACEHOLDER, Graph, Node, Value, build_graph
 
 __all__ = ["Value", "Node", "Graph", "trace", "graph_of", "SLICE_TO_END"]
 
-_KIND_PLACEHOLDER = 1
 SLICE_TO_END = 2**62  # a slice end past any axis (the slice rule clamps it to the axis length)
-
-
-@dataclass
-class Value:
-    """A tensor of the graph: its name, dtype and shape (None marks a dynamic dimension)."""
-
-    name: str
-    dtype: str
-    shape: tuple
-
-
-@dataclass
-class Node:
-    """One primitive: its op-table name, attributes (schema names -> values), input and
-    output value indices."""
-
-    op: str
-    attrs: dict
-    inputs: list
-    outputs: list
-
-
-@dataclass
-class Graph:
-    """A traced program: values, nodes in execution order, which values are the inputs,
-    the outputs and constants (index -> numpy array).  ``states`` maps a state value (a
-    constant the program updates, e.g. a weight in an exported training step) to the output
-    that holds its new value."""
-
-    values: list = field(default_factory=list)
-    nodes: list = field(default_factory=list)
-    inputs: list = field(default_factory=list)
-    outputs: list = field(default_factory=list)
-    constants: dict = field(default_factory=dict)
-    states: dict = field(default_factory=dict)
-
-    def value(self, i: int) -> Value:
-        return self.values[i]
-
-    def add_value(self, name: str, dtype: str, shape: Sequence) -> int:
-        self.values.append(Value(name, dtype, tuple(shape)))
-        return len(self.values) - 1
 
 
 def _as_inputs(example_inputs: Any) -> list:
@@ -130,7 +86,7 @@ def _trace_once(fn: Callable, infos: list, input_names: list, output_names: Opti
     with _tracing(), F.lazy_eval(True):
         out = fn(*phs)
     outs, out_keys = _flatten_outputs(out, output_names)
-    return _graph(outs, out_keys, held, input_names, const_names)
+    return build_graph(outs, out_keys, held, input_names, const_names)
 
 
 def graph_of(outputs: Sequence[Var], names: Optional[Sequence[str]] = None) -> Graph:
@@ -157,57 +113,7 @@ def graph_of(outputs: Sequence[Var], names: Optional[Sequence[str]] = None) -> G
         elif not v._computed and v._has_history:
             stack.extend(reversed(v._inputs))
     in_names = [p.name or f"input{i}" for i, p in enumerate(phs)]
-    return _graph(outs, names, phs, in_names, {})
-
-
-def _graph(outs: list, out_keys: list, phs: list, input_names: list, const_names: dict) -> Graph:
-    g = Graph()
-    index: dict = {}  # Var id -> value index
-    node_outputs: dict = {}  # node id -> list of value indices (one per output)
-    for ph, name in zip(phs, input_names):
-        index[ph._id()] = g.add_value(name, ph.dtype.name, ph.shape)
-        g.inputs.append(index[ph._id()])
-
-    def visit(root: Var) -> None:
-        stack = [(root, False)]
-        while stack:
-            v, expanded = stack.pop()
-            if v._id() in index:
-                continue
-            if v._computed and not v._from_placeholder:  # parameters, buffers, constants (not a cached result)
-                i = g.add_value(const_names.get(v._id()) or v.name or f"const{len(g.constants)}", v.dtype.name, v.shape)
-                g.constants[i] = np.array(v._numpy())
-                index[v._id()] = i
-                continue
-            if not v._has_history:
-                what = "a placeholder not in the inputs" if v._kind == _KIND_PLACEHOLDER else "an unknown value"
-                raise ValueError(f"export: the model reads {what} ({v.name or 'unnamed'}, "
-                                 f"{v.dtype.name}{list(v.shape)}); pass it as an input")
-            inputs = v._inputs
-            if not expanded:
-                stack.append((v, True))
-                stack.extend((x, False) for x in reversed(inputs) if x._id() not in index)
-                continue
-            nid = v._node_id
-            if nid not in node_outputs:
-                op, attrs = v._op, v._attrs
-                infos_out = _native.infer(op, [(x.dtype.name, list(x.shape)) for x in inputs], attrs)
-                outs_idx = [g.add_value(f"{op}_{len(g.nodes)}" + (f":{k}" if len(infos_out) > 1 else ""), dt, sh)
-                            for k, (dt, sh) in enumerate(infos_out)]
-                g.nodes.append(Node(op, attrs, [index[x._id()] for x in inputs], outs_idx))
-                node_outputs[nid] = outs_idx
-            index[v._id()] = node_outputs[nid][v._output_index]
-
-    for v in outs:
-        visit(v)
-    for v, key in zip(outs, out_keys):
-        i = index[v._id()]
-        if i in g.inputs or i in g.constants or i in g.outputs:  # outputs get values of their own
-            src, i = i, g.add_value(key, v.dtype.name, v.shape)
-            g.nodes.append(Node("reshape", {"shape": list(v.shape)}, [src], [i]))
-        g.values[i].name = key
-        g.outputs.append(i)
-    return g
+    return build_graph(outs, names, phs, in_names, {})
 
 
 def _dynamic_infos(infos: list, dynamic: list) -> list:

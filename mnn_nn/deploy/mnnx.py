@@ -46,7 +46,8 @@ def _producer() -> str:
         return "mnnpy"
 
 
-def save_graph(g: Graph, path: _PathLike, *, weights: str = "float32", metadata: Optional[dict] = None) -> None:
+def save_graph(g: Graph, path: _PathLike, *, weights: str = "float32",
+               metadata: Optional[dict] = None) -> None:
     """Writes a traced :class:`~mnn_nn.export.graph.Graph` as an ``.mnnx`` file.
 
     ``weights``: how float32 constants of at least 2 dims (weight matrices and filters) are
@@ -109,7 +110,7 @@ def export_training_step(step: Callable, example_inputs: Any, path: _PathLike, *
     >>> losses[2] < losses[1] < losses[0]
     True
     """
-    from .graph import _as_inputs, _flatten_outputs, _graph
+    from .graph import _as_inputs, _flatten_outputs, build_graph
 
     inputs = _as_inputs(example_inputs)
     arg_names = list(input_names) if input_names is not None else [f"input{i}" for i in range(len(inputs))]
@@ -146,7 +147,7 @@ def export_training_step(step: Callable, example_inputs: Any, path: _PathLike, *
             opt._states = states
     phs, names, values, news = (list(col) for col in zip(*entries)) if entries else ([], [], [], [])
     new_keys = [f"new:{n}" for n, new in zip(names, news) if new is not None]
-    g = _graph(outs + [new for new in news if new is not None], keys + new_keys, list(prog.inputs) + phs,
+    g = build_graph(outs + [new for new in news if new is not None], keys + new_keys, list(prog.inputs) + phs,
                arg_names + names, {})
     n_args = len(prog.inputs)
     out_of = dict(zip(keys + new_keys, g.outputs))

@@ -30,6 +30,8 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from mnn_expr.control_flow import lowered
+
 from . import _onnx_elementwise as ew
 from . import _onnx_structural as st
 from ._onnx_emit import MIN_OPSET, Ctx, Emitter, elem_type, onnx_module, sig
@@ -92,6 +94,8 @@ ONNX_OPS: dict = {
     # refused, with the reason
     "conv2d_backprop_filter": st._refuse(_GRAD), "max_pool2d_grad": st._refuse(_GRAD),
     "random_uniform": st._refuse(_RANDOM), "random_normal": st._refuse(_RANDOM),
+    "if": st._refuse("control-flow bodies are not exported to ONNX yet (If/Loop sub-graphs)"),
+    "loop": st._refuse("control-flow bodies are not exported to ONNX yet (If/Loop sub-graphs)"),
 }
 
 
@@ -268,8 +272,9 @@ def export_onnx(model_or_fn: Union[Callable, Any], example_inputs: Any, path: Op
         example_inputs = [example_inputs]
     in_names = list(input_names) if input_names is not None else [f"input{i}" for i in range(len(example_inputs))]
     in_axes = {k: list(v) for k, v in (dynamic_axes or {}).items() if k in in_names}
-    g = trace(model_or_fn, example_inputs, input_names=input_names, output_names=output_names,
-              dynamic_axes=in_axes or None)
+    with lowered():  # (If/Loop bodies are not emitted yet: cond selects with Where, loops unroll)
+        g = trace(model_or_fn, example_inputs, input_names=input_names, output_names=output_names,
+                  dynamic_axes=in_axes or None)
     out_names = [g.values[vi].name for vi in g.outputs]
     for k in dynamic_axes or {}:
         if k not in in_names and k not in out_names:

@@ -6,6 +6,7 @@
 #include <nanobind/stl/vector.h>
 
 #include "graph/expr.h"
+#include "graph/graph_def.h"
 #include "graph/frontend.h"
 #include "ops/common.h"
 
@@ -21,6 +22,11 @@ using mnn::VarPtr;
 // The Python-visible handle.  Rebinding `p` implements indexed update.
 struct Var {
     VarPtr p;
+};
+
+// A graph body (If/Loop attribute) as a Python object: immutable, shared.
+struct SubGraph {
+    mnn::GraphPtr g;
 };
 
 Var to_var(nb::handle h);                    // Var as is; anything else via mnn_expr.asarray

@@ -5,20 +5,20 @@
 
 #include "format/mnnx.h"
 #include "python/bind.h"
-#include "runtime/program.h"
+#include "graph/graph_def.h"
 
 namespace mnnpy {
 
 namespace {
 
-mnn::mnnx::Encoding parse_encoding(const std::string& s) {
-    if (s == "raw") return mnn::mnnx::Encoding::Raw;
-    if (s == "float16") return mnn::mnnx::Encoding::Float16;
-    if (s == "int8") return mnn::mnnx::Encoding::Int8;
+mnn::Encoding parse_encoding(const std::string& s) {
+    if (s == "raw") return mnn::Encoding::Raw;
+    if (s == "float16") return mnn::Encoding::Float16;
+    if (s == "int8") return mnn::Encoding::Int8;
     throw mnn::ValueError(mnn::fmt("mnnx: unknown weight encoding '", s, "' (raw, float16 or int8)"));
 }
 
-nb::list value_infos(const mnn::mnnx::GraphDef& g, const std::vector<int>& ids) {
+nb::list value_infos(const mnn::GraphDef& g, const std::vector<int>& ids) {
     nb::list l;
     for (int i : ids) {
         const auto& v = g.values[size_t(i)];
@@ -27,16 +27,60 @@ nb::list value_infos(const mnn::mnnx::GraphDef& g, const std::vector<int>& ids) 
     return l;
 }
 
+mnn::GraphDef graph_from_python(nb::list values, std::vector<int> inputs, std::vector<int> outputs,
+                                nb::list constants, nb::list nodes) {
+    mnn::GraphDef g;
+    for (nb::handle v : values) {
+        auto t = nb::cast<nb::tuple>(v);
+        g.values.push_back({nb::cast<std::string>(t[0]), parse_dtype(t[1]), nb::cast<std::vector<int64_t>>(t[2])});
+    }
+    g.inputs = std::move(inputs);
+    g.outputs = std::move(outputs);
+    for (nb::handle c : constants) {
+        auto t = nb::cast<nb::tuple>(c);
+        mnn::ConstDef cd;
+        cd.value = nb::cast<int>(t[0]);
+        cd.tensor = mnn::value_of(nb::cast<const Var&>(t[1]).p);
+        cd.encoding = t.size() > 2 ? parse_encoding(nb::cast<std::string>(t[2])) : mnn::Encoding::Raw;
+        g.constants.push_back(std::move(cd));
+    }
+    for (nb::handle n : nodes) {
+        auto t = nb::cast<nb::tuple>(n);
+        mnn::NodeDef nd;
+        nd.op = parse_op(t[0]);
+        nd.attrs = parse_attrs(nd.op, nb::cast<nb::dict>(t[1]));
+        nd.inputs = nb::cast<std::vector<int>>(t[2]);
+        nd.outputs = nb::cast<std::vector<int>>(t[3]);
+        g.nodes.push_back(std::move(nd));
+    }
+    return g;
+}
+
+nb::dict describe(const mnn::GraphDef& g) {
+    nb::dict d;
+    nb::list values, constants, nodes;
+    for (const auto& v : g.values) values.append(nb::make_tuple(v.name, mnn::dtype_name(v.dtype), v.shape));
+    for (const auto& c : g.constants) constants.append(nb::make_tuple(c.value, Var{mnn::make_const(c.tensor)}));
+    for (const auto& n : g.nodes)
+        nodes.append(nb::make_tuple(mnn::op_def(n.op).name, attrs_to_dict(n.attrs), n.inputs, n.outputs));
+    d["values"] = values;
+    d["inputs"] = g.inputs;
+    d["outputs"] = g.outputs;
+    d["constants"] = constants;
+    d["nodes"] = nodes;
+    return d;
+}
+
 struct MnnxModel {
     mnn::mnnx::ModelDef def;
     std::vector<VarPtr> states;
 
-    const mnn::mnnx::GraphDef& graph() const { return def.graphs[0]; }
+    const mnn::GraphDef& graph() const { return def.graph; }
 
     std::vector<Var> run(nb::handle inputs) {
         const auto& g = graph();
         std::vector<VarPtr> ins = to_vars(inputs, "model");
-        std::vector<VarPtr> outs = mnn::mnnx::run_graph(g, ins, states);
+        std::vector<VarPtr> outs = mnn::run_graph(g, ins, states);
         if (!g.states.empty()) {  // a training step: compute, then keep the new state values
             mnn::evaluate(outs);
             for (size_t k = 0; k < g.states.size(); ++k)
@@ -55,38 +99,33 @@ void bind_mnnx(nb::module_& m) {
     m.def("set_max_model_value_bytes", [](int64_t n) { mnn::executor_config().max_model_value_bytes = n; },
           "Loaded models refuse to compute a value larger than this (default 16 GiB).");
     m.def("mnnx_save", [](const std::string& path, const std::string& producer,
-                          std::vector<std::pair<std::string, std::string>> metadata,
-                          std::vector<std::tuple<std::string, std::string, std::vector<int64_t>>> values,
+                          std::vector<std::pair<std::string, std::string>> metadata, nb::list values,
                           std::vector<int> inputs, std::vector<int> outputs, nb::list constants,
                           std::vector<std::pair<int, int>> states, nb::list nodes) {
         mnn::mnnx::ModelDef def;
         def.producer = producer;
         def.metadata = std::move(metadata);
-        mnn::mnnx::GraphDef g;
-        for (auto& [name, dt, shape] : values) g.values.push_back({name, parse_dtype(nb::str(dt.c_str())), shape});
-        g.inputs = std::move(inputs);
-        g.outputs = std::move(outputs);
-        g.states = std::move(states);
-        for (nb::handle c : constants) {
-            auto t = nb::cast<nb::tuple>(c);
-            mnn::mnnx::ConstDef cd;
-            cd.value = nb::cast<int>(t[0]);
-            cd.tensor = mnn::value_of(nb::cast<const Var&>(t[1]).p);
-            cd.encoding = parse_encoding(nb::cast<std::string>(t[2]));
-            g.constants.push_back(std::move(cd));
-        }
-        for (nb::handle n : nodes) {
-            auto t = nb::cast<nb::tuple>(n);
-            mnn::mnnx::NodeDef nd;
-            nd.op = parse_op(t[0]);
-            nd.attrs = parse_attrs(nd.op, nb::cast<nb::dict>(t[1]));
-            nd.inputs = nb::cast<std::vector<int>>(t[2]);
-            nd.outputs = nb::cast<std::vector<int>>(t[3]);
-            g.nodes.push_back(std::move(nd));
-        }
-        def.graphs.push_back(std::move(g));
+        def.graph = graph_from_python(values, std::move(inputs), std::move(outputs), constants, nodes);
+        def.graph.states = std::move(states);
         mnn::mnnx::save(def, path);
     }, "Writes an .mnnx file from a traced graph (mnn_nn.export does this).");
+
+    nb::class_<SubGraph>(m, "SubGraph", "A graph body of a control-flow op (If/Loop attribute); immutable.")
+        .def_prop_ro("inputs", [](const SubGraph& s) { return value_infos(*s.g, s.g->inputs); })
+        .def_prop_ro("outputs", [](const SubGraph& s) { return value_infos(*s.g, s.g->outputs); })
+        .def("describe", [](const SubGraph& s) { return describe(*s.g); },
+             "The graph as plain data: {values: [(name, dtype, shape)], inputs, outputs, "
+             "constants: [(value, Var)], nodes: [(op, attrs, inputs, outputs)]}.")
+        .def("__repr__", [](const SubGraph& s) {
+            return mnn::fmt("SubGraph(", s.g->inputs.size(), " inputs, ", s.g->nodes.size(), " nodes, ",
+                            s.g->outputs.size(), " outputs)");
+        });
+    m.def("subgraph", [](nb::list values, std::vector<int> inputs, std::vector<int> outputs, nb::list constants,
+                         nb::list nodes) {
+        mnn::GraphDef g = graph_from_python(values, std::move(inputs), std::move(outputs), constants, nodes);
+        mnn::validate(g, "subgraph");
+        return SubGraph{std::make_shared<const mnn::GraphDef>(std::move(g))};
+    }, "Builds a control-flow body from the same lists as mnnx_save (see mnn_expr.graph_capture).");
 
     nb::class_<MnnxModel>(m, "MnnxModel", "A loaded .mnnx model (mnn_nn.load wraps it).")
         .def("__init__", [](MnnxModel* self, const std::string& path) {

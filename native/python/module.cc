@@ -96,6 +96,9 @@ static mnn::AttrValue convert_attr(const mnn::OpDef& d, const mnn::AttrSpec& spe
                 } catch (const mnn::TypeError&) {
                     throw bad("a dtype name");
                 }
+            case AttrType::Graph:
+                if (!nb::isinstance<SubGraph>(v)) throw bad("a SubGraph (mnn_expr.subgraph)");
+                return nb::cast<const SubGraph&>(v).g;
         }
     } catch (const nb::cast_error&) {
         const char* want[] = {"an int", "a float", "a bool", "a sequence of ints", "a sequence of floats", "a str", "a dtype"};
@@ -269,6 +272,7 @@ nb::dict attrs_to_dict(const mnn::Attrs& a) {
             using T = std::decay_t<decltype(x)>;
             if (spec.type == mnn::AttrType::DTypeT) d[spec.name.c_str()] = mnn::dtype_name(DType(std::get<int64_t>(a.values[i])));
             else if (spec.type == mnn::AttrType::Bool) d[spec.name.c_str()] = bool(std::get<int64_t>(a.values[i]));
+            else if constexpr (std::is_same_v<T, mnn::GraphPtr>) d[spec.name.c_str()] = SubGraph{x};
             else if constexpr (std::is_same_v<T, std::vector<int64_t>> || std::is_same_v<T, std::vector<double>>) {
                 nb::list l;
                 for (auto e : x) l.append(e);
@@ -282,8 +286,8 @@ nb::dict attrs_to_dict(const mnn::Attrs& a) {
 void bind_functions(nb::module_& m) {
     m.def("_set_converter", [](nb::object f) { *g_converter = f; });
     m.def("op_table", [] {
-        static const char* cats[] = {"unary", "binary", "select", "cast", "reduce", "scan", "movement", "index", "sort", "compute", "random"};
-        static const char* types[] = {"int", "float", "bool", "ints", "floats", "str", "dtype"};
+        static const char* cats[] = {"unary", "binary", "select", "cast", "reduce", "scan", "movement", "index", "sort", "compute", "random", "control"};
+        static const char* types[] = {"int", "float", "bool", "ints", "floats", "str", "dtype", "graph"};
         nb::list l;
         for (const mnn::OpDef& d : mnn::all_ops()) {
             nb::list schema;

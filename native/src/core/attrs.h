@@ -1,6 +1,7 @@
 // Op attributes: typed values in the order of the op's schema (ops.def).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
@@ -10,9 +11,12 @@
 
 namespace mnn {
 
-enum class AttrType : uint8_t { Int, Float, Bool, Ints, Floats, Str, DTypeT };
+enum class AttrType : uint8_t { Int, Float, Bool, Ints, Floats, Str, DTypeT, Graph };
 
-using AttrValue = std::variant<int64_t, double, std::vector<int64_t>, std::vector<double>, std::string>;
+struct GraphDef;  // graph/graph_def.h: the body of a control-flow op
+using GraphPtr = std::shared_ptr<const GraphDef>;
+
+using AttrValue = std::variant<int64_t, double, std::vector<int64_t>, std::vector<double>, std::string, GraphPtr>;
 
 struct AttrSpec {
     std::string name;
@@ -43,6 +47,11 @@ struct Attrs {
     const std::vector<double>& floats(const char* name) const { return std::get<std::vector<double>>(values[index(name)]); }
     const std::string& s(const char* name) const { return std::get<std::string>(values[index(name)]); }
     DType dtype(const char* name) const { return DType(std::get<int64_t>(values[index(name)])); }
+    const GraphDef& graph(const char* name) const {
+        const GraphPtr& g = std::get<GraphPtr>(values[index(name)]);
+        if (!g) throw ValueError(fmt(op_name, ": attribute '", name, "' has no graph"));
+        return *g;
+    }
 
 };
 

@@ -31,6 +31,7 @@ AttrValue parse_default(AttrType t, const std::string& text) {
             if (!dtype_from_name(text, &d)) std::abort();  // a typo in ops.def, caught by the first import
             return int64_t(d);
         }
+        case AttrType::Graph: std::abort();  // graphs have no defaults
     }
     return int64_t(0);
 }
@@ -38,7 +39,8 @@ AttrValue parse_default(AttrType t, const std::string& text) {
 std::vector<AttrSpec> parse_schema(const char* text) {
     static const std::pair<const char*, AttrType> kTypes[] = {
         {"int", AttrType::Int}, {"float", AttrType::Float}, {"bool", AttrType::Bool}, {"ints", AttrType::Ints},
-        {"floats", AttrType::Floats}, {"str", AttrType::Str}, {"dtype", AttrType::DTypeT}};
+        {"floats", AttrType::Floats}, {"str", AttrType::Str}, {"dtype", AttrType::DTypeT},
+        {"graph", AttrType::Graph}};
     std::vector<AttrSpec> out;
     std::stringstream ss(text);
     std::string tok;
@@ -82,6 +84,7 @@ void register_all() {
     register_conv_ops();
     register_softmax_ops();
     register_random_ops();
+    register_control_flow_ops();
 }
 
 std::vector<OpDef>& ready_table() {

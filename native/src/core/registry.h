@@ -19,7 +19,7 @@ enum class OpType : uint16_t {
 };
 constexpr int kNumOps = int(OpType::kCount);
 
-enum class Category : uint8_t { Unary, Binary, Select, Cast, Reduce, Scan, Movement, Index, Sort, Compute, Random };
+enum class Category : uint8_t { Unary, Binary, Select, Cast, Reduce, Scan, Movement, Index, Sort, Compute, Random, Control };
 
 // Shape/dtype rule: validates inputs and attributes (throwing ValueError /
 // TypeError with a message for people) and returns the output infos.
@@ -62,5 +62,6 @@ void register_linalg_ops();
 void register_conv_ops();
 void register_softmax_ops();  // ops/softmax.cc
 void register_random_ops();
+void register_control_flow_ops();  // ops/control_flow.cc
 
 }  // namespace mnn

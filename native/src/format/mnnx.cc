@@ -33,7 +33,33 @@ constexpr uint32_t kMaxRank = 16;
 constexpr DType kDTypes[] = {DType::Bool, DType::Int8, DType::UInt8, DType::Int32, DType::Int64,
                              DType::Float16, DType::BFloat16, DType::Float32, DType::Float64};
 constexpr AttrType kAttrTypes[] = {AttrType::Int, AttrType::Float, AttrType::Bool, AttrType::Ints,
-                                   AttrType::Floats, AttrType::Str, AttrType::DTypeT};
+                                   AttrType::Floats, AttrType::Str, AttrType::DTypeT, AttrType::Graph};
+// Bounds on control-flow bodies: nesting depth, and the graphs counted with every reference
+// (shape inference visits each), so a hostile file cannot make loading or inference explode.
+constexpr int kMaxGraphDepth = 32;
+constexpr uint64_t kMaxExpandedGraphs = 4096;
+
+// The graphs of a model in file order (pre-order: a body comes after the graph that uses
+// it) with, per graph, the indices of the bodies its nodes reference, in node/attribute order.
+struct GraphEntry {
+    const GraphDef* g;
+    std::vector<uint32_t> children;
+};
+
+uint32_t collect_graphs(const GraphDef& g, std::vector<GraphEntry>& list, int depth) {
+    MNN_CHECK_VALUE(depth <= kMaxGraphDepth, "mnnx: control flow nested deeper than ", kMaxGraphDepth, " levels");
+    MNN_CHECK_VALUE(list.size() < kMaxExpandedGraphs, "mnnx: more than ", kMaxExpandedGraphs, " graph bodies");
+    uint32_t me = uint32_t(list.size());
+    list.push_back({&g, {}});
+    for (const NodeDef& n : g.nodes)
+        for (const AttrValue& v : n.attrs.values)
+            if (const GraphPtr* p = std::get_if<GraphPtr>(&v)) {
+                MNN_CHECK_VALUE(*p != nullptr, "mnnx: a graph attribute of ", op_def(n.op).name, " is empty");
+                uint32_t c = collect_graphs(**p, list, depth + 1);
+                list[me].children.push_back(c);
+            }
+    return me;
+}
 
 uint8_t dtype_code(DType t) {
     for (uint8_t i = 0; i < std::size(kDTypes); ++i)
@@ -83,7 +109,7 @@ struct Writer {
     void ids(const std::vector<int>& v) { u32(v.size()); for (int i : v) u32(uint64_t(i)); }
 };
 
-void write_attr(Writer& w, const AttrSpec& spec, const AttrValue& v) {
+void write_attr(Writer& w, const AttrSpec& spec, const AttrValue& v, const uint32_t*& child) {
     w.str(spec.name);
     w.u8(attr_code(spec.type));
     switch (spec.type) {
@@ -92,6 +118,7 @@ void write_attr(Writer& w, const AttrSpec& spec, const AttrValue& v) {
         case AttrType::Ints: { auto& l = std::get<std::vector<int64_t>>(v); w.u32(l.size()); for (auto x : l) w.pod(x); break; }
         case AttrType::Floats: { auto& l = std::get<std::vector<double>>(v); w.u32(l.size()); for (auto x : l) w.pod(x); break; }
         case AttrType::Str: w.str(std::get<std::string>(v)); break;
+        case AttrType::Graph: w.u32(*child++); break;
     }
 }
 
@@ -124,8 +151,10 @@ void encode(const ConstDef& c, const std::vector<float>& scales, char* dst) {
     }
 }
 
-void write_graph(Writer& w, const GraphDef& g, std::vector<std::pair<const ConstDef*, uint64_t>>& blobs,
+void write_graph(Writer& w, const GraphEntry& e, std::vector<std::pair<const ConstDef*, uint64_t>>& blobs,
                  std::vector<std::vector<float>>& all_scales, uint64_t& data_end) {
+    const GraphDef& g = *e.g;
+    const uint32_t* child = e.children.data();
     w.u32(g.values.size());
     for (const ValueDef& v : g.values) {
         w.str(v.name);
@@ -157,7 +186,7 @@ void write_graph(Writer& w, const GraphDef& g, std::vector<std::pair<const Const
         const OpDef& d = op_def(n.op);
         w.str(d.name);
         w.u32(d.schema.size());
-        for (size_t i = 0; i < d.schema.size(); ++i) write_attr(w, d.schema[i], n.attrs.values[i]);
+        for (size_t i = 0; i < d.schema.size(); ++i) write_attr(w, d.schema[i], n.attrs.values[i], child);
         w.ids(n.inputs);
         w.ids(n.outputs);
     }
@@ -207,6 +236,13 @@ struct Reader {
     }
 };
 
+// A graph attribute read before the graph it names: resolved once every graph is read.
+struct PendingGraph {
+    uint32_t graph;  // the graph whose node holds the attribute
+    size_t node, slot;
+    uint32_t target;
+};
+
 AttrValue read_attr_value(Reader& r, AttrType t, const std::string& where) {
     switch (t) {
         case AttrType::Int: case AttrType::Bool: return r.pod<int64_t>("attribute");
@@ -227,11 +263,12 @@ AttrValue read_attr_value(Reader& r, AttrType t, const std::string& where) {
             return l;
         }
         case AttrType::Str: return r.str("attribute");
+        case AttrType::Graph: return int64_t(r.pod<uint32_t>("graph attribute"));  // an index, resolved later
     }
     throw ValueError("mnnx: bad attribute type");
 }
 
-NodeDef read_node(Reader& r, size_t n_values, size_t index) {
+NodeDef read_node(Reader& r, size_t n_values, size_t index, uint32_t graph, std::vector<PendingGraph>& pending) {
     NodeDef n;
     std::string name = r.str("op name");
     try {
@@ -254,6 +291,10 @@ NodeDef read_node(Reader& r, size_t n_values, size_t index) {
         MNN_CHECK_VALUE(tc < std::size(kAttrTypes) && kAttrTypes[tc] == d.schema[s].type, "mnnx: ", where,
                         ": attribute '", an, "' has the wrong type (code ", int(tc), ")");
         values[s] = read_attr_value(r, d.schema[s].type, where);
+        if (d.schema[s].type == AttrType::Graph) {
+            pending.push_back({graph, index, s, uint32_t(std::get<int64_t>(values[s]))});
+            values[s] = GraphPtr();
+        }
         given[s] = true;
     }
     for (size_t s = 0; s < d.schema.size(); ++s) {
@@ -300,7 +341,7 @@ Tensor decode(const uint8_t* data, uint64_t bytes, const ValueDef& v, Encoding e
 }
 
 GraphDef read_graph(Reader& r, const uint8_t* data, uint64_t data_bytes, const std::shared_ptr<const void>& keep,
-                    bool borrow) {
+                    bool borrow, uint32_t index, std::vector<PendingGraph>& pending) {
     GraphDef g;
     g.values.resize(r.count("values", 9));
     for (size_t i = 0; i < g.values.size(); ++i) {
@@ -312,7 +353,7 @@ GraphDef read_graph(Reader& r, const uint8_t* data, uint64_t data_bytes, const s
         v.shape.resize(rank);
         for (auto& d : v.shape) {
             d = r.pod<int64_t>("value shape");
-            MNN_CHECK_VALUE(d >= kDynamic, "mnnx: value ", i, " ('", v.name, "') has dimension ", d);
+            MNN_CHECK_VALUE(d >= kDynamicDim, "mnnx: value ", i, " ('", v.name, "') has dimension ", d);
         }
     }
     size_t nv = g.values.size();
@@ -338,7 +379,7 @@ GraphDef read_graph(Reader& r, const uint8_t* data, uint64_t data_bytes, const s
         std::string where = fmt("constant '", v.name, "'");
         Shape shape;
         for (int64_t d : v.shape) {
-            MNN_CHECK_VALUE(d != kDynamic, "mnnx: ", where, " has a dynamic dimension");
+            MNN_CHECK_VALUE(d != kDynamicDim, "mnnx: ", where, " has a dynamic dimension");
             shape.push_back(d);
         }
         check_shape(shape, v.dtype, "mnnx constant");
@@ -366,76 +407,19 @@ GraphDef read_graph(Reader& r, const uint8_t* data, uint64_t data_bytes, const s
         g.states.emplace_back(s, o);
     }
     g.nodes.resize(r.count("nodes", 16));
-    for (size_t i = 0; i < g.nodes.size(); ++i) g.nodes[i] = read_node(r, nv, i);
+    for (size_t i = 0; i < g.nodes.size(); ++i) g.nodes[i] = read_node(r, nv, i, index, pending);
     return g;
 }
 
 }  // namespace
 
-void validate(const GraphDef& g) {
-    size_t nv = g.values.size();
-    std::vector<int> defined(nv, 0);  // 0: not yet, 1: input, 2: constant, 3: node output
-    auto in_range = [&](int i, const char* what) {
-        MNN_CHECK_VALUE(i >= 0 && size_t(i) < nv, "mnnx: ", what, " index ", i, " out of range (", nv, " values)");
-    };
-    for (const ValueDef& v : g.values) {
-        MNN_CHECK_VALUE(v.shape.size() <= kMaxRank, "mnnx: value '", v.name, "' has rank ", v.shape.size());
-        for (int64_t d : v.shape) MNN_CHECK_VALUE(d >= kDynamic, "mnnx: value '", v.name, "' has dimension ", d);
-    }
-    for (int i : g.inputs) {
-        in_range(i, "input");
-        MNN_CHECK_VALUE(!defined[size_t(i)], "mnnx: value '", g.values[size_t(i)].name, "' is an input twice");
-        defined[size_t(i)] = 1;
-    }
-    for (const ConstDef& c : g.constants) {
-        in_range(c.value, "constant");
-        const ValueDef& v = g.values[size_t(c.value)];
-        MNN_CHECK_VALUE(!defined[size_t(c.value)], "mnnx: constant '", v.name, "' is also an input or another constant");
-        defined[size_t(c.value)] = 2;
-        MNN_CHECK_VALUE(c.tensor.defined() && c.tensor.dtype() == v.dtype &&
-                        std::equal(v.shape.begin(), v.shape.end(), c.tensor.shape().begin(), c.tensor.shape().end()),
-                        "mnnx: constant '", v.name, "' does not match its value's dtype and shape");
-    }
-    for (size_t k = 0; k < g.nodes.size(); ++k) {
-        const NodeDef& n = g.nodes[k];
-        const OpDef& d = op_def(n.op);
-        MNN_CHECK_VALUE(d.n_inputs < 0 ? !n.inputs.empty() : int(n.inputs.size()) == d.n_inputs,
-                        "mnnx: node ", k, " (", d.name, ") has ", n.inputs.size(), " inputs; the op takes ", d.n_inputs);
-        MNN_CHECK_VALUE(!n.outputs.empty() && (d.n_outputs < 0 || int(n.outputs.size()) == d.n_outputs), "mnnx: node ",
-                        k, " (", d.name, ") has ", n.outputs.size(), " outputs; the op gives ", d.n_outputs);
-        for (int i : n.inputs) {
-            in_range(i, "node input");
-            MNN_CHECK_VALUE(defined[size_t(i)], "mnnx: node ", k, " (", d.name, ") reads value '",
-                            g.values[size_t(i)].name, "' before it is defined");
-        }
-        for (int o : n.outputs) {
-            in_range(o, "node output");
-            MNN_CHECK_VALUE(!defined[size_t(o)], "mnnx: node ", k, " (", d.name, ") redefines value '",
-                            g.values[size_t(o)].name, "'");
-            defined[size_t(o)] = 3;
-        }
-    }
-    for (int o : g.outputs) {
-        in_range(o, "output");
-        MNN_CHECK_VALUE(defined[size_t(o)], "mnnx: output '", g.values[size_t(o)].name, "' is never computed");
-    }
-    for (auto [s, o] : g.states) {
-        in_range(s, "state");
-        in_range(o, "state output");
-        const ValueDef &sv = g.values[size_t(s)], &ov = g.values[size_t(o)];
-        MNN_CHECK_VALUE(defined[size_t(s)] == 2, "mnnx: state '", sv.name, "' is not a constant");
-        MNN_CHECK_VALUE(std::find(g.outputs.begin(), g.outputs.end(), o) != g.outputs.end(), "mnnx: the new value of state '",
-                        sv.name, "' is not a graph output");
-        MNN_CHECK_VALUE(sv.dtype == ov.dtype && sv.shape == ov.shape, "mnnx: state '", sv.name,
-                        "' and its new value '", ov.name, "' differ in dtype or shape");
-    }
-}
-
 void save(const ModelDef& m, const std::string& path) {
-    MNN_CHECK_VALUE(m.graphs.size() == 1, "mnnx: version ", kVersion, " files hold one graph");
-    for (const GraphDef& g : m.graphs) {
-        validate(g);
-        for (const ConstDef& c : g.constants)
+    std::vector<GraphEntry> graphs;
+    collect_graphs(m.graph, graphs, 0);
+    for (const GraphEntry& e : graphs) {
+        validate(*e.g, "mnnx");
+        MNN_CHECK_VALUE(e.g == &m.graph || e.g->states.empty(), "mnnx: only the model's graph may have states");
+        for (const ConstDef& c : e.g->constants)
             MNN_CHECK_VALUE(c.encoding == Encoding::Raw || c.tensor.dtype() == DType::Float32,
                             "mnnx: only float32 constants can be stored as float16 or int8");
     }
@@ -444,11 +428,11 @@ void save(const ModelDef& m, const std::string& path) {
     w.str(m.producer);
     w.u32(m.metadata.size());
     for (auto& [k, v] : m.metadata) { w.str(k); w.str(v); }
-    w.u32(m.graphs.size());
+    w.u32(graphs.size());
     std::vector<std::pair<const ConstDef*, uint64_t>> blobs;
     std::vector<std::vector<float>> scales;
     uint64_t data_bytes = 0;
-    for (const GraphDef& g : m.graphs) write_graph(w, g, blobs, scales, data_bytes);
+    for (const GraphEntry& e : graphs) write_graph(w, e, blobs, scales, data_bytes);
     uint64_t graph_bytes = w.out.size() - kHeaderBytes;
     uint64_t data_offset = (w.out.size() + kAlign - 1) / kAlign * kAlign;
     uint64_t file_bytes = data_offset + data_bytes;
@@ -494,12 +478,38 @@ ModelDef parse(const uint8_t* data, size_t size, std::shared_ptr<const void> kee
         m.metadata.emplace_back(std::move(k), r.str("metadata value"));
     }
     uint32_t ng = r.count("graphs", 20);
-    MNN_CHECK_VALUE(ng == 1, "mnnx: version ", version, " files hold one graph, this one says ", ng);
+    MNN_CHECK_VALUE(ng >= 1 && ng <= kMaxExpandedGraphs, "mnnx: the file holds ", ng, " graphs (1 to ",
+                    kMaxExpandedGraphs, ")");
     // Raw constants borrow the bytes when they are aligned for their dtype (always, for files we write).
     bool borrow = reinterpret_cast<uintptr_t>(data + data_offset) % kAlign == 0;
-    for (uint32_t i = 0; i < ng; ++i) m.graphs.push_back(read_graph(r, data + data_offset, data_bytes, keep, borrow));
+    std::vector<GraphDef> graphs;
+    std::vector<PendingGraph> pending;
+    for (uint32_t i = 0; i < ng; ++i) graphs.push_back(read_graph(r, data + data_offset, data_bytes, keep, borrow, i, pending));
     MNN_CHECK_VALUE(r.left() == 0, "mnnx: ", r.left(), " unread bytes at the end of the graph section");
-    for (const GraphDef& g : m.graphs) validate(g);
+    // Bodies come after the graphs that use them, so resolving from the last graph to the first
+    // finds every body complete (and no graph can contain itself).
+    std::vector<int> depth(ng, 0);
+    std::vector<uint64_t> expanded(ng, 1);
+    for (const PendingGraph& p : pending) {
+        MNN_CHECK_VALUE(p.target > p.graph && p.target < ng, "mnnx: graph ", p.graph, " node ", p.node,
+                        " names body graph ", p.target, " (must come after it, and the file has ", ng, ")");
+        depth[p.target] = std::max(depth[p.target], depth[p.graph] + 1);  // (pending is in graph order)
+        MNN_CHECK_VALUE(depth[p.target] <= kMaxGraphDepth, "mnnx: control flow nested deeper than ", kMaxGraphDepth);
+    }
+    std::vector<GraphPtr> resolved(ng);
+    for (uint32_t gi = ng; gi-- > 0;) {
+        for (const PendingGraph& p : pending)
+            if (p.graph == gi) {
+                graphs[gi].nodes[p.node].attrs.values[p.slot] = resolved[p.target];
+                expanded[gi] += expanded[p.target];
+                MNN_CHECK_VALUE(expanded[gi] <= kMaxExpandedGraphs, "mnnx: control-flow bodies expand to more than ",
+                                kMaxExpandedGraphs, " graphs");
+            }
+        validate(graphs[gi], "mnnx");
+        MNN_CHECK_VALUE(gi == 0 || graphs[gi].states.empty(), "mnnx: only the model's graph (graph 0) may have states");
+        if (gi > 0) resolved[gi] = std::make_shared<const GraphDef>(std::move(graphs[gi]));
+    }
+    m.graph = std::move(graphs[0]);
     return m;
 }
 

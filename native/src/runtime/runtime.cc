@@ -2,7 +2,7 @@
 #include "mnn/runtime.h"
 
 #include "core/thread_pool.h"
-#include "runtime/program.h"
+#include "format/mnnx.h"
 
 namespace mnn::runtime {
 
@@ -14,7 +14,7 @@ DType parse_dtype(const std::string& s) {
     return t;
 }
 
-ValueInfo info_of(const mnnx::ValueDef& v) { return {v.name, dtype_name(v.dtype), v.shape}; }
+ValueInfo info_of(const ValueDef& v) { return {v.name, dtype_name(v.dtype), v.shape}; }
 
 // Runs `f`, turning the core's exceptions into runtime::Error.
 template <typename F> auto guarded(F&& f) -> decltype(f()) {
@@ -59,7 +59,7 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
     return guarded([&] {
         std::unique_ptr<Model> m(new Model());
         m->impl_->def = mnnx::load(path);
-        const mnnx::GraphDef& g = m->impl_->def.graphs[0];
+        const GraphDef& g = m->impl_->def.graph;
         for (int i : g.inputs) m->impl_->inputs.push_back(info_of(g.values[size_t(i)]));
         for (int o : g.outputs) m->impl_->outputs.push_back(info_of(g.values[size_t(o)]));
         for (auto [s, o] : g.states)
@@ -77,7 +77,7 @@ bool Model::has_state() const { return !impl_->states.empty(); }
 
 std::vector<Array> Model::run(const std::vector<Array>& inputs) {
     return guarded([&] {
-        const mnnx::GraphDef& g = impl_->def.graphs[0];
+        const GraphDef& g = impl_->def.graph;
         std::vector<VarPtr> ins;
         for (size_t k = 0; k < inputs.size(); ++k) {
             const Array& a = inputs[k];
@@ -98,8 +98,8 @@ std::vector<Array> Model::run(const std::vector<Array>& inputs) {
         }
         std::vector<VarPtr> outs;
         {
-            mnnx::LazyScope lazy(true);
-            outs = mnnx::run_graph(g, ins, impl_->states);
+            LazyScope lazy(true);
+            outs = run_graph(g, ins, impl_->states);
         }
         evaluate(outs);
         for (size_t k = 0; k < g.states.size(); ++k)

@@ -1,0 +1,209 @@
+"""Graph capture: the recorded history of Vars as a :class:`Graph` of op-table primitives.
+
+The shared core of export (``mnn_nn.deploy``) and of control flow's graph bodies
+(``If``/``Loop`` attributes, see :mod:`mnn_expr.control_flow`): :func:`build_graph` walks
+back from output Vars to given input Vars, turning computed values into constants;
+:func:`to_subgraph` makes a native body (``_native.SubGraph``) of a graph;
+:func:`capture_body` traces a Python function into a body, turning the outer values it
+reads into extra inputs (closure conversion).
+
+>>> import mnn_expr as F
+>>> x = F.placeholder([2], name="x")
+>>> g = build_graph([F.exp(x) * 2], ["y"], [x], ["x"])
+>>> [n.op for n in g.nodes], g.value(g.outputs[0]).name
+(['exp', 'multiply'], 'y')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from . import _native
+from ._native import Var
+
+__all__ = ["Value", "Node", "Graph", "build_graph", "to_subgraph", "Body", "capture_body"]
+
+_KIND_PLACEHOLDER = 1
+
+
+@dataclass
+class Value:
+    """A tensor of the graph: its name, dtype and shape (None marks a dynamic dimension)."""
+
+    name: str
+    dtype: str
+    shape: tuple
+
+
+@dataclass
+class Node:
+    """One primitive: its op-table name, attributes (schema names -> values), input and
+    output value indices."""
+
+    op: str
+    attrs: dict
+    inputs: list
+    outputs: list
+
+
+@dataclass
+class Graph:
+    """A traced program: values, nodes in execution order, which values are the inputs,
+    the outputs and constants (index -> numpy array).  ``states`` maps a state value (a
+    constant the program updates, e.g. a weight in an exported training step) to the output
+    that holds its new value."""
+
+    values: list = field(default_factory=list)
+    nodes: list = field(default_factory=list)
+    inputs: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+    constants: dict = field(default_factory=dict)
+    states: dict = field(default_factory=dict)
+
+    def value(self, i: int) -> Value:
+        return self.values[i]
+
+    def add_value(self, name: str, dtype: str, shape: Sequence) -> int:
+        self.values.append(Value(name, dtype, tuple(shape)))
+        return len(self.values) - 1
+
+
+def build_graph(outs: list, out_keys: list, inputs: list, input_names: list,
+                const_names: Optional[dict] = None) -> Graph:
+    """The graph computing ``outs`` (named ``out_keys``) from the Vars ``inputs``: walks the
+    recorded history back from the outputs; computed values become constants (named from
+    ``const_names``: Var id -> name, else their own name); any other leaf is an error."""
+    const_names = const_names or {}
+    g = Graph()
+    index: dict = {}  # Var id -> value index
+    node_outputs: dict = {}  # node id -> list of value indices (one per output)
+    for ph, name in zip(inputs, input_names):
+        index[ph._id()] = g.add_value(name, ph.dtype.name, ph.shape)
+        g.inputs.append(index[ph._id()])
+
+    def visit(root: Var) -> None:
+        stack = [(root, False)]
+        while stack:
+            v, expanded = stack.pop()
+            if v._id() in index:
+                continue
+            if v._computed and not v._from_placeholder:  # parameters, buffers, constants (not a cached result)
+                i = g.add_value(const_names.get(v._id()) or v.name or f"const{len(g.constants)}", v.dtype.name, v.shape)
+                g.constants[i] = np.array(v._numpy())
+                index[v._id()] = i
+                continue
+            if not v._has_history:
+                what = "a placeholder not in the inputs" if v._kind == _KIND_PLACEHOLDER else "an unknown value"
+                raise ValueError(f"export: the model reads {what} ({v.name or 'unnamed'}, "
+                                 f"{v.dtype.name}{list(v.shape)}); pass it as an input")
+            inputs = v._inputs
+            if not expanded:
+                stack.append((v, True))
+                stack.extend((x, False) for x in reversed(inputs) if x._id() not in index)
+                continue
+            nid = v._node_id
+            if nid not in node_outputs:
+                op, attrs = v._op, v._attrs
+                infos_out = _native.infer(op, [(x.dtype.name, list(x.shape)) for x in inputs], attrs)
+                outs_idx = [g.add_value(f"{op}_{len(g.nodes)}" + (f":{k}" if len(infos_out) > 1 else ""), dt, sh)
+                            for k, (dt, sh) in enumerate(infos_out)]
+                g.nodes.append(Node(op, attrs, [index[x._id()] for x in inputs], outs_idx))
+                node_outputs[nid] = outs_idx
+            index[v._id()] = node_outputs[nid][v._output_index]
+
+    for v in outs:
+        visit(v)
+    for v, key in zip(outs, out_keys):
+        i = index[v._id()]
+        if i in g.inputs or i in g.constants or i in g.outputs:  # outputs get values of their own
+            src, i = i, g.add_value(key, v.dtype.name, v.shape)
+            g.nodes.append(Node("reshape", {"shape": list(v.shape)}, [src], [i]))
+        g.values[i].name = key
+        g.outputs.append(i)
+    return g
+
+
+def to_subgraph(g: Graph) -> Any:
+    """The native body (``_native.SubGraph``) of a graph without states."""
+    from .creation import array
+    values = [(v.name, v.dtype, [-1 if d is None else int(d) for d in v.shape]) for v in g.values]
+    constants = [(i, array(np.require(a, requirements="C"), dtype=g.values[i].dtype)) for i, a in g.constants.items()]
+    nodes = [(n.op, dict(n.attrs), list(n.inputs), list(n.outputs)) for n in g.nodes]
+    return _native.subgraph(values, list(g.inputs), list(g.outputs), constants, nodes)
+
+
+@dataclass
+class Body:
+    """A traced function: placeholders for its arguments, its output leaves and their
+    structure, and the outer values it reads (``captures``: they become extra inputs)."""
+
+    params: list
+    outputs: list
+    out_spec: Any
+    captures: list
+
+    def subgraph(self, captures: Optional[list] = None) -> Any:
+        """The native body with inputs (params..., captures...); ``captures`` may list more
+        outer values than this body reads (two branches share one input list)."""
+        caps = self.captures if captures is None else captures
+        names = [f"arg{i}" for i in range(len(self.params))] + [f"capture{i}" for i in range(len(caps))]
+        keys = [f"out{i}" for i in range(len(self.outputs))]
+        return to_subgraph(build_graph(self.outputs, keys, list(self.params) + list(caps), names))
+
+    def requires_grad(self) -> bool:
+        return any(v.requires_grad for v in self.captures)
+
+
+def capture_body(fn: Callable, params: list, call: Callable[[list], Any]) -> Body:
+    """Traces ``call(params)`` (which calls ``fn``) lazily, with ``params`` (placeholders) standing for
+    the arguments; the outer values the result depends on that are not computed constants and not
+    computed from ``params`` become captures, in first-seen order."""
+    from .compile import _flatten
+    from .executor import _tracing, lazy_eval
+
+    with _tracing(), lazy_eval(True):
+        out = call(params)
+    outs: list = []
+    spec = _flatten(out, outs, "control flow: results")
+    inner = {p._id() for p in params}
+    memo: dict = {}  # Var id -> depends on params
+
+    def depends(root: Var) -> bool:
+        stack = [(root, False)]
+        while stack:
+            v, done = stack.pop()
+            if v._id() in memo:
+                continue
+            if v._id() in inner:
+                memo[v._id()] = True
+                continue
+            if (v._computed and not v._from_placeholder) or not v._has_history:
+                memo[v._id()] = False
+                continue
+            ins = v._inputs
+            if not done:
+                stack.append((v, True))
+                stack.extend((x, False) for x in ins if x._id() not in memo)
+            else:
+                memo[v._id()] = any(memo[x._id()] for x in ins)
+        return memo[root._id()]
+
+    captures: list = []
+    seen: set = set()
+    stack = list(outs)
+    while stack:
+        v = stack.pop()
+        if v._id() in seen or v._id() in inner:
+            continue
+        seen.add(v._id())
+        if v._computed and not v._from_placeholder:
+            continue  # a constant of the body
+        if not depends(v):
+            captures.append(v)  # an outer value (or loop-invariant work): an input of the body
+            continue
+        stack.extend(v._inputs)
+    return Body(list(params), outs, spec, captures)
