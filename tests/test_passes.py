@@ -250,10 +250,15 @@ def test_merged_steps_inside_a_fused_pass():
 def test_scalar_placeholder_that_stops_being_one():
     f = F.compile(lambda x, s: F.exp(x) * s)
     a = np.linspace(0, 1, 7, dtype=np.float32)
+    fired = []
     for s in (1.0, 2.0, 1.0, 3.0):
         got = f(F.array(a), F.array(np.float32(s))).read()
         np.testing.assert_allclose(got, np.exp(a) * np.float32(s), rtol=1e-6)
+        fired.append(F.last_plan_passes()["simplify"])
     assert f.traces == 1
+    # x*s aliased under a guard while s is 1; rebuilt once s is 2, and that plan assumes nothing
+    assert fired == [1, 0, 0, 0]
+    assert F.plan_cache_stats()["misses"] == 2
 
 
 def test_transpose_permutations_that_change():
