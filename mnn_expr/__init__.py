@@ -64,11 +64,15 @@ from .executor import (
     is_lazy,
     is_tracing,
     last_plan_memory,
+    last_plan_passes,
     lazy,
     lazy_eval,
     memory_planning_enabled,
+    passes,
+    passes_disabled,
     plan_cache_stats,
     set_memory_planning,
+    set_pass,
     set_thread_number,
 )
 from .indexing import *  # noqa: F403

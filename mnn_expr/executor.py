@@ -109,6 +109,77 @@ def memory_planning_enabled() -> bool:
     return _native.memory_planning_enabled()
 
 
+def set_pass(name: str, on: bool) -> None:
+    """Switches one graph pass of the lazy executor on (the default) or off.
+
+    The passes rewrite a plan's schedule when it is built (lazy reads and
+    :func:`mnn_expr.compile` alike): ``"simplify"`` (``x*1``, ``x/1``, ``x-0``,
+    reshape/transpose/cast identities and chains), ``"cse"`` (one step computes
+    equal expressions; random draws never merge) and ``"dce"`` (steps no result
+    needs are dropped).  Results are bit-identical with a pass on or off.
+
+    >>> import mnn_expr as F
+    >>> F.set_pass("cse", False)
+    >>> F.passes()["cse"]
+    False
+    >>> F.set_pass("cse", True)
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"set_pass: the pass name must be a str, got {type(name).__name__}")
+    _native.set_pass(name, bool(on))
+
+
+def passes() -> dict[str, bool]:
+    """Each graph pass's name (in the order they run) and whether it is on.
+
+    >>> import mnn_expr as F
+    >>> sorted(F.passes())
+    ['cse', 'dce', 'simplify']
+    """
+    return {name: _native.pass_enabled(name) for name in _native.pass_names()}
+
+
+class passes_disabled:  # noqa: N801  (a context manager, named like lazy_eval)
+    """Switches the named graph passes (all of them when none is named) off inside a ``with`` block.
+
+    >>> import mnn_expr as F
+    >>> with F.passes_disabled("cse", "dce"):
+    ...     F.passes()["cse"], F.passes()["simplify"]
+    (False, True)
+    >>> F.passes()["cse"]
+    True
+    """
+
+    def __init__(self, *names: str) -> None:
+        known = _native.pass_names()
+        for n in names:
+            if n not in known:
+                raise ValueError(f"passes_disabled: unknown pass {n!r}; the passes are {', '.join(known)}")
+        self.names = tuple(names) if names else tuple(known)
+        self.previous: dict[str, bool] = {}
+
+    def __enter__(self) -> passes_disabled:
+        self.previous = passes()
+        for n in self.names:
+            _native.set_pass(n, False)
+        return self
+
+    def __exit__(self, exc_type: Optional[type], exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        for n, on in self.previous.items():
+            _native.set_pass(n, on)
+
+
+def last_plan_passes() -> dict[str, int]:
+    """What the graph passes did for the last plan evaluated on this thread.
+
+    ``simplify``: rewrites; ``cse``: steps merged into an earlier equal one; ``dce``: steps
+    dropped because no result needs them; ``guards``: facts beyond the graph's structure
+    (attribute values, a scalar constant being 1) the plan relies on — when one stops
+    holding, the plan is rebuilt.
+    """
+    return _native.last_plan_passes()
+
+
 def last_plan_memory() -> dict:
     """Memory of the last plan evaluated on this thread.
 

@@ -6,6 +6,7 @@
 #include <nanobind/stl/tuple.h>
 
 #include "core/thread_pool.h"
+#include "graph/passes.h"
 #include "python/bind.h"
 
 namespace mnnpy {
@@ -365,6 +366,34 @@ void bind_functions(nb::module_& m) {
         d["planned_values"] = s.planned_values; d["result_bytes"] = s.result_bytes;
         return d;
     });
+    m.def("pass_names", [] {
+        nb::list l;
+        for (int i = 0; i < mnn::kNumPasses; ++i) l.append(mnn::pass_name(mnn::Pass(i)));
+        return l;
+    }, "Names of the lazy executor's graph passes, in the order they run.");
+    auto parse_pass = [](const std::string& name) {
+        mnn::Pass p;
+        if (!mnn::pass_from_name(name, &p)) {
+            std::string known;
+            for (int i = 0; i < mnn::kNumPasses; ++i) known += std::string(i ? ", " : "") + mnn::pass_name(mnn::Pass(i));
+            throw mnn::ValueError(mnn::fmt("set_pass: unknown pass '", name, "'; the passes are ", known));
+        }
+        return p;
+    };
+    m.def("set_pass", [parse_pass](const std::string& name, bool on) {
+        uint32_t bit = mnn::pass_bit(parse_pass(name));
+        auto& cfg = mnn::executor_config();
+        cfg.passes = on ? (cfg.passes | bit) : (cfg.passes & ~bit);
+    }, nb::arg("name"), nb::arg("on"), "Switches one graph pass of new lazy plans on or off (part of the plan key).");
+    m.def("pass_enabled", [parse_pass](const std::string& name) {
+        return (mnn::executor_config().passes & mnn::pass_bit(parse_pass(name))) != 0;
+    }, nb::arg("name"));
+    m.def("last_plan_passes", [] {
+        auto c = mnn::last_plan_passes();
+        nb::dict d;
+        d["simplify"] = c.simplify; d["cse"] = c.cse; d["dce"] = c.dce; d["guards"] = c.guards;
+        return d;
+    }, "What the graph passes did for the last plan evaluated on this thread.");
     m.def("plan_cache_stats", [] {
         auto s = mnn::plan_cache_stats();
         nb::dict d;

@@ -14,6 +14,11 @@
 // (through reshape views, which share its bytes); regions are assigned
 // best-fit in schedule order and a region is reused only after the step that
 // last reads it has finished, so no kernel's output overlaps a live input.
+//
+// Graph passes (passes.h: simplify, CSE, DCE) rewrite the schedule before the
+// rest of the plan is made: dropped steps leave it, aliased slots are read
+// through their source, so lifetimes, fusion groups and offsets below see only
+// the steps that run.  Results that are aliases publish their source's value.
 #include <algorithm>
 #include <atomic>
 #include <mutex>
@@ -22,6 +27,7 @@
 
 #include "core/thread_pool.h"
 #include "graph/expr.h"
+#include "graph/passes.h"
 
 namespace mnn {
 
@@ -32,6 +38,8 @@ constexpr int64_t kMinFusedNumel = 1 << 14;  // below this, blocking is not wort
 constexpr size_t kMaxPlans = 4096;            // plan-cache bound
 
 struct Step {
+    int node = 0;   // index into `order`
+    int attrs = -1;  // index into Plan::attrs (attributes a pass gave it), or -1: the node's
     std::vector<int> in_slots, out_slots;
     std::vector<int> free_after;  // slots whose last reader is this step
 };
@@ -43,9 +51,16 @@ struct Group {  // steps [first, last] run as one blocked pass
 };
 
 struct Plan {
-    std::vector<Step> steps;
+    std::vector<Step> steps;  // the steps that run, in order
+    std::vector<int> alias;   // per slot: the slot holding its value (itself unless a pass aliased it)
+    std::vector<Attrs> attrs;  // attributes made or recorded by the passes
+    std::vector<Guard> guards;  // value facts the passes relied on (checked before reuse)
+    PassCounts passes;
     std::vector<Group> groups;
     std::vector<int> group_of;  // step -> group index or -1
+    const Attrs& attrs_of(const Step& s, const std::vector<Node*>& order) const {
+        return s.attrs >= 0 ? attrs[size_t(s.attrs)] : order[size_t(s.node)]->attrs;
+    }
     int n_slots = 0;
     std::vector<int64_t> offset;  // per slot: byte offset in the arena, or -1 (own buffer / leaf / view)
     int64_t arena_bytes = 0, unplanned_bytes = 0, planned_values = 0;
@@ -68,8 +83,8 @@ int64_t region_bytes(const TensorInfo& info) {
 
 
 // Lifetimes and best-fit offsets for the intermediates of a plan (see the top).
-void plan_memory(Plan& plan, const std::vector<Node*>& order, const std::vector<int>& out_base, int n_leaves,
-                 const std::vector<int>& last_use, const std::unordered_set<int>& keep) {
+void plan_memory(Plan& plan, const std::vector<Node*>& order, int n_leaves, const std::vector<int>& last_use,
+                 const std::unordered_set<int>& keep) {
     const int n = plan.n_slots;
     plan.offset.assign(size_t(n), -1);
     // The slot whose bytes each slot uses (itself, or through views, the viewed value).
@@ -77,13 +92,16 @@ void plan_memory(Plan& plan, const std::vector<Node*>& order, const std::vector<
     std::vector<TensorInfo> info(static_cast<size_t>(n));
     for (int sl = 0; sl < n; ++sl) root[sl] = sl;
     std::vector<int> def(size_t(n), -1);
-    for (size_t k = 0; k < order.size(); ++k)
-        for (size_t o = 0; o < order[k]->output_infos.size(); ++o) {
-            int sl = out_base[k] + int(o);
+    const size_t n_steps = plan.steps.size();
+    for (size_t k = 0; k < n_steps; ++k) {
+        const Node* nd = order[size_t(plan.steps[k].node)];
+        for (size_t o = 0; o < nd->output_infos.size(); ++o) {
+            int sl = plan.steps[k].out_slots[o];
             def[sl] = int(k);
-            info[sl] = order[k]->output_infos[o];
-            if (is_free_view(order[k]->op)) root[sl] = root[plan.steps[k].in_slots[0]];
+            info[sl] = nd->output_infos[o];
+            if (is_free_view(nd->op)) root[sl] = root[plan.steps[k].in_slots[0]];
         }
+    }
     // Per root: can it be planned, and when does its last alias die?
     std::vector<char> plannable(size_t(n), 1);
     std::vector<int> end(size_t(n), -1);
@@ -95,7 +113,7 @@ void plan_memory(Plan& plan, const std::vector<Node*>& order, const std::vector<
     }
     // Best-fit over free regions, in schedule order.
     std::vector<std::pair<int64_t, int64_t>> free_list;  // (offset, bytes), sorted by offset
-    std::vector<std::vector<int>> release_after(order.size());
+    std::vector<std::vector<int>> release_after(n_steps);
     int64_t top = 0;
     auto release = [&](int64_t off, int64_t bytes) {
         auto it = std::lower_bound(free_list.begin(), free_list.end(), std::make_pair(off, int64_t(0)));
@@ -109,9 +127,8 @@ void plan_memory(Plan& plan, const std::vector<Node*>& order, const std::vector<
             free_list.erase(it);
         }
     };
-    for (size_t k = 0; k < order.size(); ++k) {
-        for (size_t o = 0; o < order[k]->output_infos.size(); ++o) {
-            int sl = out_base[k] + int(o);
+    for (size_t k = 0; k < n_steps; ++k) {
+        for (int sl : plan.steps[k].out_slots) {
             if (root[sl] != sl || !plannable[sl]) continue;
             int64_t bytes = region_bytes(info[sl]);
             auto best = free_list.end();
@@ -173,13 +190,15 @@ bool fusible(const Node* n, const Shape& shape) {
 
 void find_groups(Plan& plan, const std::vector<Node*>& order, const std::vector<int>& last_use,
                  const std::unordered_set<int>& keep) {
-    plan.group_of.assign(order.size(), -1);
+    const size_t n_steps = plan.steps.size();
+    auto node = [&](size_t k) { return order[size_t(plan.steps[k].node)]; };
+    plan.group_of.assign(n_steps, -1);
     size_t k = 0;
-    while (k < order.size()) {
-        const Shape& shape = order[k]->output_infos[0].shape;
-        if (order[k]->output_infos.size() != 1 || numel(shape) < kMinFusedNumel || !fusible(order[k], shape)) { ++k; continue; }
+    while (k < n_steps) {
+        const Shape& shape = node(k)->output_infos[0].shape;
+        if (node(k)->output_infos.size() != 1 || numel(shape) < kMinFusedNumel || !fusible(node(k), shape)) { ++k; continue; }
         size_t end = k + 1;
-        while (end < order.size() && fusible(order[end], shape)) ++end;
+        while (end < n_steps && fusible(node(end), shape)) ++end;
         if (end - k >= 2) {
             Group g{int(k), int(end - 1), numel(shape), {}};
             for (size_t s = k; s < end; ++s)
@@ -206,7 +225,7 @@ void run_group(const Plan& plan, const Group& g, const std::vector<Node*>& order
     for (int s = g.first; s <= g.last; ++s)
         for (size_t o = 0; o < plan.steps[s].out_slots.size(); ++o) {
             int slot = plan.steps[s].out_slots[o];
-            if (!g.scratch.count(slot)) slots[slot] = Tensor(order[s]->output_infos[o]);
+            if (!g.scratch.count(slot)) slots[slot] = Tensor(order[size_t(plan.steps[s].node)]->output_infos[o]);
         }
     int64_t nblocks = (g.numel + kBlock - 1) / kBlock;
     parallel_for(nblocks, 1, [&](int64_t b0, int64_t b1) {
@@ -214,7 +233,7 @@ void run_group(const Plan& plan, const Group& g, const std::vector<Node*>& order
         for (int slot : g.scratch) {
             int s = 0;
             while (std::find(plan.steps[s].out_slots.begin(), plan.steps[s].out_slots.end(), slot) == plan.steps[s].out_slots.end()) ++s;
-            scratch[slot] = Tensor(order[s]->output_infos[0].dtype, {kBlock});
+            scratch[slot] = Tensor(order[size_t(plan.steps[s].node)]->output_infos[0].dtype, {kBlock});
         }
         std::vector<Tensor> ins, outs;
         for (int64_t b = b0; b < b1; ++b) {
@@ -231,7 +250,7 @@ void run_group(const Plan& plan, const Group& g, const std::vector<Node*>& order
                     auto it = scratch.find(o);
                     outs.push_back(it != scratch.end() ? block_view(it->second, 0, len) : block_view(slots[o], start, len));
                 }
-                run_kernel(order[s]->op, order[s]->attrs, ins, outs);
+                run_kernel(order[size_t(st.node)]->op, plan.attrs_of(st, order), ins, outs);
             }
         }
     });
@@ -240,8 +259,10 @@ void run_group(const Plan& plan, const Group& g, const std::vector<Node*>& order
 }  // namespace
 
 thread_local PlanMemoryStats t_last_memory;
+thread_local PassCounts t_last_passes;
 
 PlanMemoryStats last_plan_memory() { return t_last_memory; }
+PassCounts last_plan_passes() { return t_last_passes; }
 
 PlanCacheStats plan_cache_stats() {
     auto& c = plan_cache();
@@ -295,6 +316,8 @@ void evaluate(const std::vector<VarPtr>& vars) {
     //    A plan holds the schedule, lifetimes and fusion groups, which depend on
     //    shapes and dtypes but not on attribute values (kernels read attrs from
     //    the nodes at run time), so e.g. a new random seed reuses the plan.
+    //    Where a graph pass relied on a value (equal attributes, a scalar 1), the
+    //    plan carries a guard, checked below before the plan is reused.
     auto input_ref = [&](const VarPtr& in, std::string& key) {
         auto it = leaf_index.find(in.get());
         if (it != leaf_index.end()) { key += 'L'; key += std::to_string(it->second); }
@@ -313,6 +336,8 @@ void evaluate(const std::vector<VarPtr>& vars) {
     }
     key += executor_config().fuse_elementwise ? "F" : "U";
     key += executor_config().plan_memory ? "M" : "A";
+    key += 'P';  // which graph passes run (what they assume beyond structure is guarded, see passes.h)
+    key += char('0' + (executor_config().passes & kAllPasses));
     for (const VarPtr& t : vars) {  // which outputs are wanted changes lifetimes
         if (t->computed()) continue;
         key += 'T';
@@ -325,46 +350,60 @@ void evaluate(const std::vector<VarPtr>& vars) {
     std::vector<int> out_base(order.size());
     int n_slots = int(leaves.size());
     for (size_t k = 0; k < order.size(); ++k) { out_base[k] = n_slots; n_slots += int(order[k]->output_infos.size()); }
-    auto slot_of = [&](const VarPtr& in) {
-        auto it = leaf_index.find(in.get());
-        if (it != leaf_index.end()) return it->second;
-        return out_base[node_index[in->node.get()]] + in->output_index;
-    };
     auto& cache = plan_cache();
     std::shared_ptr<Plan> plan;
     {
         std::lock_guard<std::mutex> lk(cache.mu);
         auto it = cache.plans.find(key);
-        if (it != cache.plans.end()) { plan = it->second; ++cache.stats.hits; }
+        // A plan whose passes relied on values that changed (guards) is rebuilt and replaced.
+        if (it != cache.plans.end() && guards_hold(it->second->guards, it->second->attrs, order, leaves)) {
+            plan = it->second;
+            ++cache.stats.hits;
+        }
     }
     if (!plan) {
         plan = std::make_shared<Plan>();
         plan->n_slots = n_slots;
+        std::vector<int> targets;
+        for (const VarPtr& t : vars)
+            if (!t->computed()) targets.push_back(out_base[node_index[t->node.get()]] + t->output_index);
+        // Graph passes rewrite the schedule; the plan is made from the steps that still run.
+        PassProgram prog = make_pass_program(order, leaves, leaf_index, node_index, out_base, targets);
+        run_passes(prog, executor_config().passes);
+        plan->alias = std::move(prog.alias);
+        plan->attrs = std::move(prog.attrs);
+        plan->guards = std::move(prog.guards);
+        plan->passes = prog.counts;
         std::vector<int> last_use(n_slots, -1);
-        for (size_t k = 0; k < order.size(); ++k) {
+        for (PassStep& ps : prog.steps) {
+            if (ps.dropped) continue;
             Step s;
-            for (const VarPtr& in : order[k]->inputs) {
-                s.in_slots.push_back(slot_of(in));
-                last_use[s.in_slots.back()] = int(k);
-            }
-            for (size_t o = 0; o < order[k]->output_infos.size(); ++o) s.out_slots.push_back(out_base[k] + int(o));
+            s.node = ps.node;
+            s.attrs = ps.attrs;
+            s.in_slots = std::move(ps.in_slots);
+            s.out_slots = std::move(ps.out_slots);
+            for (int i : s.in_slots) last_use[i] = int(plan->steps.size());
             plan->steps.push_back(std::move(s));
         }
-        // Targets stay alive to the end; other intermediates die after their last reader.
+        // Targets (their sources, when aliased) stay alive to the end; other intermediates die
+        // after their last reader, or after their own step when nobody reads them.
         std::unordered_set<int> keep;
-        for (const VarPtr& t : vars)
-            if (!t->computed()) keep.insert(out_base[node_index[t->node.get()]] + t->output_index);
+        for (int t : targets) keep.insert(plan->alias[t]);
+        for (size_t k = 0; k < plan->steps.size(); ++k)
+            for (int sl : plan->steps[k].out_slots)
+                if (!keep.count(sl) && last_use[sl] < 0) last_use[sl] = int(k);
         for (int sl = int(leaves.size()); sl < n_slots; ++sl)
             if (!keep.count(sl) && last_use[sl] >= 0) plan->steps[last_use[sl]].free_after.push_back(sl);
         if (executor_config().fuse_elementwise) find_groups(*plan, order, last_use, keep);
-        else plan->group_of.assign(order.size(), -1);
-        if (executor_config().plan_memory) plan_memory(*plan, order, out_base, int(leaves.size()), last_use, keep);
+        else plan->group_of.assign(plan->steps.size(), -1);
+        if (executor_config().plan_memory) plan_memory(*plan, order, int(leaves.size()), last_use, keep);
         else plan->offset.assign(size_t(n_slots), -1);
         std::lock_guard<std::mutex> lk(cache.mu);
         if (cache.plans.size() >= kMaxPlans) cache.plans.clear();  // bounded: a crude but safe eviction
-        cache.plans.emplace(key, plan);
+        cache.plans[key] = plan;
         ++cache.stats.misses;
     }
+    t_last_passes = plan->passes;
 
     // 4. Run: single steps one by one, groups as blocked passes.
     std::vector<Tensor> slots(plan->n_slots);
@@ -378,7 +417,7 @@ void evaluate(const std::vector<VarPtr>& vars) {
         if (arena) plan_cache().spare_bytes -= plan->arena_bytes;
         else arena = Storage::allocate(size_t(plan->arena_bytes));
     }
-    for (size_t k = 0; k < order.size();) {
+    for (size_t k = 0; k < plan->steps.size();) {
         int g = plan->group_of[k];
         if (g >= 0) {
             const Group& grp = plan->groups[g];
@@ -389,7 +428,7 @@ void evaluate(const std::vector<VarPtr>& vars) {
             continue;
         }
         const Step& s = plan->steps[k];
-        Node* n = order[k];
+        Node* n = order[size_t(s.node)];
         std::vector<Tensor> ins;
         ins.reserve(s.in_slots.size());
         for (int i : s.in_slots) ins.push_back(slots[i]);
@@ -401,7 +440,7 @@ void evaluate(const std::vector<VarPtr>& vars) {
             outs[o].storage = arena;
             outs[o].offset_bytes = off;
         }
-        run_node(n->op, n->attrs, ins, outs, n->output_infos);
+        run_node(n->op, plan->attrs_of(s, order), ins, outs, n->output_infos);
         for (size_t o = 0; o < outs.size(); ++o) slots[s.out_slots[o]] = std::move(outs[o]);
         for (int f : s.free_after) slots[f] = Tensor();
         ++k;
@@ -415,7 +454,7 @@ void evaluate(const std::vector<VarPtr>& vars) {
     // 5. Publish results; drop history nobody needs (DESIGN §4).
     for (const VarPtr& t : vars) {
         if (t->computed()) continue;
-        t->value = slots[out_base[node_index[t->node.get()]] + t->output_index];
+        t->value = slots[plan->alias[out_base[node_index[t->node.get()]] + t->output_index]];
         t->epoch = executor_config().placeholder_epoch;
         if (!t->requires_grad && !t->from_placeholder) t->node.reset();
     }

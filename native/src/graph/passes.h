@@ -1,0 +1,100 @@
+// Graph passes over a lazy plan's schedule (run by executor.cc when it builds a plan).
+//
+// The passes rewrite the *schedule*, never the user's Nodes or VarImpls (other Vars and
+// autograd share them).  A pass may
+//   - alias a step's output slots to slots that already hold the same value (the step is
+//     dropped: no kernel runs, its readers read the other slot),
+//   - point a step at other input slots or give it attributes of its own (kept by the plan),
+//   - drop a step nobody reads.
+// Every pass resolves input slots through `alias` first, so after the passes no step reads
+// an aliased slot; only the published results look through `alias`.  Lifetimes, fusion
+// groups and the memory plan are computed afterwards, on the rewritten schedule, so they
+// see the aliases as ordinary extra readers of the source slot.
+//
+// Plans are cached by structure (ops, shapes, dtypes, wiring).  Where a pass relies on more
+// than structure (two nodes' attributes are equal, a transpose's permutation, a scalar leaf
+// is 1), it records a Guard; a cached plan is reused only while its guards hold, and is
+// rebuilt (and replaced) otherwise.  The key itself stays value-free.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "graph/expr.h"
+
+namespace mnn {
+
+// The passes, in the order they run.  `ExecutorConfig::passes` holds one bit per pass.
+enum class Pass : uint8_t { Simplify, CSE, DCE, kCount };
+constexpr int kNumPasses = int(Pass::kCount);
+const char* pass_name(Pass p);                        // "simplify", "cse", "dce"
+bool pass_from_name(const std::string& name, Pass* out);
+inline uint32_t pass_bit(Pass p) { return 1u << unsigned(p); }
+constexpr uint32_t kAllPasses = (1u << kNumPasses) - 1;
+
+// One step of the schedule as the passes see it.
+struct PassStep {
+    int node = 0;                       // index into `order`
+    std::vector<int> in_slots, out_slots;
+    int attrs = -1;                     // index into PassProgram::attrs (attributes made by a pass), or -1
+    bool dropped = false;               // aliased away or dead: not run
+};
+
+// A fact beyond the structural key that a plan relies on.
+struct Guard {
+    enum Kind : uint8_t {
+        SameAttrs,  // nodes a and b have equal attributes
+        AttrsAre,   // node a has attributes PassProgram::attrs[b]
+        LeafBits,   // leaf a (one element) has exactly the bytes `bits`
+    } kind;
+    int a = 0, b = 0;
+    uint64_t bits = 0;
+};
+
+struct PassCounts {
+    int64_t cse = 0;       // steps merged into an earlier equal step
+    int64_t simplify = 0;  // rewrites (identity ops aliased, reshape/transpose chains shortened)
+    int64_t dce = 0;       // steps dropped because no result needs them
+    int64_t guards = 0;    // value facts the plan depends on
+};
+
+struct PassProgram {
+    const std::vector<Node*>* order = nullptr;
+    const std::vector<VarImpl*>* leaves = nullptr;  // slots [0, leaves.size()) are the leaves
+    std::vector<TensorInfo> slot_info;               // per slot
+    std::vector<PassStep> steps;                     // initially one per node, in order
+    std::vector<int> alias;                          // per slot: the slot holding its value (itself if none)
+    std::vector<int> targets;                        // slots read out
+    std::vector<Attrs> attrs;                        // attributes made or recorded by the passes
+    std::vector<Guard> guards;
+    PassCounts counts;
+
+    int n_leaves() const { return int(leaves->size()); }
+    const Attrs& attrs_of(const PassStep& s) const { return s.attrs >= 0 ? attrs[size_t(s.attrs)] : (*order)[size_t(s.node)]->attrs; }
+};
+
+// A program of one step per node of `order` (slots: leaves, then each node's outputs in order).
+PassProgram make_pass_program(const std::vector<Node*>& order, const std::vector<VarImpl*>& leaves,
+                              const std::unordered_map<VarImpl*, int>& leaf_index,
+                              const std::unordered_map<Node*, int>& node_index, const std::vector<int>& out_base,
+                              std::vector<int> targets);
+
+// The passes.  Each can run alone; run_passes runs the enabled ones (bits of `enabled`) in
+// the order of `Pass` and leaves every step's inputs and every alias fully resolved.
+void simplify_pass(PassProgram& p);  // x*1, 1*x, x/1, x+(-0.0), x-0, int x+0; reshape/transpose/cast chains and identities
+void cse_pass(PassProgram& p);       // equal op, attributes and input slots: one step computes it (never random ops)
+void dce_pass(PassProgram& p);       // drops steps no target needs
+void run_passes(PassProgram& p, uint32_t enabled);
+
+// Whether a cached plan's guards hold for this evaluation's nodes and leaves.
+bool guards_hold(const std::vector<Guard>& guards, const std::vector<Attrs>& attrs, const std::vector<Node*>& order,
+                 const std::vector<VarImpl*>& leaves);
+
+// Attributes equal value for value (floats compared bit for bit: 0.0 and -0.0 differ).
+bool attrs_equal(const Attrs& a, const Attrs& b);
+
+// What the passes did for the last plan evaluated on this thread.
+PassCounts last_plan_passes();
+
+}  // namespace mnn
