@@ -20,12 +20,13 @@
 from mnn_expr import elu, gelu, leaky_relu, prelu, relu, relu6, selu, sigmoid, silu, softplus, softsign, tanh
 
 from . import data, deploy, init, layers, loss
-from .deploy import LoadedModel, export, export_onnx, load, load_module_from_file
+from .deploy import LoadedModel, export, export_onnx, load, load_module_from_file, load_onnx
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
 from .module import CallableParameterList, Module, Parameter, is_parameter
 
 __all__ = ["elu", "gelu", "leaky_relu", "prelu", "relu", "relu6", "selu", "sigmoid", "silu", "softplus", "softsign",
-           "tanh", "init", "layers", "loss", "deploy", "export", "export_onnx", "load", "load_module_from_file",
+           "tanh", "init", "layers", "loss", "deploy", "export", "export_onnx", "load", "load_onnx",
+           "load_module_from_file",
            "LoadedModel", "Module", "Parameter", "CallableParameterList", "is_parameter",
            *_layers_all]
