@@ -179,6 +179,26 @@ def _check_no_random(roots: list) -> None:
             stack.extend(v._inputs)
 
 
+def _fold_constants(roots: list) -> int:
+    """Constant folding at trace time: computes, once, every sub-expression of the trace that
+    reads no placeholder (it would give the same value on every call), so runs read its value
+    as a leaf.  Only the frontier is evaluated (constant inputs of placeholder-dependent ops);
+    returns how many sub-expressions were folded."""
+    frontier, seen, stack = [], set(), list(roots)
+    while stack:
+        v = stack.pop()
+        if v._id() in seen or v._computed or not v._has_history:
+            continue
+        seen.add(v._id())
+        if not v._from_placeholder:
+            frontier.append(v)  # reads only constants: fold
+            continue
+        stack.extend(v._inputs)
+    if frontier:
+        evaluate(*frontier)
+    return len(frontier)
+
+
 def _leaf_value(v: Var, like: Optional[Var] = None) -> Var:
     """The computed value of ``v`` as a history-free Var (sharing its memory), trainable like ``like``."""
     out = value_leaf(v)
@@ -197,10 +217,11 @@ class Compiled:
     (5.0, 9.0, 2)
     """
 
-    def __init__(self, fn: Callable, state: Any = None) -> None:
-        self.fn, self.state = fn, state
+    def __init__(self, fn: Callable, state: Any = None, fold_constants: bool = True) -> None:
+        self.fn, self.state, self.fold_constants = fn, state, fold_constants
         self._programs: dict = {}
         self.traces = 0  # how many signatures were traced
+        self.folded = 0  # constant sub-expressions computed at trace time (all traces)
         self._memory: dict = {}
         functools.update_wrapper(self, fn)
 
@@ -255,6 +276,8 @@ class Compiled:
                 opt._states = st
         prog.out_spec = _flatten(out, prog.outputs)
         _check_no_random(prog.pending())
+        if self.fold_constants:
+            self.folded += _fold_constants(prog.pending())
         self.traces += 1
         return prog
 
@@ -304,10 +327,13 @@ def _info(v: Any) -> tuple:
     return (tuple(v.shape), v.dtype.name)
 
 
-def compile(fn: Optional[Callable] = None, *, state: Any = None) -> Any:  # noqa: A001  (the library's verb)
+def compile(fn: Optional[Callable] = None, *, state: Any = None,  # noqa: A001  (the library's verb)
+            fold_constants: bool = True) -> Any:
     """Compiles ``fn`` (also as a decorator, with or without ``state=``): see the module docs.
 
     ``state``: Modules, optimizers or Vars whose Vars ``fn`` reads (and may update).
+    ``fold_constants``: compute sub-expressions that read no argument or state once, at trace
+    time (``Compiled.folded`` counts them); off, they are recomputed on every call.
 
     >>> import mnn_expr as F
     >>> @F.compile
@@ -317,7 +343,7 @@ def compile(fn: Optional[Callable] = None, *, state: Any = None) -> Any:  # noqa
     [[2.0, 2.0, 2.0]]
     """
     if fn is None:
-        return lambda f: Compiled(f, state)
+        return lambda f: Compiled(f, state, fold_constants)
     if not callable(fn):
         raise TypeError(f"compile: expected a function, got {type(fn).__name__}")
-    return Compiled(fn, state)
+    return Compiled(fn, state, fold_constants)

@@ -179,3 +179,24 @@ def test_compiled_step_reuses_its_trace(make_opt):
     assert losses[-1] < losses[0]
     for s in opt._states:  # Adam's step count is an input of the program, stored back as an int
         assert s.get("step", 5) == 5 and isinstance(s.get("step", 5), int)
+
+
+def test_constant_folding_at_trace_time():
+    """Sub-expressions that read no argument are computed once when traced (and can be switched off)."""
+    table = np.linspace(0.0, 1.0, 5)
+
+    def f(x):
+        c = F.exp(F.array(table) * 2.0).sum() + F.sin(F.array(table))  # reads no argument: folded
+        return x * c
+
+    x = np.array([1.0, -2.0, 3.0, 0.5, 2.0])
+    want = x * (np.exp(table * 2.0).sum() + np.sin(table))
+    on, off = F.compile(f), F.compile(f, fold_constants=False)
+    np.testing.assert_allclose(on(F.array(x)).read(), want, rtol=1e-12)
+    np.testing.assert_allclose(off(F.array(x)).read(), want, rtol=1e-12)
+    assert on.folded == 1 and off.folded == 0
+    on(F.array(x))
+    plan_on = F.last_plan_memory()["planned_values"]
+    off(F.array(x))
+    plan_off = F.last_plan_memory()["planned_values"]
+    assert plan_on < plan_off  # the folded intermediates are not recomputed per call
