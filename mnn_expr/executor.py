@@ -185,7 +185,9 @@ def last_plan_memory() -> dict:
 
     ``arena_bytes``: the planned peak of its intermediates (one arena);
     ``unplanned_bytes``: what those intermediates take each in a buffer of its own;
-    ``planned_values``: how many they are; ``result_bytes``: the values read out.
+    ``planned_values``: how many they are; ``result_bytes``: the values read out;
+    ``in_place``: how many were computed over the region of an input whose last reader
+    they are (elementwise ops).
     (Intermediates of fused elementwise passes live in block buffers and are not counted.)
     """
     return _native.last_plan_memory()

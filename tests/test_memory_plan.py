@@ -26,7 +26,7 @@ def region(n_float32: int) -> int:
     return -(-n_float32 * 4 // 64) * 64 + 64
 
 
-def test_chain_needs_two_regions(modes):
+def test_chain_runs_in_one_region(modes):
     _native.set_fusion(False)
     x = F.array(np.linspace(-1, 1, 1000, dtype=np.float32))
     with F.lazy_eval(True):
@@ -37,21 +37,22 @@ def test_chain_needs_two_regions(modes):
     mem = F.last_plan_memory()
     assert mem["planned_values"] == 15  # 16 steps; the last one's value is the result
     assert mem["unplanned_bytes"] == 15 * region(1000)
-    assert mem["arena_bytes"] == 2 * region(1000)  # each step reads one value and writes the next
+    assert mem["arena_bytes"] == region(1000)  # each step writes over the value it last reads (in place)
+    assert mem["in_place"] == 14  # all but the first (its input, x, is a leaf)
     assert mem["result_bytes"] == 4000
 
 
-def test_diamond_keeps_three_live(modes):
+def test_diamond_keeps_two_live(modes):
     _native.set_fusion(False)
     x = F.array(np.ones(500, np.float32))
     with F.lazy_eval(True):
         a = F.exp(x)
-        b = a * 2.0
-        c = a * 3.0  # a's last reader: c may not take a's region
+        b = a * 2.0  # a is still needed by c: b gets a region of its own
+        c = a * 3.0  # a's last reader: c computes over a's region, in place
         d = b + c
         np.testing.assert_allclose(d.read(), 5 * np.e, rtol=1e-6)
     mem = F.last_plan_memory()
-    assert mem["planned_values"] == 3 and mem["arena_bytes"] == 3 * region(500)
+    assert mem["planned_values"] == 3 and mem["arena_bytes"] == 2 * region(500) and mem["in_place"] == 1
 
 
 def test_switched_off(modes):
@@ -160,3 +161,18 @@ def test_compiled_training_step_reports_planned_memory():
     compiled(F.array(rng.standard_normal((16, 1, 8, 8)).astype(np.float32)), F.array(rng.integers(0, 10, 16)))
     mem = compiled.memory_stats()
     assert 0 < mem["arena_bytes"] < mem["unplanned_bytes"]
+
+
+def test_elementwise_steps_compute_in_place(modes):
+    """An unfused chain of elementwise ops reuses the dying input's region: one region for the chain."""
+    x = np.random.default_rng(0).standard_normal(100_000).astype(np.float32)
+    n = x.nbytes
+    _native.set_fusion(False)
+    with F.lazy_eval(True):
+        v = F.array(x)
+        y = F.sqrt(F.abs(F.sin(F.exp(v * 0.5) + 1.0)) + 2.0) * 3.0
+        got = y.read()
+    mem = F.last_plan_memory()
+    np.testing.assert_allclose(got, np.sqrt(np.abs(np.sin(np.exp(x * 0.5) + 1.0)) + 2.0) * 3.0, rtol=1e-5)
+    assert mem["in_place"] >= 4, mem
+    assert mem["arena_bytes"] < 2 * n, mem  # without in-place reuse: two regions ping-pong

@@ -364,6 +364,7 @@ void bind_functions(nb::module_& m) {
         nb::dict d;
         d["arena_bytes"] = s.arena_bytes; d["unplanned_bytes"] = s.unplanned_bytes;
         d["planned_values"] = s.planned_values; d["result_bytes"] = s.result_bytes;
+        d["in_place"] = s.in_place;
         return d;
     });
     m.def("pass_names", [] {

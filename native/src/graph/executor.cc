@@ -63,7 +63,7 @@ struct Plan {
     }
     int n_slots = 0;
     std::vector<int64_t> offset;  // per slot: byte offset in the arena, or -1 (own buffer / leaf / view)
-    int64_t arena_bytes = 0, unplanned_bytes = 0, planned_values = 0;
+    int64_t arena_bytes = 0, unplanned_bytes = 0, planned_values = 0, in_place = 0;
     // The arena of the last run, kept for the next (a fresh one per run would be page-faulted
     // in every time); a run that finds it taken (another thread) allocates its own.
     std::mutex arena_mu;
@@ -83,6 +83,14 @@ int64_t region_bytes(const TensorInfo& info) {
 
 
 // Lifetimes and best-fit offsets for the intermediates of a plan (see the top).
+// Elementwise ops whose kernels read element i of every input before writing element i of
+// the output (SIMD blocks load before they store), so the output may share a dying input's
+// region.  (Cast changes the element size; movement and compute ops read other elements.)
+bool in_place_ok(OpType op) {
+    Category c = op_def(op).category;
+    return c == Category::Unary || c == Category::Binary || c == Category::Select;
+}
+
 void plan_memory(Plan& plan, const std::vector<Node*>& order, int n_leaves, const std::vector<int>& last_use,
                  const std::unordered_set<int>& keep) {
     const int n = plan.n_slots;
@@ -127,10 +135,33 @@ void plan_memory(Plan& plan, const std::vector<Node*>& order, int n_leaves, cons
             free_list.erase(it);
         }
     };
+    std::vector<char> handed_over(size_t(n), 0);  // a region passed on to an in-place output
     for (size_t k = 0; k < n_steps; ++k) {
+        const Node* nd = order[size_t(plan.steps[k].node)];
         for (int sl : plan.steps[k].out_slots) {
             if (root[sl] != sl || !plannable[sl]) continue;
             int64_t bytes = region_bytes(info[sl]);
+            // In place: an elementwise step may write over a full-size input whose last reader it
+            // is (each output element depends only on the same element of its inputs).
+            int reuse = -1;
+            if (in_place_ok(nd->op))
+                for (int in : plan.steps[k].in_slots) {
+                    int r = root[in];
+                    if (r >= n_leaves && plannable[r] && plan.offset[r] >= 0 && !handed_over[r] && end[r] == int(k) &&
+                        info[in] == info[sl] && region_bytes(info[r]) == bytes) {
+                        reuse = r;
+                        break;
+                    }
+                }
+            if (reuse >= 0) {
+                handed_over[reuse] = 1;
+                plan.offset[sl] = plan.offset[reuse];
+                plan.unplanned_bytes += bytes;
+                ++plan.planned_values;
+                ++plan.in_place;
+                release_after[size_t(end[sl])].push_back(sl);
+                continue;
+            }
             auto best = free_list.end();
             for (auto it = free_list.begin(); it != free_list.end(); ++it)
                 if (it->second >= bytes && (best == free_list.end() || it->second < best->second)) best = it;
@@ -152,7 +183,8 @@ void plan_memory(Plan& plan, const std::vector<Node*>& order, int n_leaves, cons
             ++plan.planned_values;
             release_after[size_t(end[sl])].push_back(sl);
         }
-        for (int sl : release_after[k]) release(plan.offset[sl], region_bytes(info[sl]));
+        for (int sl : release_after[k])
+            if (!handed_over[sl]) release(plan.offset[sl], region_bytes(info[sl]));
     }
     plan.arena_bytes = top;
 }
@@ -446,7 +478,7 @@ void evaluate(const std::vector<VarPtr>& vars) {
         ++k;
     }
 
-    PlanMemoryStats mem{plan->arena_bytes, plan->unplanned_bytes, plan->planned_values, 0};
+    PlanMemoryStats mem{plan->arena_bytes, plan->unplanned_bytes, plan->planned_values, 0, plan->in_place};
     for (const VarPtr& t : vars)
         if (!t->computed()) mem.result_bytes += int64_t(t->info.numel() * int64_t(dtype_size(t->info.dtype)));
     t_last_memory = mem;

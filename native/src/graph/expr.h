@@ -95,8 +95,9 @@ PlanCacheStats plan_cache_stats();
 
 // Memory of the last evaluated plan (this thread): the arena that holds its
 // planned intermediates (peak bytes at the planned offsets), what they would
-// take each in a buffer of its own, and the bytes of the results.
-struct PlanMemoryStats { int64_t arena_bytes = 0, unplanned_bytes = 0, planned_values = 0, result_bytes = 0; };
+// take each in a buffer of its own, the bytes of the results, and how many
+// values were computed in place (over a dying input's region).
+struct PlanMemoryStats { int64_t arena_bytes = 0, unplanned_bytes = 0, planned_values = 0, result_bytes = 0, in_place = 0; };
 PlanMemoryStats last_plan_memory();
 void clear_plan_cache();
 
