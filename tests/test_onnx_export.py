@@ -585,7 +585,7 @@ def test_lstm():
 
 
 def test_control_flow_lowered():
-    """cond and scan are lowered while tracing (where, unrolled steps): a plain graph round-trips."""
+    """lower_control_flow=True: cond and scan are lowered while tracing (where, unrolled steps), a plain graph."""
     def fn(x, s):
         y = F.cond(F.sum(s) > 0, lambda a: a * 2.0 + 1.0, lambda a: F.exp(-a), x)
 
@@ -597,15 +597,265 @@ def test_control_flow_lowered():
         return carry, ys
 
     x = rand(4, 3)
-    model = export_onnx(fn, [F.asarray(x), F.asarray(np.float32(1.0))])
+    model = export_onnx(fn, [F.asarray(x), F.asarray(np.float32(1.0))], lower_control_flow=True)
     ops = {n.op_type for n in model.graph.node}
     assert "Where" in ops and not ops & {"If", "Loop", "Scan"}
     for s in (np.array(1.0, np.float32), np.array(-1.0, np.float32)):  # both branches, from the one exported graph
-        compare(f"control_flow[{s}]", run_ort(model, [x, s]), eager(fn, [x, s]))
+        compare(f"control_flow_lowered[{s}]", run_ort(model, [x, s]), eager(fn, [x, s]))
+    with pytest.raises(NotImplementedError, match="lowered"):  # a value-dependent trip count cannot unroll
+        export_onnx(newton_sqrt, [F.asarray(np.array([2.0]))], lower_control_flow=True)
+
+
+# --------------------------------------------------------------------------- control flow: If / Loop
+
+
+def _graphs(g):
+    """g and every sub-graph in it (depth first)."""
+    yield g
+    for n in g.node:
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                yield from _graphs(a.g)
+
+
+def _op_types(model):
+    return [n.op_type for g in _graphs(model.graph) for n in g.node]
+
+
+def _check_names(model):
+    """Every value is defined once in the whole model (ONNX's SSA across sub-graphs)."""
+    defined = []
+    for g in _graphs(model.graph):
+        defined += [i.name for i in g.input] + [i.name for i in g.initializer]
+        defined += [o for n in g.node for o in n.output if o]
+    assert len(defined) == len(set(defined)), sorted(d for d in set(defined) if defined.count(d) > 1)
+
+
+def check_cf(case, fn, inputs_list, expect, tol=TOL, **kw):
+    """Exports fn on the first inputs, asserts the model holds the ``expect`` ops (not lowered) and no
+    Where/unrolled copy, then compares onnxruntime with our eager result for every inputs in inputs_list."""
+    model = export_onnx(fn, [F.asarray(x) for x in inputs_list[0]], **kw)
+    ops = _op_types(model)
+    for op in expect:
+        assert op in ops, f"{case}: no {op} in {ops}"
+    _check_names(model)
+    for k, inputs in enumerate(inputs_list):
+        compare(f"{case}[{k}]", run_ort(model, inputs), eager(fn, inputs), tol)
+    return model
+
+
+def newton_sqrt(a):
+    """Newton's iteration for sqrt(a): the trip count depends on the values of a."""
+    def body(s):
+        x, it = s
+        return x - (x * x - a) / (2 * x), it + 1
+
+    def keep_going(s):
+        x, it = s
+        return F.logical_and(F.abs(x * x - a).max() > 1e-10 * F.abs(a).max(), it < 60)
+
+    x, it = F.while_loop(keep_going, body, (F.ones_like(a), F.array(0)))
+    return x, it
+
+
+def test_cond_if_both_branches():
+    def fn(x, s):
+        return F.cond(F.sum(s * x) > 0, lambda a, b: (a * 2.0 + b, F.exp(-a)), lambda a, b: (F.sin(a) - b, a), x, s)
+
+    x, s = rand(4, 3), rand(3)
+    model = check_cf("cond", fn, [[x, s], [x, -s], [-x, s]], ["If"])
+    assert "Where" not in _op_types(model)
+    outcomes = {bool(np.sum(xx * ss) > 0) for xx, ss in ((x, s), (x, -s))}
+    assert outcomes == {True, False}  # both branches taken by the one exported graph
+
+
+def test_cond_predicate_shapes_and_types():
+    """A one-element predicate that is not 0-d, an int predicate, and a branch that returns its operand."""
+    def fn(x, k):
+        y = F.cond(F.reshape(F.sum(x) > 1.0, [1, 1]), lambda a: a + 1.0, lambda a: a, x)
+        c = F.cond(F.sum(x) > 0, lambda: F.asarray(np.float32(1.5)), lambda: F.asarray(np.float32(-2.0)))
+        return F.cond(k, lambda a: a * 3.0, lambda a: a, y), c
+
+    x = rand(2, 2)
+    check_cf("cond_predicates", fn, [[x, np.array(1, np.int32)], [x, np.array(0, np.int32)],
+                                     [-np.abs(x), np.array(2, np.int32)]], ["If"])
+
+
+def test_scan_rnn_per_step_outputs():
+    w = rand(5, 5, lo=-0.5, hi=0.5)
+    wv = F.asarray(w)
+
+    def rnn(xs, h0):
+        h, (ys, hs) = F.scan(lambda h, x: (F.tanh(h @ wv + x), (F.tanh(h @ wv + x) * 2.0, h)), h0, xs)
+        return h, ys, hs
+
+    xs, h0 = rand(6, 3, 5), rand(3, 5)
+    model = check_cf("scan_rnn", rnn, [[xs, h0], [rand(6, 3, 5), rand(3, 5)]], ["Loop"], dict(rtol=1e-5, atol=1e-5))
+    assert _op_types(model).count("Tanh") in (1, 2)  # rolled, not unrolled 6 times
+    loop = next(n for n in model.graph.node if n.op_type == "Loop")
+    assert len(loop.output) == 3  # the final h, then two per-step outputs
+    # the numbers, against numpy
+    h, ys = h0, []
+    for t in range(6):
+        h_new = np.tanh(h @ w + xs[t])
+        ys.append(h)
+        h = h_new
+    got = run_ort(model, [xs, h0])
+    np.testing.assert_allclose(got[0], h, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[2], np.stack(ys), rtol=1e-5, atol=1e-5)
+
+
+def test_fori_loop():
+    def fn(x):
+        return F.fori_loop(2, 7, lambda i, acc: acc * 0.5 + F.cos(acc) * F.asarray(i).astype("float32") * 0.1, x)
+
+    check_cf("fori_loop", fn, [[rand(3, 4)], [rand(3, 4)]], ["Loop"])
+
+
+def test_fori_loop_two_states_of_other_dtypes():
+    def fn(x, n):
+        def body(i, s):
+            a, b = s
+            return a + b * i, F.maximum(b, a)
+        return F.fori_loop(0, 4, body, (n, x))
+
+    check_cf("fori_loop_int", fn, [[rint(3, dtype="int64"), rint(3, dtype="int64")]], ["Loop"])
+
+
+def test_while_loop_newton_sqrt():
+    a1 = np.array([2.0, 9.0, 0.25, 1e4])
+    a2 = np.array([1.0, 1.0, 1.0, 1.0])  # converges at once: a different trip count from the same graph
+    a3 = np.array([1e-6, 3.0, 7.0, 1e8])
+    model = check_cf("newton", newton_sqrt, [[a1], [a2], [a3]], ["Loop"], dict(rtol=1e-12, atol=0))
+    its = [int(run_ort(model, [a])[1]) for a in (a1, a2, a3)]
+    assert len(set(its)) == 3 and its[1] == 0
+    np.testing.assert_allclose(run_ort(model, [a3])[0], np.sqrt(a3), rtol=1e-10)
+    loop = next(n for n in model.graph.node if n.op_type == "Loop")
+    assert loop.input[0] == ""  # no trip count: the condition alone ends it
+
+
+@pytest.mark.parametrize("opset", [17, onnx.defs.onnx_opset_version()])
+def test_scan_with_cond_inside(opset):
+    """Nesting: an If inside a Loop body, and a while_loop inside a scan body."""
+    def fn(xs, h0):
+        def step(h, x):
+            h = F.cond(F.sum(x) > 0, lambda a: F.tanh(a + x), lambda a: a * 0.5 - x, h)
+            n = F.while_loop(lambda s: s[0] < F.abs(x).sum(), lambda s: (s[0] * 2.0 + 0.5, s[1] + 1),
+                             (F.array(np.float32(0.1)), F.array(0)))
+            return h, (h, n[1])
+        h, (hs, ns) = F.scan(step, h0, xs)
+        return h, hs, ns
+
+    xs = rand(7, 4)
+    model = check_cf(f"scan_cond[opset {opset}]", fn, [[xs, rand(4)], [rand(7, 4), rand(4)]], ["Loop", "If"],
+                     opset=opset)
+    body = next(n for n in model.graph.node if n.op_type == "Loop").attribute[0].g
+    assert {n.op_type for n in body.node} >= {"If", "Loop"}
+    taken = {bool(np.sum(x) > 0) for x in xs}
+    assert taken == {True, False}
+
+
+class _Captures(nn.Module):
+    """Weights (parameters) and values computed from the inputs, read inside the bodies."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(rand(4, 4, lo=-0.5, hi=0.5))
+        self.b = nn.Parameter(rand(4))
+        self.gain = nn.Parameter(rand(4, lo=0.5, hi=1.5))
+
+    def forward(self, xs, h0):
+        scale = F.mean(xs * xs) + 1.0  # computed from an input: a capture of the bodies
+        offset = F.sum(h0) * 0.1
+
+        def step(h, x):
+            h = F.cond(F.sum(x) > offset, lambda a: F.tanh(a @ self.w + x + self.b),
+                       lambda a: a * self.gain / scale, h)
+            return h, h * scale
+        h, ys = F.scan(step, h0, xs)
+        h = F.fori_loop(0, 3, lambda i, v: F.tanh(v @ self.w) + offset, h)
+        return h, ys
+
+
+def test_captures_and_weights_in_bodies():
+    m = _Captures()
+    xs, h0 = rand(5, 2, 4), rand(2, 4)
+    model = check_cf("captures", m, [[xs, h0], [rand(5, 2, 4), rand(2, 4)]], ["Loop", "If"],
+                     dict(rtol=1e-5, atol=1e-5))
+    assert m.w.requires_grad and m.b.requires_grad  # restored after the trace
+    inits = [i.name for i in model.graph.initializer]
+    assert {"w", "b", "gain"} <= set(inits)
+    assert len([i for i in model.graph.initializer if list(i.dims) == [4, 4]]) == 1  # the weight is stored once
+    for g in _graphs(model.graph):
+        assert not g.initializer or g is model.graph  # body constants live in the main graph
+
+
+def test_loop_reads_outer_values_without_carrying_them():
+    """Captured outer values are read from the outer scope, not carried through the Loop."""
+    def fn(x, y):
+        z = y * 2.0
+        return F.fori_loop(0, 3, lambda i, s: s + z, x)
+
+    model = check_cf("outer_scope", fn, [[rand(3), rand(3)]], ["Loop"])
+    loop = next(n for n in model.graph.node if n.op_type == "Loop")
+    assert len(loop.input) == 3 and len(loop.output) == 1  # (M, cond, s): z is read by name
+
+    def unchanged(x, y):  # a state the body passes through is the initial value itself
+        return F.fori_loop(0, 3, lambda i, s: (s[0] * 2.0, s[1]), (x, y))
+
+    model = check_cf("pass_through", unchanged, [[rand(3), rand(2)]], ["Loop"])
+    assert len(next(n for n in model.graph.node if n.op_type == "Loop").output) == 1
+    model = export_onnx(lambda x: F.fori_loop(0, 3, lambda i, s: s, x), [F.asarray(rand(3))])
+    assert [n.op_type for n in model.graph.node] == ["Identity"]  # nothing to loop over
+
+
+def test_import_round_trip():
+    """Our ONNX importer runs the exported If/Loop models (its own sub-graph walk) with the same results."""
+    from mnn_nn.deploy.onnx_import import load_onnx
+
+    m = _Captures()
+    cases = [(m, [rand(5, 2, 4), rand(2, 4)]), (newton_sqrt, [np.array([2.0, 9.0, 0.25, 1e4])])]
+    for k, (fn, inputs) in enumerate(cases):
+        model = export_onnx(fn, [F.asarray(x) for x in inputs])
+        got = load_onnx(model)(*inputs)
+        compare(f"round_trip[{k}]", [np.asarray(v.read()) for v in got], eager(fn, inputs))
+
+
+def test_conditions_not_bool_scalars():
+    """if/loop primitives whose conditions are one-element float tensors (the native ops accept them)."""
+    from mnn_expr import _native
+    from mnn_expr.graph_capture import build_graph, to_subgraph
+
+    i, s = F.placeholder((), "int64", name="i"), F.placeholder((3,), "float32", name="s")
+    s2 = s * 0.5
+    cond = F.reshape(F.sum(s2) - 1.0, [1])  # float32[1]: nonzero is true
+    body = to_subgraph(build_graph([cond, s2], ["c", "s2"], [i, s], ["i", "s"]))
+    a = F.placeholder((3,), "float32", name="a")
+    then, other = (to_subgraph(build_graph([y], ["y"], [a], ["a"])) for y in (F.exp(a), a - 1.0))
+
+    def fn(x):
+        y = _native.apply("loop", [F.reshape(F.sum(x), [1]), x], {"body": body, "trip_count": 10})[0]
+        return _native.apply("if", [F.reshape(F.sum(y) - 1.0, [1, 1]), y], {"then_graph": then, "else_graph": other})
+
+    check_cf("float_conditions", fn, [[np.array([8.0, 4.0, 1.0], np.float32)], [np.zeros(3, np.float32)],
+                                      [np.array([0.5, 0.25, 0.25], np.float32)]], ["Loop", "If"])
+
+
+def test_control_flow_with_dynamic_axes_names_the_way_out():
+    def fn(x):
+        return F.fori_loop(0, 3, lambda i, s: s * 2.0, x)
+
+    with pytest.raises(ValueError, match="lower_control_flow=True"):
+        export_onnx(fn, [F.asarray(rand(2, 3))], dynamic_axes={"input0": [0]})
+    model = export_onnx(fn, [F.asarray(rand(2, 3))], dynamic_axes={"input0": [0]}, lower_control_flow=True)
+    for shape in ((2, 3), (5, 3)):
+        x = rand(*shape)
+        compare(f"cf_dynamic_lowered{list(shape)}", run_ort(model, [x]), eager(fn, [x]))
 
 
 @pytest.mark.parametrize("module", ["mnn_nn.deploy.onnx_export", "mnn_nn.deploy._onnx_emit",
-                                    "mnn_nn.deploy._onnx_elementwise", "mnn_nn.deploy._onnx_structural"])
+                                    "mnn_nn.deploy._onnx_elementwise", "mnn_nn.deploy._onnx_structural",
+                                    "mnn_nn.deploy._onnx_control_flow"])
 def test_docstring_examples(module):
     import doctest
     import importlib

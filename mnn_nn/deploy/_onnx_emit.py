@@ -2,7 +2,11 @@
 
 :class:`Emitter` collects ONNX nodes and initializers; :class:`Ctx` is one primitive being mapped
 (its attributes, the ONNX names of its inputs, its input and output values).  A mapping is a function
-``Ctx -> list of output names``.
+``Ctx -> list of output names``.  :meth:`Emitter.map_nodes` maps the nodes of a graph through the
+table of mappings, and :meth:`Emitter.subgraph` makes an ONNX ``GraphProto`` of a control-flow body
+(``If`` branches, ``Loop`` bodies): value names are unique model-wide (one name set for the whole
+model), and constants become initializers of the main graph (shared with equal constants; ONNX's
+bodies read outer names), so a weight used in a loop body is stored once.
 
 >>> from mnn_nn.deploy.graph import Graph
 >>> e = Emitter(Graph(), 17)
@@ -13,6 +17,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
@@ -60,13 +65,15 @@ def is_signed(dtype: str) -> bool:
 class Emitter:
     """Collects ONNX nodes and initializers while the graph's nodes are mapped."""
 
-    def __init__(self, g: Graph, opset: int) -> None:
+    def __init__(self, g: Graph, opset: int, table: Optional[dict] = None) -> None:
         self.g, self.opset = g, opset
+        self.table = table if table is not None else {}  # primitive name -> mapping (map_nodes)
         self.nodes: list = []
         self.inits: list = []
         self.used: set = set()
         self.temps: set = set()
-        self._consts: dict = {}
+        self._consts: dict = {}  # content key -> (initializer name, array)
+        self.const_names: dict = {}  # content key -> a name for an initializer of that content (hoisting)
         self._n = 0
 
     def unique(self, hint: str) -> str:
@@ -92,15 +99,29 @@ class Emitter:
             t = onnx.numpy_helper.from_array(np.array(arr, NP_DTYPE.get(dtype, dtype), order="C"), name)
         self.inits.append(t)
 
-    def const(self, value: Any, dtype: str = "int64") -> str:
-        """An initializer holding ``value`` as ``dtype`` (shared between equal constants)."""
+    @staticmethod
+    def content_key(arr: np.ndarray, dtype: str) -> tuple:
+        """(dtype, shape, digest of the bytes): equal constants share one initializer."""
+        a = np.ascontiguousarray(arr)
+        return dtype, a.shape, str(a.dtype), hashlib.blake2b(a.reshape(-1).view(np.uint8), digest_size=16).digest()
+
+    def share(self, name: str, arr: np.ndarray, dtype: str) -> None:
+        """Registers initializer ``name`` (holding ``arr``) for reuse by :meth:`const`."""
+        self._consts.setdefault(self.content_key(arr, dtype), (name, arr))
+
+    def const(self, value: Any, dtype: str = "int64", hint: Optional[str] = None) -> str:
+        """An initializer holding ``value`` as ``dtype``, shared between equal constants (a new one is named
+        after the module attribute holding that content (:attr:`const_names`), else ``hint``)."""
         arr = np.asarray(value, dtype=NP_DTYPE.get(dtype, dtype))
-        key = (dtype, arr.shape, arr.tobytes())
-        if key not in self._consts:
-            name = self.unique(f"_c{len(self._consts)}")
+        key = self.content_key(arr, dtype)
+        hit = self._consts.get(key)
+        if hit is None or not np.array_equal(hit[1], arr, equal_nan=arr.dtype.kind in "fc"):
+            name = self.unique(self.const_names.get(key) or hint or f"_c{len(self._consts)}")
             self.initializer(name, arr, dtype)
-            self._consts[key] = name
-        return self._consts[key]
+            if hit is None:
+                self._consts[key] = (name, arr)
+            return name
+        return hit[0]
 
     def emit(self, op: str, inputs: Sequence[str], n_out: int = 1, **attrs: Any) -> Any:
         """Appends one node; returns its output name (a list when ``n_out != 1``)."""
@@ -109,6 +130,68 @@ class Emitter:
         attrs = {k: v for k, v in attrs.items() if v is not None}
         self.nodes.append(onnx.helper.make_node(op, list(inputs), outs, **attrs))
         return outs[0] if n_out == 1 else outs
+
+    def map_nodes(self, g: Graph, names: dict) -> None:
+        """Maps the nodes of ``g`` through :attr:`table`; ``names`` holds the ONNX names of ``g``'s inputs and
+        constants and receives those of the node results (named after the graph values where a node makes
+        them)."""
+        outer_g = self.g
+        self.g = g
+        try:
+            for node in g.nodes:
+                fn = self.table.get(node.op)
+                if fn is None:
+                    raise NotImplementedError(f"export_onnx: primitive {node.op!r} has no ONNX mapping yet "
+                                              f"(inputs {sig([g.values[i] for i in node.inputs])})")
+                start = len(self.nodes)
+                self.temps = set()
+                outs = fn(Ctx(self, node, [names[i] for i in node.inputs]))
+                if len(outs) != len(node.outputs):
+                    raise AssertionError(f"export_onnx: mapping of {node.op!r} gave {len(outs)} outputs")
+                rename: dict = {}
+                for vi, name in zip(node.outputs, outs):
+                    if name in self.temps and name not in rename:  # name the node's results after the graph values
+                        rename[name] = self.unique(g.values[vi].name)
+                        names[vi] = rename[name]
+                    else:
+                        names[vi] = name
+                for n in self.nodes[start:]:
+                    n.input[:] = [rename.get(s, s) for s in n.input]
+                    n.output[:] = [rename.get(s, s) for s in n.output]
+        finally:
+            self.g = outer_g
+
+    def subgraph(self, g: Graph, bound: dict, graph_name: str) -> Any:
+        """An ONNX body (``GraphProto``) of graph ``g``: values in ``bound`` (value index -> outer name) read
+        that outer value by name, the other inputs of ``g`` are the body's formal inputs, in order; constants
+        become initializers of the main graph; the outputs are values made inside the body (an Identity copies
+        an input, an outer value or a repeated output)."""
+        onnx = onnx_module()
+        saved = self.nodes, self.temps
+        self.nodes = []
+        try:
+            names: dict = dict(bound)
+            formal = []
+            for vi in g.inputs:
+                if vi not in bound:
+                    names[vi] = self.unique(g.values[vi].name)
+                    formal.append(value_info(names[vi], g.values[vi]))
+            for vi, arr in g.constants.items():
+                names[vi] = self.const(arr, g.values[vi].dtype, g.values[vi].name)
+            self.map_nodes(g, names)
+            made = {o for n in self.nodes for o in n.output}
+            outputs, seen = [], set()
+            for vi in g.outputs:
+                name = names[vi]
+                if name not in made or name in seen:
+                    copy_ = self.unique(g.values[vi].name)
+                    self.nodes.append(onnx.helper.make_node("Identity", [name], [copy_]))
+                    name = copy_
+                seen.add(name)
+                outputs.append(value_info(name, g.values[vi]))
+            return onnx.helper.make_graph(self.nodes, graph_name, formal, outputs)
+        finally:
+            self.nodes, self.temps = saved
 
     # small helpers used by many mappings
     def cast(self, x: str, src: str, dst: str) -> str:
@@ -183,6 +266,13 @@ class Ctx:
     def fail(self, why: str) -> NotImplementedError:
         return NotImplementedError(f"export_onnx: primitive {self.node.op!r} (inputs {sig(self.vin) or 'none'}; "
                                    f"attrs {self.attrs}): {why}")
+
+
+def value_info(name: str, v: Value, labels: Optional[dict] = None) -> Any:
+    """The ONNX ValueInfo of value ``v`` named ``name``; a dynamic dim takes ``labels[axis]`` (a dim_param)
+    or stays unnamed."""
+    shape = [(labels or {}).get(a) if d is None else int(d) for a, d in enumerate(v.shape)]
+    return onnx_module().helper.make_tensor_value_info(name, elem_type(v.dtype), shape)
 
 
 def sig(vals: Sequence[Value]) -> str:

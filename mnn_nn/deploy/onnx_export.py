@@ -12,8 +12,13 @@ before it is returned.
 
 Opset 17 is the default (17 up to the installed ``onnx``'s newest are accepted); newer opsets use
 the operators they add (``Gelu`` from 20, axes inputs of every reduction and the bitwise operators
-from 18).  Control flow (``cond``, ``scan``, ``fori_loop``) is lowered while tracing (``where``,
-unrolled loops), so no ``If``/``Loop``/``Scan`` sub-graphs are emitted yet.
+from 18).
+
+Control flow (``cond``, ``while_loop``, ``fori_loop``, ``scan``) is traced into our ``if``/``loop``
+primitives and written as ONNX ``If``/``Loop`` nodes with their bodies as sub-graphs (see
+``_onnx_control_flow``); a Module's parameters are traced as not requiring gradients, so control flow
+that reads them is not lowered.  ``lower_control_flow=True`` traces with control flow lowered instead
+(``where`` selects, loops unroll; ``while_loop`` then cannot export) for consumers without sub-graphs.
 
 >>> import mnn_expr as F, mnn_nn as nn
 >>> m = export_onnx(nn.Linear(3, 2), [F.zeros((4, 3))], dynamic_axes={"input0": [0]})
@@ -23,19 +28,21 @@ unrolled loops), so no ``If``/``Loop``/``Scan`` sub-graphs are emitted yet.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Optional, Union
 
 import numpy as np
 
 from mnn_expr.control_flow import lowered
 
+from . import _onnx_control_flow as cf
 from . import _onnx_elementwise as ew
 from . import _onnx_structural as st
-from ._onnx_emit import MIN_OPSET, Ctx, Emitter, elem_type, onnx_module, sig
-from .graph import Graph, Value, trace
+from ._onnx_emit import MIN_OPSET, Emitter, onnx_module, value_info
+from .graph import Graph, trace
 
 __all__ = ["export_onnx", "graph_to_onnx", "ONNX_OPS"]
 
@@ -94,8 +101,8 @@ ONNX_OPS: dict = {
     # refused, with the reason
     "conv2d_backprop_filter": st._refuse(_GRAD), "max_pool2d_grad": st._refuse(_GRAD),
     "random_uniform": st._refuse(_RANDOM), "random_normal": st._refuse(_RANDOM),
-    "if": st._refuse("control-flow bodies are not exported to ONNX yet (If/Loop sub-graphs)"),
-    "loop": st._refuse("control-flow bodies are not exported to ONNX yet (If/Loop sub-graphs)"),
+    # control flow: sub-graphs
+    "if": cf._if, "loop": cf._loop,
 }
 
 
@@ -181,15 +188,19 @@ def _dim_labels(g: Graph, dynamic_axes: Optional[dict], example_shapes: list) ->
     return in_labels, out_labels
 
 
-def _value_info(v: Value, name: str, labels: dict) -> Any:
-    onnx = onnx_module()
-    shape = [labels.get(a, d) if d is None else int(d) for a, d in enumerate(v.shape)]
-    return onnx.helper.make_tensor_value_info(name, elem_type(v.dtype), shape)
+def _has_bodies(g: Graph) -> bool:
+    from mnn_expr import _native
+
+    return any(isinstance(v, _native.SubGraph) for n in g.nodes for v in n.attrs.values())
 
 
 def graph_to_onnx(g: Graph, *, opset: int = 17, dynamic_axes: Optional[dict] = None,
-                  example_shapes: Optional[list] = None, graph_name: str = "mnnpy") -> Any:
+                  example_shapes: Optional[list] = None, graph_name: str = "mnnpy",
+                  constant_names: Optional[dict] = None) -> Any:
     """Maps a traced :class:`Graph` to an ``onnx.ModelProto`` (not yet checked).
+
+    ``constant_names``: name -> array; a constant of a control-flow body holding one of these arrays is
+    stored under that name (body constants are not named after module attributes by the trace).
 
     >>> import mnn_expr as F
     >>> m = graph_to_onnx(trace(lambda x: F.exp(x), [F.zeros((2,))]))
@@ -200,33 +211,20 @@ def graph_to_onnx(g: Graph, *, opset: int = 17, dynamic_axes: Optional[dict] = N
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise ValueError(f"export_onnx: opset {opset} is not supported (use {MIN_OPSET}..{newest})")
-    e = Emitter(g, opset)
+    e = Emitter(g, opset, ONNX_OPS)
     names: dict = {}
     for vi in g.inputs:
         names[vi] = e.unique(g.values[vi].name)
+    bodies = _has_bodies(g)
     for vi, arr in g.constants.items():
         names[vi] = e.unique(g.values[vi].name)
         e.initializer(names[vi], arr, g.values[vi].dtype)
-    for node in g.nodes:
-        fn = ONNX_OPS.get(node.op)
-        if fn is None:
-            raise NotImplementedError(f"export_onnx: primitive {node.op!r} has no ONNX mapping yet "
-                                      f"(inputs {sig([g.values[i] for i in node.inputs])})")
-        start = len(e.nodes)
-        e.temps = set()
-        outs = fn(Ctx(e, node, [names[i] for i in node.inputs]))
-        if len(outs) != len(node.outputs):
-            raise AssertionError(f"export_onnx: mapping of {node.op!r} gave {len(outs)} outputs")
-        rename: dict = {}
-        for vi, name in zip(node.outputs, outs):
-            if name in e.temps and name not in rename:  # name the node's results after the graph values
-                rename[name] = e.unique(g.values[vi].name)
-                names[vi] = rename[name]
-            else:
-                names[vi] = name
-        for n in e.nodes[start:]:
-            n.input[:] = [rename.get(s, s) for s in n.input]
-            n.output[:] = [rename.get(s, s) for s in n.output]
+        if bodies:  # a body reading this weight shares the initializer
+            e.share(names[vi], arr, g.values[vi].dtype)
+    if bodies:
+        for name, arr in (constant_names or {}).items():
+            e.const_names.setdefault(e.content_key(np.asarray(arr), _dtype_name(arr)), name)
+    e.map_nodes(g, names)
 
     shapes = example_shapes or [[2 if d is None else d for d in g.values[vi].shape] for vi in g.inputs]
     in_labels, out_labels = _dim_labels(g, dynamic_axes, shapes)
@@ -238,8 +236,8 @@ def graph_to_onnx(g: Graph, *, opset: int = 17, dynamic_axes: Optional[dict] = N
             e.used.add(out)
             e.nodes.append(onnx.helper.make_node("Identity", [names[vi]], [out]))
             names[vi] = out
-        outputs.append(_value_info(v, names[vi], labels))
-    inputs = [_value_info(g.values[vi], names[vi], labels) for vi, labels in zip(g.inputs, in_labels)]
+        outputs.append(value_info(names[vi], v, labels))
+    inputs = [value_info(names[vi], g.values[vi], labels) for vi, labels in zip(g.inputs, in_labels)]
     graph = onnx.helper.make_graph(e.nodes, graph_name, inputs, outputs, initializer=e.inits)
     opsets = [onnx.helper.make_opsetid("", opset)]
     model = onnx.helper.make_model(graph, opset_imports=opsets, producer_name="mnnpy",
@@ -250,9 +248,38 @@ def graph_to_onnx(g: Graph, *, opset: int = 17, dynamic_axes: Optional[dict] = N
     return model
 
 
+def _dtype_name(arr: Any) -> str:
+    return str(np.asarray(arr).dtype)
+
+
+def _module_arrays(model: Any) -> dict:
+    """Qualified name -> array of a Module's parameters and buffers (empty for a function)."""
+    out: dict = {}
+    if hasattr(model, "named_parameters") and hasattr(model, "named_buffers"):
+        for name, v in (*model.named_parameters(), *model.named_buffers()):
+            if hasattr(v, "_numpy"):
+                out.setdefault(name, np.asarray(v._numpy()))
+    return out
+
+
+@contextlib.contextmanager
+def _without_gradients(model: Any) -> Iterator[None]:
+    """A Module's parameters marked as not requiring gradients while it is traced (export wants no
+    gradients; control flow that reads a value requiring them is lowered, and ``while_loop`` refuses)."""
+    params = [p for _, p in model.named_parameters()] if hasattr(model, "named_parameters") else []
+    flagged = [p for p in params if getattr(p, "requires_grad", False)]
+    for p in flagged:
+        p.requires_grad = False
+    try:
+        yield
+    finally:
+        for p in flagged:
+            p.requires_grad = True
+
+
 def export_onnx(model_or_fn: Union[Callable, Any], example_inputs: Any, path: Optional[Union[str, os.PathLike]] = None,
                 *, input_names: Optional[Sequence[str]] = None, output_names: Optional[Sequence[str]] = None,
-                dynamic_axes: Optional[dict] = None, opset: int = 17) -> Any:
+                dynamic_axes: Optional[dict] = None, opset: int = 17, lower_control_flow: bool = False) -> Any:
     """Exports a Module or a function of Vars to ONNX; returns the ``onnx.ModelProto`` (and writes ``path``).
 
     ``dynamic_axes``: ``{input_name: [axis, ...]}`` or ``{input_name: {axis: "label"}}``; each dynamic
@@ -260,6 +287,10 @@ def export_onnx(model_or_fn: Union[Callable, Any], example_inputs: Any, path: Op
     that follows it gets the same name (else ``"<output>_dim<axis>"``).  Entries naming outputs (as in
     ``torch.onnx.export``) may rename the output dims the trace found dynamic; their sizes always follow
     from the inputs.
+
+    Control flow becomes ``If``/``Loop`` nodes with sub-graphs; ``lower_control_flow=True`` writes a plain
+    graph instead (``cond`` as ``Where`` of both branches, ``fori_loop``/``scan`` unrolled; a ``while_loop``
+    cannot be lowered and raises).
 
     >>> import mnn_expr as F, mnn_nn as nn
     >>> m = export_onnx(nn.Sequential(nn.Linear(4, 3), nn.ReLU()), [F.zeros((2, 4))],
@@ -272,9 +303,16 @@ def export_onnx(model_or_fn: Union[Callable, Any], example_inputs: Any, path: Op
         example_inputs = [example_inputs]
     in_names = list(input_names) if input_names is not None else [f"input{i}" for i in range(len(example_inputs))]
     in_axes = {k: list(v) for k, v in (dynamic_axes or {}).items() if k in in_names}
-    with lowered():  # (If/Loop bodies are not emitted yet: cond selects with Where, loops unroll)
-        g = trace(model_or_fn, example_inputs, input_names=input_names, output_names=output_names,
-                  dynamic_axes=in_axes or None)
+    with lowered() if lower_control_flow else contextlib.nullcontext(), _without_gradients(model_or_fn):
+        try:
+            g = trace(model_or_fn, example_inputs, input_names=input_names, output_names=output_names,
+                      dynamic_axes=in_axes or None)
+        except ValueError as err:
+            if "SubGraph(" not in str(err):
+                raise
+            raise ValueError(f"{err} (control-flow bodies keep the sizes they were traced at: export with static "
+                             "shapes, or with lower_control_flow=True to write cond/fori_loop/scan as plain "
+                             "ops)") from err
     out_names = [g.values[vi].name for vi in g.outputs]
     for k in dynamic_axes or {}:
         if k not in in_names and k not in out_names:
@@ -283,7 +321,8 @@ def export_onnx(model_or_fn: Union[Callable, Any], example_inputs: Any, path: Op
     model = graph_to_onnx(g, opset=opset, dynamic_axes=dynamic_axes,
                           example_shapes=[list(getattr(x, "shape", np.shape(x))) for x in example_inputs],
                           graph_name=type(model_or_fn).__name__ if hasattr(model_or_fn, "parameters") else
-                          getattr(model_or_fn, "__name__", "mnnpy"))
+                          getattr(model_or_fn, "__name__", "mnnpy"),
+                          constant_names=_module_arrays(model_or_fn) if _has_bodies(g) else None)
     onnx.checker.check_model(model, full_check=True)
     if path is not None:
         onnx.save(model, os.fspath(path))
