@@ -33,9 +33,25 @@ from ._native import Var
 from .compile import _flatten, _unflatten
 from .creation import asarray
 
-__all__ = ["cond", "while_loop", "fori_loop", "scan", "lowered"]
+__all__ = ["cond", "while_loop", "fori_loop", "scan", "lowered", "for_inference"]
 
 _LOWERED = [0]  # > 0: build where/unrolled ops instead of if/loop while tracing
+_INFERENCE = [0]  # > 0: no gradient will be taken of what is traced (export): keep if/loop ops
+
+
+class for_inference:  # noqa: N801  (a context manager)
+    """While tracing, build ``if``/``loop`` ops even where values require gradients: the trace
+    is for inference (export), so no gradient will be taken through them."""
+
+    def __enter__(self) -> None:
+        _INFERENCE[0] += 1
+
+    def __exit__(self, *exc: Any) -> None:
+        _INFERENCE[0] -= 1
+
+
+def _wants_grad(vs: Any) -> bool:
+    return not _INFERENCE[0] and any(v.requires_grad for v in vs)
 
 
 class lowered:  # noqa: N801  (a context manager)
@@ -122,14 +138,14 @@ def _native_cond(p: Var, true_fn: Callable, false_fn: Callable, operands: tuple)
 
     leaves: list = []
     spec = _leaves(operands, leaves)
-    if _LOWERED[0] or any(v.requires_grad for v in leaves):
+    if _LOWERED[0] or _wants_grad(leaves):
         return None
 
     def call(fn: Callable) -> Callable:
         return lambda ps: fn(*_unflatten(spec, ps, [0]))
     t = capture_body(true_fn, _params(leaves), call(true_fn))
     f = capture_body(false_fn, _params(leaves), call(false_fn))
-    if t.requires_grad() or f.requires_grad():
+    if _wants_grad(t.captures) or _wants_grad(f.captures):
         return None
     if t.out_spec != f.out_spec:
         raise TypeError(f"cond: inside compile both branches must return the same structure, got {t.out_spec} and "
@@ -152,12 +168,12 @@ def _native_loop(body: Callable, init_leaves: list, cond0: Var, trip: int, xs: l
 
     if _LOWERED[0]:
         return "lowered"
-    if any(v.requires_grad for v in [*init_leaves, *xs]):
+    if _wants_grad([*init_leaves, *xs]):
         return "gradients are wanted through it"
     i = placeholder((), "int64", name="i")
     params = [i, *_params(init_leaves)]
     b = capture_body(body, params, lambda ps: body(ps[0], ps[1:]))
-    if b.requires_grad():
+    if _wants_grad(b.captures):
         return "gradients are wanted through it"
     (c, new_state, per_step) = _unflatten(b.out_spec, b.outputs, [0])
     for k, (n, o) in enumerate(zip(new_state, init_leaves)):
@@ -319,7 +335,7 @@ def _native_scan(fn: Callable, init: Any, x_leaves: list, x_spec: Any, n: int) -
             raise TypeError("scan: fn must return a carry of the structure of init")
         y_spec.append(_leaves(y, y_leaves))
         return asarray(True), new_leaves, y_leaves
-    if any(v.requires_grad for v in x_leaves):
+    if _wants_grad(x_leaves):
         return None
     done = _native_loop(body, c_leaves, asarray(True), n, x_leaves)
     if isinstance(done, str):

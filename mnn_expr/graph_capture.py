@@ -154,9 +154,6 @@ class Body:
         keys = [f"out{i}" for i in range(len(self.outputs))]
         return to_subgraph(build_graph(self.outputs, keys, list(self.params) + list(caps), names))
 
-    def requires_grad(self) -> bool:
-        return any(v.requires_grad for v in self.captures)
-
 
 def capture_body(fn: Callable, params: list, call: Callable[[list], Any]) -> Body:
     """Traces ``call(params)`` (which calls ``fn``) lazily, with ``params`` (placeholders) standing for

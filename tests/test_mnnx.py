@@ -359,3 +359,24 @@ def test_trace_keeps_updated_inputs_nested_outputs_and_end_relative_slices(tmp):
     want = x[:4].copy()
     want[0] = 5.0
     np.testing.assert_array_equal(load(path)(F.array(x[:4])).numpy(), want * 2)
+
+
+def test_module_with_control_flow_exports_rolled(tmp):
+    """A trainable Module's cond/scan stay if/loop ops in the export (no gradient is taken of it)."""
+    class Gate(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 3)
+
+        def forward(self, xs):
+            h, ys = F.scan(lambda c, x: (F.tanh(self.lin(x) + c), c.sum()), F.zeros(3), xs)
+            return F.cond(h.sum() > 0, lambda a: a * 2.0, lambda a: -a, h), ys
+
+    m = Gate()
+    xs = _rand(5, 3)
+    assert {"if", "loop"} <= {n.op for n in trace(m, [xs]).nodes}
+    assert m.lin.weight.requires_grad
+    path = os.path.join(tmp, "gate.mnnx")
+    export(m, [xs], path)
+    for g, w in zip(load(path).run(xs), m(xs)):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-6, atol=1e-6)

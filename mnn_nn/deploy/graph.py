@@ -27,6 +27,7 @@ import numpy as np
 from mnn_expr._native import Var
 
 import mnn_expr as F
+from mnn_expr.control_flow import for_inference
 from mnn_expr.executor import _tracing
 from mnn_expr.graph_capture import _KIND_PLACEHOLDER, Graph, Node, Value, build_graph
 
@@ -194,8 +195,9 @@ def trace(model: Union[Callable, Any], example_inputs: Any, *, input_names: Opti
                 raise ValueError(f"export: dynamic axis {a} of input {key!r} is out of range for its {nd}-d shape")
             dynamic[k].add(int(a) % nd)
     const_names = _module_names(model)
-    g = _trace_once(model, infos, names, output_names, const_names)
-    if any(dynamic):
-        g2 = _trace_once(model, _dynamic_infos(infos, dynamic), names, output_names, const_names)
-        _merge_dynamic(g, g2)
+    with for_inference():  # no gradient is taken of an export: control flow stays if/loop ops
+        g = _trace_once(model, infos, names, output_names, const_names)
+        if any(dynamic):
+            g2 = _trace_once(model, _dynamic_infos(infos, dynamic), names, output_names, const_names)
+            _merge_dynamic(g, g2)
     return g

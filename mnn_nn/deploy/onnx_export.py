@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -262,21 +262,6 @@ def _module_arrays(model: Any) -> dict:
     return out
 
 
-@contextlib.contextmanager
-def _without_gradients(model: Any) -> Iterator[None]:
-    """A Module's parameters marked as not requiring gradients while it is traced (export wants no
-    gradients; control flow that reads a value requiring them is lowered, and ``while_loop`` refuses)."""
-    params = [p for _, p in model.named_parameters()] if hasattr(model, "named_parameters") else []
-    flagged = [p for p in params if getattr(p, "requires_grad", False)]
-    for p in flagged:
-        p.requires_grad = False
-    try:
-        yield
-    finally:
-        for p in flagged:
-            p.requires_grad = True
-
-
 def export_onnx(model_or_fn: Union[Callable, Any], example_inputs: Any, path: Optional[Union[str, os.PathLike]] = None,
                 *, input_names: Optional[Sequence[str]] = None, output_names: Optional[Sequence[str]] = None,
                 dynamic_axes: Optional[dict] = None, opset: int = 17, lower_control_flow: bool = False) -> Any:
@@ -303,7 +288,7 @@ def export_onnx(model_or_fn: Union[Callable, Any], example_inputs: Any, path: Op
         example_inputs = [example_inputs]
     in_names = list(input_names) if input_names is not None else [f"input{i}" for i in range(len(example_inputs))]
     in_axes = {k: list(v) for k, v in (dynamic_axes or {}).items() if k in in_names}
-    with lowered() if lower_control_flow else contextlib.nullcontext(), _without_gradients(model_or_fn):
+    with lowered() if lower_control_flow else contextlib.nullcontext():
         try:
             g = trace(model_or_fn, example_inputs, input_names=input_names, output_names=output_names,
                       dynamic_axes=in_axes or None)
