@@ -57,6 +57,7 @@ from .creation import (
 from .elementwise import *  # noqa: F403
 from .elementwise import BINARY_FUNCS, UNARY_FUNCS, cast, clip, where
 from .executor import (
+    backend_stats,
     clear_plan_cache,
     eager,
     evaluate,
@@ -74,6 +75,7 @@ from .executor import (
     set_memory_planning,
     set_pass,
     set_thread_number,
+    use_backend,
 )
 from .indexing import *  # noqa: F403
 from .linalg import *  # noqa: F403

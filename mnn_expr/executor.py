@@ -169,6 +169,37 @@ class passes_disabled:  # noqa: N801  (a context manager, named like lazy_eval)
             _native.set_pass(n, on)
 
 
+class use_backend:  # noqa: N801  (a context manager, named like lazy_eval)
+    """Runs planned graphs (lazy reads, compiled programs) on a device backend inside a ``with``
+    block: the steps it supports run there, the rest on the CPU, with a copy wherever a value
+    crosses (``native/src/backend/backend.h``).  ``"null"`` is the test device (host memory and
+    the CPU's kernels, counting launches and copied bytes; ``ops`` limits what it takes, by
+    primitive name); ``"cpu"`` means none.  Eager ops run on the CPU.
+
+    >>> import mnn_expr as F
+    >>> with F.use_backend("null"), F.lazy_eval(True):
+    ...     y = (F.ones(4) * 2 + 1).read()
+    ...     F.backend_stats()["launches"]
+    2
+    """
+
+    def __init__(self, name: str, ops: Optional[list] = None) -> None:
+        self.name, self.ops = name, list(ops or [])
+
+    def __enter__(self) -> None:
+        self.saved = _native.backend_name()
+        _native.set_backend(self.name, self.ops)
+
+    def __exit__(self, *exc: Any) -> None:
+        _native.set_backend("cpu" if self.saved == "cpu" else self.saved)
+
+
+def backend_stats() -> dict[str, int]:
+    """What the current device backend did since it was set: ``launches``, ``bytes_uploaded``
+    (host to device), ``bytes_downloaded`` (device to host); zeros for the CPU."""
+    return _native.backend_stats()
+
+
 def last_plan_passes() -> dict[str, int]:
     """What the graph passes did for the last plan evaluated on this thread.
 

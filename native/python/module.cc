@@ -9,6 +9,8 @@
 #include "graph/passes.h"
 #include "python/bind.h"
 
+#include "backend/backend.h"
+
 namespace mnnpy {
 
 using mnn::DType;
@@ -365,6 +367,23 @@ void bind_functions(nb::module_& m) {
         d["arena_bytes"] = s.arena_bytes; d["unplanned_bytes"] = s.unplanned_bytes;
         d["planned_values"] = s.planned_values; d["result_bytes"] = s.result_bytes;
         d["in_place"] = s.in_place;
+        return d;
+    });
+    m.def("set_backend", [](const std::string& name, std::vector<std::string> ops) {
+        if (name == "cpu") mnn::executor_config().backend.reset();
+        else if (name == "null") mnn::executor_config().backend = mnn::make_null_backend(std::move(ops));
+        else throw mnn::ValueError(mnn::fmt("set_backend: unknown backend '", name, "' (cpu, null)"));
+    }, nb::arg("name"), nb::arg("ops") = std::vector<std::string>(),
+       "The device planned graphs run on where it supports an op: 'cpu' (none) or 'null' (a test device).");
+    m.def("backend_name", [] {
+        auto& b = mnn::executor_config().backend;
+        return std::string(b ? b->name() : "cpu");
+    });
+    m.def("backend_stats", [] {
+        auto& b = mnn::executor_config().backend;
+        mnn::BackendStats s = b ? mnn::backend_stats(*b) : mnn::BackendStats{};
+        nb::dict d;
+        d["launches"] = s.launches; d["bytes_uploaded"] = s.bytes_uploaded; d["bytes_downloaded"] = s.bytes_downloaded;
         return d;
     });
     m.def("pass_names", [] {

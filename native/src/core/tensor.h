@@ -33,9 +33,12 @@ int normalize_axis(int64_t axis, int64_t ndim, const char* op);
 // Bytes owned by the library (64-byte aligned, 64 bytes of tail padding so
 // SIMD kernels may over-read), or borrowed from an outside owner (a numpy
 // array, a DLPack capsule) kept alive by `keepalive`.
+class Backend;  // backend/backend.h
+
 struct Storage {
     void* data = nullptr;
     size_t bytes = 0;
+    const Backend* device = nullptr;  // the device whose memory this is; null = host (CPU) memory
     void (*release)(void* data, void* ctx) = nullptr;  // frees the bytes or drops the outside owner
     void* release_ctx = nullptr;
     Storage() = default;

@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "backend/backend.h"
 #include "core/thread_pool.h"
 #include "graph/expr.h"
 #include "graph/passes.h"
@@ -64,6 +65,7 @@ struct Plan {
     int n_slots = 0;
     std::vector<int64_t> offset;  // per slot: byte offset in the arena, or -1 (own buffer / leaf / view)
     int64_t arena_bytes = 0, unplanned_bytes = 0, planned_values = 0, in_place = 0;
+    std::vector<char> on_device;  // per step: runs on the device backend (else on the CPU)
     // The arena of the last run, kept for the next (a fresh one per run would be page-faulted
     // in every time); a run that finds it taken (another thread) allocates its own.
     std::mutex arena_mu;
@@ -117,6 +119,7 @@ void plan_memory(Plan& plan, const std::vector<Node*>& order, int n_leaves, cons
         int r = root[sl];
         if (r < n_leaves || keep.count(sl)) plannable[r] = 0;  // leaves and results keep their own buffers
         if (def[sl] >= 0 && plan.group_of[def[sl]] >= 0) plannable[r] = 0;  // a fused pass allocates its outputs
+        if (def[sl] >= 0 && plan.on_device[size_t(def[sl])]) plannable[r] = 0;  // the device allocates its own
         end[r] = std::max(end[r], std::max(last_use[sl], def[sl]));
     }
     // Best-fit over free regions, in schedule order.
@@ -368,6 +371,8 @@ void evaluate(const std::vector<VarPtr>& vars) {
     }
     key += executor_config().fuse_elementwise ? "F" : "U";
     key += executor_config().plan_memory ? "M" : "A";
+    Backend* device = executor_config().backend.get();
+    if (device) { key += 'D'; key += device->name(); key += std::to_string(reinterpret_cast<uintptr_t>(device)); }
     key += 'P';  // which graph passes run (what they assume beyond structure is guarded, see passes.h)
     key += char('0' + (executor_config().passes & kAllPasses));
     for (const VarPtr& t : vars) {  // which outputs are wanted changes lifetimes
@@ -426,7 +431,17 @@ void evaluate(const std::vector<VarPtr>& vars) {
                 if (!keep.count(sl) && last_use[sl] < 0) last_use[sl] = int(k);
         for (int sl = int(leaves.size()); sl < n_slots; ++sl)
             if (!keep.count(sl) && last_use[sl] >= 0) plan->steps[last_use[sl]].free_after.push_back(sl);
-        if (executor_config().fuse_elementwise) find_groups(*plan, order, last_use, keep);
+        // Which steps the device runs (the rest run on the CPU, with copies where values cross).
+        plan->on_device.assign(plan->steps.size(), 0);
+        if (device)
+            for (size_t k = 0; k < plan->steps.size(); ++k) {
+                const Node* nd = order[size_t(plan->steps[k].node)];
+                std::vector<TensorInfo> in_infos;
+                for (const VarPtr& in : nd->inputs) in_infos.push_back(in->info);
+                plan->on_device[k] = device->supports(nd->op, in_infos);
+            }
+        // (Blocked elementwise passes are a CPU schedule: with a device they are left to it.)
+        if (executor_config().fuse_elementwise && !device) find_groups(*plan, order, last_use, keep);
         else plan->group_of.assign(plan->steps.size(), -1);
         if (executor_config().plan_memory) plan_memory(*plan, order, int(leaves.size()), last_use, keep);
         else plan->offset.assign(size_t(n_slots), -1);
@@ -437,8 +452,20 @@ void evaluate(const std::vector<VarPtr>& vars) {
     }
     t_last_passes = plan->passes;
 
-    // 4. Run: single steps one by one, groups as blocked passes.
-    std::vector<Tensor> slots(plan->n_slots);
+    // 4. Run: single steps one by one, groups as blocked passes.  With a device backend, a
+    //    value crossing between the device and the CPU is copied once per direction.
+    std::vector<Tensor> slots(plan->n_slots), crossed(plan->n_slots);
+    auto on = [&](int sl, bool want_device) -> const Tensor& {
+        const Tensor& t = slots[sl];
+        bool is_device = t.storage && t.storage->device;
+        if (is_device == want_device) return t;
+        Tensor& c = crossed[sl];
+        if (!c.defined()) {
+            if (want_device) { c = device_tensor(*device, t.info); device->upload(t, c); }
+            else { c = Tensor(t.info); device->download(t, c); }
+        }
+        return c;
+    };
     for (size_t l = 0; l < leaves.size(); ++l) slots[l] = leaves[l]->value;
     std::shared_ptr<Storage> arena;
     if (plan->arena_bytes > 0) {
@@ -461,10 +488,18 @@ void evaluate(const std::vector<VarPtr>& vars) {
         }
         const Step& s = plan->steps[k];
         Node* n = order[size_t(s.node)];
+        bool dev = plan->on_device[k];
         std::vector<Tensor> ins;
         ins.reserve(s.in_slots.size());
-        for (int i : s.in_slots) ins.push_back(slots[i]);
+        for (int i : s.in_slots) ins.push_back(device ? on(i, dev) : slots[i]);
         std::vector<Tensor> outs(s.out_slots.size());
+        if (dev) {
+            device->run(n->op, plan->attrs_of(s, order), ins, outs, n->output_infos);
+            for (size_t o = 0; o < outs.size(); ++o) slots[s.out_slots[o]] = std::move(outs[o]);
+            for (int f : s.free_after) slots[f] = crossed[f] = Tensor();
+            ++k;
+            continue;
+        }
         for (size_t o = 0; o < outs.size(); ++o) {  // planned outputs (never a view's) live in the arena
             int64_t off = plan->offset[size_t(s.out_slots[o])];
             if (off < 0) continue;
@@ -474,7 +509,7 @@ void evaluate(const std::vector<VarPtr>& vars) {
         }
         run_node(n->op, plan->attrs_of(s, order), ins, outs, n->output_infos);
         for (size_t o = 0; o < outs.size(); ++o) slots[s.out_slots[o]] = std::move(outs[o]);
-        for (int f : s.free_after) slots[f] = Tensor();
+        for (int f : s.free_after) slots[f] = crossed[f] = Tensor();
         ++k;
     }
 
@@ -486,12 +521,14 @@ void evaluate(const std::vector<VarPtr>& vars) {
     // 5. Publish results; drop history nobody needs (DESIGN §4).
     for (const VarPtr& t : vars) {
         if (t->computed()) continue;
-        t->value = slots[plan->alias[out_base[node_index[t->node.get()]] + t->output_index]];
+        int sl = plan->alias[out_base[node_index[t->node.get()]] + t->output_index];
+        t->value = device ? on(sl, false) : slots[sl];  // results live on the host
         t->epoch = executor_config().placeholder_epoch;
         if (!t->requires_grad && !t->from_placeholder) t->node.reset();
     }
     // Hand the arena back for the next run, unless something still holds a view of it.
     slots.clear();
+    crossed.clear();
     if (arena && arena.use_count() == 1 &&
         plan_cache().spare_bytes.fetch_add(plan->arena_bytes) + plan->arena_bytes <= kSpareArenaBudget) {
         std::lock_guard<std::mutex> lk(plan->arena_mu);

@@ -23,8 +23,12 @@ using VarPtr = std::shared_ptr<VarImpl>;
 
 enum class VarKind : uint8_t { Const, Placeholder, Trainable, Op };
 
+class Backend;  // backend/backend.h
+
 // Global executor switches (the registry's sibling; not per-op state).
 struct ExecutorConfig {
+    // The device planned graphs run on where it supports an op (null: the CPU only).
+    std::shared_ptr<Backend> backend;
     bool lazy = false;
     bool fuse_elementwise = true;  // run elementwise chains as blocked passes (part of the plan key)
     bool plan_memory = true;       // intermediates share one arena at planned offsets (part of the plan key)
