@@ -133,7 +133,7 @@ def test_int8_weights_are_per_channel_symmetric(tmp):
     w = np.random.default_rng(3).standard_normal((4, 6)).astype(np.float32) * rows
     x = F.eye(6)
     path = os.path.join(tmp, "q.mnnx")
-    export(lambda v: F.matmul(v, F.array(w).T), [x], path, weights="int8")
+    export(lambda v: F.matmul(v, F.array(w).T), [x], path, weights="int8", optimize=False)  # (w as stored)
     scales = np.abs(w).max(axis=1) / 127
     scales[scales == 0] = 1
     deq = np.clip(np.round(w / scales[:, None]), -127, 127) * scales[:, None]
@@ -380,3 +380,24 @@ def test_module_with_control_flow_exports_rolled(tmp):
     export(m, [xs], path)
     for g, w in zip(load(path).run(xs), m(xs)):
         np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_inference_passes_fold_batchnorm_into_the_convolution(tmp):
+    from mnn_nn.deploy.graph_passes import optimize
+    m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 1, bias=False),
+                      nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    rng = np.random.default_rng(5)
+    for bn in (m[1], m[4]):  # non-trivial statistics
+        bn.running_mean._rebind(F.array(rng.standard_normal(bn.num_features).astype(np.float32)))
+        bn.running_var._rebind(F.array(rng.uniform(0.5, 2, bn.num_features).astype(np.float32)))
+    m.eval()
+    x = _rand(2, 3, 6, 6)
+    g = trace(m, [x])
+    counts = optimize(g)
+    assert counts["fold_conv_affine"] == 8 and counts["fold_constants"] > 0
+    assert [n.op for n in g.nodes] == ["conv2d", "relu", "conv2d", "reshape", "matmul", "add"]
+    path = os.path.join(tmp, "bn.mnnx")
+    export(m, [x], path)
+    np.testing.assert_allclose(load(path)(x).numpy(), m(x).numpy(), rtol=1e-5, atol=1e-5)
+    export(m, [x], path, optimize=False)
+    assert load(path)._model.n_nodes > len(g.nodes)

@@ -73,15 +73,22 @@ def save_graph(g: Graph, path: _PathLike, *, weights: str = "float32",
 
 def export(model: Union[Callable, Any], example_inputs: Any, path: _PathLike, *,
            input_names: Optional[Sequence[str]] = None, output_names: Optional[Sequence[str]] = None,
-           dynamic_axes: Optional[dict] = None, weights: str = "float32", metadata: Optional[dict] = None) -> None:
+           dynamic_axes: Optional[dict] = None, weights: str = "float32", metadata: Optional[dict] = None,
+           optimize: bool = True) -> None:
     """Traces ``model`` (a Module, in its current train/eval mode, or a function of Vars) on
     ``example_inputs`` and writes it to ``path`` as ``.mnnx``.
 
     ``dynamic_axes``: ``{input_name: [axis, ...]}`` for dims that may change size (e.g. the
     batch); inputs are named ``input0, input1, ...`` unless ``input_names`` is given.
     ``weights``: ``"float32"`` (default), ``"float16"`` or ``"int8"`` storage (see :func:`save_graph`).
+    ``optimize``: run the inference passes of :mod:`~mnn_nn.deploy.graph_passes` (constant folding,
+    per-channel affine ops such as an eval-mode BatchNorm folded into the preceding convolution,
+    dead code); results may then differ from the model's in the last float32 bits.
     """
     g = trace(model, example_inputs, input_names=input_names, output_names=output_names, dynamic_axes=dynamic_axes)
+    if optimize:
+        from .graph_passes import optimize as run_passes
+        run_passes(g)
     save_graph(g, path, weights=weights, metadata=metadata)
 
 
