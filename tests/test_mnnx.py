@@ -401,3 +401,23 @@ def test_inference_passes_fold_batchnorm_into_the_convolution(tmp):
     np.testing.assert_allclose(load(path)(x).numpy(), m(x).numpy(), rtol=1e-5, atol=1e-5)
     export(m, [x], path, optimize=False)
     assert load(path)._model.n_nodes > len(g.nodes)
+
+
+def test_dynamic_batch_through_control_flow_bodies(tmp):
+    """Bodies of if/loop are generalised like the outer graph (their batch dim becomes dynamic)."""
+    w = F.array(np.random.default_rng(0).standard_normal((3, 3)).astype(np.float32))
+
+    def model(xs, h0):  # xs: [T, B, 3]
+        h, ys = F.scan(lambda c, x: (F.tanh(F.matmul(x, w) + c), c.sum(axis=-1)), h0, xs)
+        return F.cond(h.sum() > 0, lambda a: a * 2.0, lambda a: -a, h), ys
+
+    path = os.path.join(tmp, "dyn_cf.mnnx")
+    export(model, [_rand(4, 2, 3), _rand(2, 3)], path, dynamic_axes={"input0": [1], "input1": [0]})
+    m = load(path)
+    assert m.inputs[0][2] == (4, None, 3)
+    for b in (1, 5):
+        x, h0 = _rand(4, b, 3, seed=b), _rand(b, 3, seed=b + 10)
+        for got, want in zip(m.run(x, h0), model(x, h0)):
+            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="trip_count"):  # a scan over a dynamic length is refused, clearly
+        export(model, [_rand(4, 2, 3), _rand(2, 3)], path, dynamic_axes={"input0": [0]})

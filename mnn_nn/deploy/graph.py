@@ -27,9 +27,10 @@ import numpy as np
 from mnn_expr._native import Var
 
 import mnn_expr as F
+from mnn_expr import _native
 from mnn_expr.control_flow import for_inference
 from mnn_expr.executor import _tracing
-from mnn_expr.graph_capture import _KIND_PLACEHOLDER, Graph, Node, Value, build_graph
+from mnn_expr.graph_capture import _KIND_PLACEHOLDER, Graph, Node, Value, build_graph, to_subgraph
 
 __all__ = ["Value", "Node", "Graph", "trace", "graph_of", "SLICE_TO_END"]
 
@@ -123,6 +124,23 @@ def _dynamic_infos(infos: list, dynamic: list) -> list:
             for (shape, dt), dyn in zip(infos, dynamic)]
 
 
+def _graph_of_body(body: Any) -> Graph:
+    """A control-flow body (``_native.SubGraph``) as a :class:`Graph`."""
+    d = body.describe()
+    g = Graph()
+    g.values = [Value(n, dt, tuple(None if s < 0 else s for s in shape)) for n, dt, shape in d["values"]]
+    g.nodes = [Node(op, dict(attrs), list(ins), list(outs)) for op, attrs, ins, outs in d["nodes"]]
+    g.inputs, g.outputs = list(d["inputs"]), list(d["outputs"])
+    g.constants = {i: np.array(v.numpy()) for i, v in d["constants"]}
+    return g
+
+
+def _merge_bodies(a: Any, b: Any) -> Any:
+    ga, gb = _graph_of_body(a), _graph_of_body(b)
+    _merge_dynamic(ga, gb)
+    return to_subgraph(ga)
+
+
 def _merge_dynamic(g: Graph, g2: Graph) -> None:
     """Marks the dims that differ between two traces as dynamic and generalises the attributes
     that differ (or raises)."""
@@ -133,6 +151,9 @@ def _merge_dynamic(g: Graph, g2: Graph) -> None:
     for n, n2 in zip(g.nodes, g2.nodes):
         for key, val in n.attrs.items():
             val2 = n2.attrs[key]
+            if isinstance(val, _native.SubGraph) and isinstance(val2, _native.SubGraph):
+                n.attrs[key] = _merge_bodies(val, val2)  # a control-flow body: merged the same way
+                continue
             if val == val2:
                 continue
             if n.op == "reshape" and key == "shape":
