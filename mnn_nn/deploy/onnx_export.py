@@ -289,15 +289,8 @@ def export_onnx(model_or_fn: Union[Callable, Any], example_inputs: Any, path: Op
     in_names = list(input_names) if input_names is not None else [f"input{i}" for i in range(len(example_inputs))]
     in_axes = {k: list(v) for k, v in (dynamic_axes or {}).items() if k in in_names}
     with lowered() if lower_control_flow else contextlib.nullcontext():
-        try:
-            g = trace(model_or_fn, example_inputs, input_names=input_names, output_names=output_names,
-                      dynamic_axes=in_axes or None)
-        except ValueError as err:
-            if "SubGraph(" not in str(err):
-                raise
-            raise ValueError(f"{err} (control-flow bodies keep the sizes they were traced at: export with static "
-                             "shapes, or with lower_control_flow=True to write cond/fori_loop/scan as plain "
-                             "ops)") from err
+        g = trace(model_or_fn, example_inputs, input_names=input_names, output_names=output_names,
+                  dynamic_axes=in_axes or None)
     out_names = [g.values[vi].name for vi in g.outputs]
     for k in dynamic_axes or {}:
         if k not in in_names and k not in out_names:
