@@ -3,6 +3,7 @@
 
 #include "core/thread_pool.h"
 #include "format/mnnx.h"
+#include "graph/profile.h"
 
 namespace mnn::runtime {
 
@@ -119,5 +120,9 @@ void set_threads(int n) {
     guarded([&] { set_thread_number(n); });
 }
 int threads() { return get_thread_number(); }
+
+void set_profiling(bool on) { mnn::set_profiling(on); }
+void profile_reset() { mnn::profile_reset(); }
+std::string profile_report(int top) { return mnn::profile_report(top); }
 
 }  // namespace mnn::runtime
