@@ -8,6 +8,7 @@
 #include "core/thread_pool.h"
 #include "graph/passes.h"
 #include "graph/profile.h"
+#include "ops/conv_epilogue.h"
 #include "python/bind.h"
 
 namespace mnnpy {
@@ -228,6 +229,7 @@ Tensor numpy_to_tensor(nb::handle h, bool copy) {
     out.storage = std::make_shared<mnn::Storage>();
     out.storage->data = const_cast<void*>(arr.data());
     out.storage->bytes = bytes;
+    out.storage->rewritable = true;
     PyObject* owner = h.ptr();
     Py_INCREF(owner);
     out.storage->release_ctx = owner;
@@ -423,6 +425,10 @@ void bind_functions(nb::module_& m) {
         d["steps"] = steps;
         return d;
     }, "The profile as data: runs, their total seconds, and per step its op, label, seconds and calls.");
+    m.def("packed_weight_bytes", [] { return mnn::convgeom::packed_weights_bytes(); },
+          "Bytes of convolution weights kept packed for the GEMM kernels (one entry per live weight tensor).");
+    m.def("clear_packed_weights", [] { mnn::convgeom::clear_packed_weights(); },
+          "Forgets the packed convolution weights (they are packed again on next use).");
     m.def("set_thread_number", &mnn::set_thread_number);
     m.def("get_thread_number", &mnn::get_thread_number);
 }

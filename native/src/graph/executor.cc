@@ -449,7 +449,10 @@ void evaluate(const std::vector<VarPtr>& vars) {
             arena = std::move(plan->spare_arena);
         }
         if (arena) plan_cache().spare_bytes -= plan->arena_bytes;
-        else arena = Storage::allocate(size_t(plan->arena_bytes));
+        else {
+            arena = Storage::allocate(size_t(plan->arena_bytes));
+            arena->rewritable = true;  // reused by the next run: no cache may key on it
+        }
     }
     for (size_t k = 0; k < plan->steps.size();) {
         int g = plan->group_of[k];

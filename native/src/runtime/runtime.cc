@@ -92,6 +92,7 @@ std::vector<Array> Model::run(const std::vector<Array>& inputs) {
             auto s = std::make_shared<Storage>();
             s->data = a.data;
             s->bytes = size_t(numel(shape)) * dtype_size(dt);
+            s->rewritable = true;
             s->release_ctx = new std::shared_ptr<void>(a.owner);
             s->release = [](void*, void* ctx) { delete static_cast<std::shared_ptr<void>*>(ctx); };
             t.storage = std::move(s);
