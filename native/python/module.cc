@@ -7,6 +7,8 @@
 
 #include "core/thread_pool.h"
 #include "graph/passes.h"
+#include "graph/profile.h"
+#include "ops/conv_epilogue.h"
 #include "python/bind.h"
 
 #include "backend/backend.h"
@@ -229,6 +231,7 @@ Tensor numpy_to_tensor(nb::handle h, bool copy) {
     out.storage = std::make_shared<mnn::Storage>();
     out.storage->data = const_cast<void*>(arr.data());
     out.storage->bytes = bytes;
+    out.storage->rewritable = true;
     PyObject* owner = h.ptr();
     Py_INCREF(owner);
     out.storage->release_ctx = owner;
@@ -421,6 +424,31 @@ void bind_functions(nb::module_& m) {
         return d;
     });
     m.def("clear_plan_cache", &mnn::clear_plan_cache);
+    m.def("set_profiling", [](bool on) { mnn::set_profiling(on); }, nb::arg("on"),
+          "Switches the lazy executor's per-step profiler on or off (MNN_PROFILE=1 starts with it on).\n\n"
+          ">>> _native.set_profiling(True); ...; print(_native.profile_report(10))");
+    m.def("profiling_enabled", [] { return mnn::profiling(); });
+    m.def("profile_reset", [] { mnn::profile_reset(); }, "Forgets the profiled runs.");
+    m.def("profile_report", [](int top) { return mnn::profile_report(top); }, nb::arg("top") = 20,
+          "Time per op type and the `top` slowest steps (ms per run) of the runs profiled since the last reset.");
+    m.def("profile_stats", [] {
+        auto snap = mnn::profile_snapshot();
+        nb::dict d;
+        d["runs"] = snap.runs;
+        d["run_seconds"] = snap.run_seconds;
+        nb::list steps;
+        for (const auto& e : snap.steps) {
+            nb::dict s;
+            s["op"] = e.op; s["node"] = e.node; s["seconds"] = e.seconds; s["calls"] = e.calls;
+            steps.append(s);
+        }
+        d["steps"] = steps;
+        return d;
+    }, "The profile as data: runs, their total seconds, and per step its op, label, seconds and calls.");
+    m.def("packed_weight_bytes", [] { return mnn::convgeom::packed_weights_bytes(); },
+          "Bytes of convolution weights kept packed for the GEMM kernels (one entry per live weight tensor).");
+    m.def("clear_packed_weights", [] { mnn::convgeom::clear_packed_weights(); },
+          "Forgets the packed convolution weights (they are packed again on next use).");
     m.def("set_thread_number", &mnn::set_thread_number);
     m.def("get_thread_number", &mnn::get_thread_number);
 }

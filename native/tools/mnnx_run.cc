@@ -14,6 +14,8 @@
 //   --steps N            run N times feeding the same inputs (a training step updates its state)
 //   --bench N            run N timed iterations after --warmup W (default 5); print ms statistics
 //   --threads T          worker threads (default: hardware threads)
+//   --profile [K]        time every step of the --bench runs (or of one run without --bench) and
+//                        print the time per op type and the K slowest steps (default 20)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -35,7 +37,8 @@ namespace {
 void usage() {
     std::fprintf(stderr,
                  "usage: mnnx-run MODEL.mnnx [INPUT.npy ...] [--info] [--random] [--seed S] [--shape NAME=AxB]\n"
-                 "                [--save DIR] [--argmax] [--full] [--steps N] [--bench N] [--warmup W] [--threads T]\n");
+                 "                [--save DIR] [--argmax] [--full] [--steps N] [--bench N] [--warmup W] [--threads T]\n"
+                 "                [--profile [K]]\n");
 }
 
 std::string shape_str(const std::vector<int64_t>& s) {
@@ -112,7 +115,7 @@ int run(int argc, char** argv) {
     std::map<std::string, std::vector<int64_t>> shapes;
     std::string save_dir;
     bool info = false, random = false, full = false, argmax = false;
-    long long seed = 0, bench = 0, warmup = 5, steps = 1, threads = 0;
+    long long seed = 0, bench = 0, warmup = 5, steps = 1, threads = 0, profile_top = 0;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto value = [&](const char* opt) -> std::string {
@@ -134,6 +137,11 @@ int run(int argc, char** argv) {
         else if (a == "--warmup") warmup = number("--warmup");
         else if (a == "--steps") steps = number("--steps");
         else if (a == "--threads") threads = number("--threads");
+        else if (a == "--profile") {
+            profile_top = 20;
+            if (i + 1 < argc && argv[i + 1][0] != '\0' && std::strspn(argv[i + 1], "0123456789") == std::strlen(argv[i + 1]))
+                profile_top = number("--profile");
+        }
         else if (a == "--save") save_dir = value("--save");
         else if (a == "--shape") {
             std::string v = value("--shape");
@@ -186,8 +194,19 @@ int run(int argc, char** argv) {
         print_output(out_info[k], outs[k], full, argmax);
         if (!save_dir.empty()) mnnx_tools::write_npy(save_dir + "/" + out_info[k].name + ".npy", outs[k]);
     }
+    if (profile_top > 0 && bench == 0) {  // one profiled run after the ones above
+        mnn::runtime::set_profiling(true);
+        mnn::runtime::profile_reset();
+        model->run(inputs);
+        mnn::runtime::set_profiling(false);
+        std::printf("%s", mnn::runtime::profile_report(int(profile_top)).c_str());
+    }
     if (bench > 0) {
         for (long long i = 0; i < warmup; ++i) model->run(inputs);
+        if (profile_top > 0) {
+            mnn::runtime::set_profiling(true);
+            mnn::runtime::profile_reset();
+        }
         std::vector<double> ms;
         for (long long i = 0; i < bench; ++i) {
             auto t0 = std::chrono::steady_clock::now();
@@ -199,6 +218,10 @@ int run(int argc, char** argv) {
         for (double x : ms) mean += x / double(ms.size());
         std::printf("bench: %lld runs, %d threads: mean %.3f ms, median %.3f ms, min %.3f ms\n", bench,
                     mnn::runtime::threads(), mean, ms[ms.size() / 2], ms.front());
+        if (profile_top > 0) {
+            mnn::runtime::set_profiling(false);
+            std::printf("%s", mnn::runtime::profile_report(int(profile_top)).c_str());
+        }
     }
     return 0;
 }

@@ -62,4 +62,10 @@ private:
 void set_threads(int n);  // worker threads of the one pool (default: hardware threads)
 int threads();
 
+// The executor's per-op profiler (off unless MNN_PROFILE=1 is set): time per planned step,
+// summed per op type and per step over the runs made while it is on.
+void set_profiling(bool on);
+void profile_reset();
+std::string profile_report(int top = 20);  // per op type and the `top` slowest steps, ms per run
+
 }  // namespace mnn::runtime

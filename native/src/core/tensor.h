@@ -41,6 +41,10 @@ struct Storage {
     const Backend* device = nullptr;  // the device whose memory this is; null = host (CPU) memory
     void (*release)(void* data, void* ctx) = nullptr;  // frees the bytes or drops the outside owner
     void* release_ctx = nullptr;
+    // The bytes may change while this Storage lives: they belong to someone outside (a numpy
+    // array shared without a copy, a runtime caller's input) or are a lazy plan's arena,
+    // rewritten every run.  No cache keyed on a Storage (packed weights) may trust them.
+    bool rewritable = false;
     Storage() = default;
     Storage(const Storage&) = delete;
     Storage& operator=(const Storage&) = delete;

@@ -29,6 +29,7 @@
 #include "core/thread_pool.h"
 #include "graph/expr.h"
 #include "graph/passes.h"
+#include "graph/profile.h"
 
 namespace mnn {
 
@@ -70,6 +71,7 @@ struct Plan {
     // in every time); a run that finds it taken (another thread) allocates its own.
     std::mutex arena_mu;
     std::shared_ptr<Storage> spare_arena;
+    int64_t id = 0;  // names the plan's steps in the profiler (graph/profile.h)
     ~Plan();
 };
 
@@ -291,6 +293,35 @@ void run_group(const Plan& plan, const Group& g, const std::vector<Node*>& order
     });
 }
 
+// Profiler labels (graph/profile.h): the op and the step with its operand and result infos.
+ProfileStep step_label(const Plan& plan, size_t k, const std::vector<Node*>& order) {
+    const Step& s = plan.steps[k];
+    const Node* n = order[size_t(s.node)];
+    ProfileStep p;
+    p.op = op_def(n->op).name;
+    p.node = "#" + std::to_string(k) + " " + p.op + " ";
+    for (size_t o = 0; o < n->output_infos.size(); ++o) p.node += (o ? ", " : "") + info_str(n->output_infos[o]);
+    p.node += " <-";
+    for (size_t i = 0; i < n->inputs.size(); ++i) p.node += (i ? ", " : " ") + info_str(n->inputs[i]->info);
+    return p;
+}
+
+ProfileStep group_label(const Plan& plan, const Group& g, const std::vector<Node*>& order) {
+    std::string ops;
+    for (int s = g.first; s <= g.last; ++s) ops += (s > g.first ? "," : "") + std::string(op_def(order[size_t(plan.steps[size_t(s)].node)]->op).name);
+    ProfileStep p;
+    p.op = "fused_elementwise";
+    p.node = "#" + std::to_string(g.first) + " fused[" + ops + "] " +
+             info_str(order[size_t(plan.steps[size_t(g.last)].node)]->output_infos[0]);
+    return p;
+}
+
+double seconds_since(ProfileClock::time_point t0) {
+    return std::chrono::duration<double>(ProfileClock::now() - t0).count();
+}
+
+std::atomic<int64_t> g_plan_ids{0};
+
 }  // namespace
 
 thread_local PlanMemoryStats t_last_memory;
@@ -314,6 +345,8 @@ void clear_plan_cache() {
 }
 
 void evaluate(const std::vector<VarPtr>& vars) {
+    const bool prof = profiling();
+    const ProfileClock::time_point t_run = prof ? ProfileClock::now() : ProfileClock::time_point();
     // 1. Collect pending nodes in topological order (iterative DFS).
     std::vector<Node*> order;
     std::unordered_map<Node*, int> node_index;
@@ -400,6 +433,7 @@ void evaluate(const std::vector<VarPtr>& vars) {
     }
     if (!plan) {
         plan = std::make_shared<Plan>();
+        plan->id = ++g_plan_ids;
         plan->n_slots = n_slots;
         std::vector<int> targets;
         for (const VarPtr& t : vars)
@@ -474,13 +508,18 @@ void evaluate(const std::vector<VarPtr>& vars) {
             arena = std::move(plan->spare_arena);
         }
         if (arena) plan_cache().spare_bytes -= plan->arena_bytes;
-        else arena = Storage::allocate(size_t(plan->arena_bytes));
+        else {
+            arena = Storage::allocate(size_t(plan->arena_bytes));
+            arena->rewritable = true;  // reused by the next run: no cache may key on it
+        }
     }
     for (size_t k = 0; k < plan->steps.size();) {
         int g = plan->group_of[k];
         if (g >= 0) {
             const Group& grp = plan->groups[g];
+            const ProfileClock::time_point t0 = prof ? ProfileClock::now() : ProfileClock::time_point();
             run_group(*plan, grp, order, slots);
+            if (prof) profile_step(plan->id, int64_t(k), seconds_since(t0), [&] { return group_label(*plan, grp, order); });
             for (int s = grp.first; s <= grp.last; ++s)
                 for (int f : plan->steps[s].free_after) slots[f] = Tensor();
             k = size_t(grp.last) + 1;
@@ -507,7 +546,9 @@ void evaluate(const std::vector<VarPtr>& vars) {
             outs[o].storage = arena;
             outs[o].offset_bytes = off;
         }
+        const ProfileClock::time_point t0 = prof ? ProfileClock::now() : ProfileClock::time_point();
         run_node(n->op, plan->attrs_of(s, order), ins, outs, n->output_infos);
+        if (prof) profile_step(plan->id, int64_t(k), seconds_since(t0), [&] { return step_label(*plan, k, order); });
         for (size_t o = 0; o < outs.size(); ++o) slots[s.out_slots[o]] = std::move(outs[o]);
         for (int f : s.free_after) slots[f] = crossed[f] = Tensor();
         ++k;
@@ -537,6 +578,7 @@ void evaluate(const std::vector<VarPtr>& vars) {
     } else if (arena && arena.use_count() == 1) {
         plan_cache().spare_bytes -= plan->arena_bytes;  // over the budget: freed with `arena`
     }
+    if (prof) profile_run(seconds_since(t_run));
 }
 
 }  // namespace mnn

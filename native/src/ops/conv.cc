@@ -1,6 +1,8 @@
-// Convolution: Conv2d (im2col + GEMM; 1x1 stride-1 unpadded directly as GEMM;
-// a direct loop for depthwise) and ConvTranspose2d (GEMM + col2im), NCHW
-// (or unbatched CHW), float32/float64 (halves are widened by the executor).
+// Convolution: Conv2d (implicit GEMM over padded phase planes, conv_gemm.cc;
+// depthwise, conv_depthwise.cc; small stride-1 layers, conv_direct.cc; all
+// writing through an epilogue, conv_epilogue.h) and ConvTranspose2d (GEMM +
+// col2im), NCHW (or unbatched CHW), float32/float64 (halves are widened by the
+// executor).
 // Pooling lives in pool.cc and is registered from here.
 #include <algorithm>
 #include <cstring>
@@ -9,6 +11,7 @@
 #include "core/thread_pool.h"
 #include "ops/common.h"
 #include "ops/conv_common.h"
+#include "ops/conv_epilogue.h"
 #include "ops/isa_variants.h"
 
 namespace mnn {
@@ -86,208 +89,49 @@ std::vector<TensorInfo> conv2d_infer(const Attrs& attrs, const std::vector<Tenso
     return {TensorInfo{in[0].dtype, convgeom::image_shape(g.im, g.O, g.OH, g.OW)}};
 }
 
-// The unfolded input as GEMM operand B, packed straight from the image:
-// B[(c*kh + i)*kw + j, oh*OW + ow] = x[c, oh*sh - pt + i*dh, ow*sw - pl + j*dw] (0 outside).
-template <typename T>
-struct Im2col {
-    const ConvGeom* g;
-    const T* x;                     // the group's first input channel
-    std::vector<int64_t> lo, hi;    // per kernel column: output columns reading inside the input
-};
-
-template <typename T>
-void im2col_pack(const void* vctx, int64_t k0, int64_t kc, int64_t j0, int64_t n, int64_t nr, T* dst) {
-    const Im2col<T>& ctx = *static_cast<const Im2col<T>*>(vctx);
-    const ConvGeom& g = *ctx.g;
-    const int64_t H = g.im.H, W = g.im.W, OW = g.OW, sw = g.sw;
-    // The panel's columns as runs along output rows (the same for every k).
-    struct Run { int64_t oh, ow0, ow1, d; };
-    Run runs[64];
-    int nruns = 0;
-    for (int64_t p = j0, end = j0 + n, d = 0; p < end && nruns < 64; ++nruns) {
-        int64_t oh = p / OW, ow0 = p - oh * OW, ow1 = std::min(OW, ow0 + (end - p));
-        runs[nruns] = {oh, ow0, ow1, d};
-        d += ow1 - ow0;
-        p += ow1 - ow0;
-    }
-    int64_t ch = k0 / (g.kh * g.kw), i = (k0 / g.kw) % g.kh, j = k0 % g.kw;
-    for (int64_t k = 0; k < kc; ++k) {
-        const T* xc = ctx.x + ch * H * W;
-        const int64_t lo = ctx.lo[size_t(j)], hi = ctx.hi[size_t(j)], off = j * g.dw - g.pl;
-        T* drow = dst + k * nr;
-        for (int r = 0; r < nruns; ++r) {
-            const Run& run = runs[r];
-            T* d = drow + run.d - run.ow0;  // d[ow] for ow in [ow0, ow1)
-            const int64_t ih = run.oh * g.sh - g.pt + i * g.dh;
-            if (ih < 0 || ih >= H) {
-                for (int64_t ow = run.ow0; ow < run.ow1; ++ow) d[ow] = T(0);
-                continue;
-            }
-            const T* xrow = xc + ih * W + off;  // xrow[ow * sw] is inside the row for ow in [lo, hi)
-            const int64_t a = std::min(std::max(run.ow0, lo), run.ow1), b = std::max(a, std::min(run.ow1, hi));
-            for (int64_t ow = run.ow0; ow < a; ++ow) d[ow] = T(0);
-            if (sw == 1) for (int64_t ow = a; ow < b; ++ow) d[ow] = xrow[ow];
-            else for (int64_t ow = a; ow < b; ++ow) d[ow] = xrow[ow * sw];
-            for (int64_t ow = b; ow < run.ow1; ++ow) d[ow] = T(0);
-        }
-        for (int64_t q = n; q < nr; ++q) drow[q] = T(0);
-        if (++j == g.kw) {
-            j = 0;
-            if (++i == g.kh) { i = 0; ++ch; }
-        }
-    }
-}
-
 template <typename T>
 void fill_bias(T* out, int64_t channels, int64_t plane, const T* bias) {
     for (int64_t o = 0; o < channels; ++o) std::fill(out + o * plane, out + (o + 1) * plane, bias ? bias[o] : T(0));
 }
 
-
-// Taps of one kernel row over output columns [a, b) where every tap reads
-// inside the input: all KW taps in one pass (KW = 0: run-time kw).
-template <typename T, int KW>
-MNN_ALWAYS_INLINE void dw_taps(const ConvGeom& g, const T* __restrict xrow, const T* __restrict wr, int64_t a,
-                               int64_t b, T* __restrict orow) {
-    const int64_t sw = g.sw, dw = g.dw;
-    if constexpr (KW > 0) {
-        T wv[KW];
-        for (int j = 0; j < KW; ++j) wv[j] = wr[j];
-        if (sw == 1) {
-            for (int64_t ow = a; ow < b; ++ow) {
-                T acc = orow[ow];
-                for (int j = 0; j < KW; ++j) acc += wv[j] * xrow[ow + j * dw];
-                orow[ow] = acc;
-            }
-        } else {
-            for (int64_t ow = a; ow < b; ++ow) {
-                T acc = orow[ow];
-                for (int j = 0; j < KW; ++j) acc += wv[j] * xrow[ow * sw + j * dw];
-                orow[ow] = acc;
-            }
-        }
-    } else {
-        for (int64_t j = 0; j < g.kw; ++j) {
-            const T w = wr[j];
-            for (int64_t ow = a; ow < b; ++ow) orow[ow] += w * xrow[ow * sw + j * dw];
-        }
-    }
-}
-
-// One depthwise output plane: op = bias + sum over taps of w * shifted input.
-// lo / hi: per kernel column, the output columns that read inside the input.
-template <typename T, int KW>
-MNN_ALWAYS_INLINE void dw_plane(const ConvGeom& g, const T* __restrict xc, const T* __restrict wo, T b,
-                                const int64_t* lo, const int64_t* hi, T* __restrict op) {
-    const int64_t H = g.im.H, W = g.im.W, OH = g.OH, OW = g.OW;
-    // Columns where every tap of a row is inside the input.
-    int64_t L = 0, R = OW;
-    for (int64_t j = 0; j < g.kw; ++j) {
-        L = std::max(L, lo[j]);
-        R = std::min(R, hi[j]);
-    }
-    if (R < L) R = L;
-    for (int64_t q = 0; q < OH * OW; ++q) op[q] = b;
-    for (int64_t oh = 0; oh < OH; ++oh) {
-        T* __restrict orow = op + oh * OW;
-        for (int64_t i = 0; i < g.kh; ++i) {
-            int64_t ih = oh * g.sh - g.pt + i * g.dh;
-            if (ih < 0 || ih >= H) continue;
-            const T* __restrict xrow = xc + ih * W - g.pl;  // tap j of column ow reads xrow[ow*sw + j*dw]
-            const T* wr = wo + i * g.kw;
-            dw_taps<T, KW>(g, xrow, wr, L, R, orow);
-            for (int64_t j = 0; j < g.kw; ++j) {  // the border columns, tap by tap
-                const T wv = wr[j];
-                const T* __restrict xj = xrow + j * g.dw;
-                for (int64_t ow = lo[j]; ow < std::min(L, hi[j]); ++ow) orow[ow] += wv * xj[ow * g.sw];
-                for (int64_t ow = std::max(R, lo[j]); ow < hi[j]; ++ow) orow[ow] += wv * xj[ow * g.sw];
-            }
-        }
-    }
-}
-
 template <typename T>
-MNN_ALWAYS_INLINE void dw_plane_kw(const ConvGeom& g, const T* xc, const T* wo, T b, const int64_t* lo,
-                                   const int64_t* hi, T* op) {
-    switch (g.kw) {
-        case 1: return dw_plane<T, 1>(g, xc, wo, b, lo, hi, op);
-        case 3: return dw_plane<T, 3>(g, xc, wo, b, lo, hi, op);
-        case 5: return dw_plane<T, 5>(g, xc, wo, b, lo, hi, op);
-        case 7: return dw_plane<T, 7>(g, xc, wo, b, lo, hi, op);
-        default: return dw_plane<T, 0>(g, xc, wo, b, lo, hi, op);
-    }
+EpiRt<T> make_epilogue(const ConvGeom& g, const std::vector<Tensor>& ins, const ConvEpilogue* epi) {
+    EpiRt<T> e;
+    e.bias = g.has_bias ? ins[2].data<T>() : nullptr;
+    e.O = g.O;
+    e.P = g.OH * g.OW;
+    if (epi)
+        for (const EpilogueOp& op : epi->ops)
+            e.ops[e.n_ops++] = {op.kind, op.operand, op.swap,
+                                op.operand == EpilogueOp::None ? nullptr : ins[size_t(op.input)].data<T>()};
+    return e;
 }
 
-// The depthwise plane loop per ISA (isa_variants.h), picked once per op call.
-MNN_ISA_VARIANTS(dw_plane_f32, (const ConvGeom& g, const float* xc, const float* wo, float b, const int64_t* lo,
-                                const int64_t* hi, float* op),
-                 dw_plane_kw<float>(g, xc, wo, b, lo, hi, op))
-MNN_ISA_VARIANTS(dw_plane_f64, (const ConvGeom& g, const double* xc, const double* wo, double b, const int64_t* lo,
-                                const int64_t* hi, double* op),
-                 dw_plane_kw<double>(g, xc, wo, b, lo, hi, op))
-inline auto dw_plane_for(CpuLevel level, float) { return dw_plane_f32_for(level); }
-inline auto dw_plane_for(CpuLevel level, double) { return dw_plane_f64_for(level); }
-
-// Depthwise (one input channel per group): direct accumulation, each output
-// plane on its own.
+// conv2d of ins[0], ins[1] (+ bias) through the epilogue `e`, by the path that suits the layer:
+// depthwise, direct (small stride-1 layers) or implicit GEMM.
 template <typename T>
-void conv_depthwise(const ConvGeom& g, const T* x, const T* w, const T* bias, T* out) {
-    const int64_t H = g.im.H, W = g.im.W, P = g.OH * g.OW;
-    const int64_t C = g.im.C, O = g.O, Og = O / g.groups, planes = g.im.N * O;
-    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, P * g.kh * g.kw));
-    std::vector<int64_t> lo(size_t(g.kw)), hi(size_t(g.kw));
-    for (int64_t j = 0; j < g.kw; ++j) valid_range(j * g.dw - g.pl, g.sw, W, g.OW, lo[size_t(j)], hi[size_t(j)]);
-    const auto plane = dw_plane_for(active_level(), T());
-    parallel_for(planes, grain, [&](int64_t p0, int64_t p1) {
-        for (int64_t p = p0; p < p1; ++p) {
-            int64_t n = p / O, o = p % O, c = o / Og;
-            plane(g, x + (n * C + c) * H * W, w + o * g.kh * g.kw, bias ? bias[o] : T(0), lo.data(),
-                         hi.data(), out + p * P);
-        }
-    });
-}
-
-template <typename T>
-void conv2d_typed(const ConvGeom& g, const Tensor& xt, const Tensor& wt, const T* bias, Tensor& yt) {
+void conv2d_typed(const ConvGeom& g, const Tensor& xt, const Tensor& wt, const EpiRt<T>& e, Tensor& yt) {
+    if (yt.numel() == 0) return;
     const T* x = xt.data<T>();
     const T* w = wt.data<T>();
     T* y = yt.data<T>();
-    const int64_t N = g.im.N, C = g.im.C, H = g.im.H, W = g.im.W, O = g.O, G = g.groups;
-    const int64_t Cg = C / G, Og = O / G, Kd = Cg * g.kh * g.kw, P = g.OH * g.OW;
-    if (yt.numel() == 0) return;
-    if (Cg == 1 && G > 1) return conv_depthwise(g, x, w, bias, y);
+    const int64_t C = g.im.C, G = g.groups, Cg = C / G, P = g.OH * g.OW;
+    if (Cg == 0) {  // no input channels: the bias alone
+        for (int64_t n = 0; n < g.im.N; ++n)
+            for (int64_t o = 0; o < g.O; ++o) {
+                T* r = y + (n * g.O + o) * P;
+                std::fill(r, r + P, T(0));
+                epilogue_apply(e, n, o, 0, r, r, P);
+            }
+        return;
+    }
+    const convgeom::DirectConv dc{g.im.N, C, g.im.H, g.im.W, g.O, G, g.OH, g.OW, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw,
+                                  g.pt, g.pl};
+    if (Cg == 1 && G > 1) return convgeom::conv2d_depthwise(dc, x, w, e, y);
     const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
                            g.pb == 0 && g.pr == 0;
-    const int64_t tasks = N * G;
-    const int64_t task_flops = 2 * Og * std::max<int64_t>(Kd, 1) * P;
-    std::vector<int64_t> lo(size_t(g.kw)), hi(size_t(g.kw));
-    for (int64_t j = 0; j < g.kw; ++j) valid_range(j * g.dw - g.pl, g.sw, W, g.OW, lo[size_t(j)], hi[size_t(j)]);
-    const convgeom::DirectConv dc{N, C, H, W, O, G, g.OH, g.OW, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl};
-    if (!pointwise && convgeom::direct_conv_suits(dc))
-        return convgeom::conv2d_direct(dc, x, w, bias, y);
-
-    // One (image, group) product: y_g[Og, P] = w_g[Og, Kd] @ unfold(x_g)[Kd, P] (+ bias).
-    auto run = [&](int64_t t) {
-        int64_t n = t / G, grp = t % G;
-        const T* xg = x + (n * C + grp * Cg) * H * W;
-        T* yg = y + (n * O + grp * Og) * P;
-        const T* wg = w + grp * Og * Kd;
-        if (bias) fill_bias(yg, Og, P, bias + grp * Og);
-        const T beta = bias ? T(1) : T(0);
-        if (pointwise) {
-            gemm<T>(false, false, Og, P, Kd, T(1), wg, Kd, xg, P, beta, yg, P);
-        } else {
-            Im2col<T> ctx{&g, xg, lo, hi};
-            gemm_pack_b<T>(false, Og, P, Kd, T(1), wg, Kd, &im2col_pack<T>, &ctx, beta, yg, P);
-        }
-    };
-    if (tasks > 1 && task_flops < kTaskFlops) {
-        parallel_for(tasks, std::max<int64_t>(1, kTaskFlops / 4 / task_flops), [&](int64_t t0, int64_t t1) {
-            for (int64_t t = t0; t < t1; ++t) run(t);
-        });
-    } else {
-        for (int64_t t = 0; t < tasks; ++t) run(t);
-    }
+    if (!pointwise && convgeom::direct_conv_suits(dc)) return convgeom::conv2d_direct(dc, x, w, e, y);
+    convgeom::conv2d_gemm(dc, x, wt, e, y);
 }
 
 void conv2d_kernel(const Attrs& attrs, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
@@ -295,7 +139,7 @@ void conv2d_kernel(const Attrs& attrs, const std::vector<Tensor>& in, std::vecto
     for (const Tensor& t : in) infos.push_back(t.info);
     ConvGeom g = conv_geom(attrs, infos);
     MNN_DISPATCH_FLOAT(in[0].dtype(), attrs.op_name,
-                       conv2d_typed<scalar_t>(g, in[0], in[1], g.has_bias ? in[2].data<scalar_t>() : nullptr, out[0]));
+                       conv2d_typed<scalar_t>(g, in[0], in[1], make_epilogue<scalar_t>(g, in, nullptr), out[0]));
 }
 
 // ---- ConvTranspose2d -----------------------------------------------------------
@@ -526,6 +370,28 @@ void backprop_filter_kernel(const Attrs& attrs, const std::vector<Tensor>& in, s
 }
 
 }  // namespace
+
+const char* epilogue_op_name(EpilogueOp::Kind k) {
+    switch (k) {
+        case EpilogueOp::Relu: return "relu";
+        case EpilogueOp::Add: return "add";
+        case EpilogueOp::Sub: return "subtract";
+        case EpilogueOp::Mul: return "multiply";
+        case EpilogueOp::Max: return "maximum";
+        case EpilogueOp::Min: return "minimum";
+    }
+    return "?";
+}
+
+void conv2d_fused(const Attrs& attrs, const std::vector<Tensor>& ins, const ConvEpilogue& epi, Tensor& out) {
+    std::vector<TensorInfo> infos;
+    std::vector<Tensor> conv_ins(ins.begin(), ins.begin() + epi.conv_inputs);
+    for (const Tensor& t : conv_ins) infos.push_back(t.info);
+    ConvGeom g = conv_geom(attrs, infos);
+    MNN_CHECK_VALUE(int(epi.ops.size()) <= kMaxEpilogueOps, attrs.op_name, ": too many fused ops (internal error)");
+    MNN_DISPATCH_FLOAT(ins[0].dtype(), attrs.op_name,
+                       conv2d_typed<scalar_t>(g, ins[0], ins[1], make_epilogue<scalar_t>(g, ins, &epi), out));
+}
 
 void register_conv_ops() {
     register_op(OpType::Conv2d, conv2d_infer, conv2d_kernel);

@@ -74,8 +74,7 @@ struct DirectConv {
 constexpr int64_t kDirectMaxTaps = 256;
 bool direct_conv_suits(const DirectConv& d);
 
-// y = conv2d(x, w) + bias (bias may be null).
-template <typename T> void conv2d_direct(const DirectConv& d, const T* x, const T* w, const T* bias, T* y);
+// (conv2d_direct, writing through an epilogue, is declared in conv_epilogue.h.)
 // dw[O, C / G, kh, kw] = conv2d's weight gradient for input x and output gradient dy.
 template <typename T> void conv2d_filter_direct(const DirectConv& d, const T* x, const T* dy, T* dw);
 

@@ -17,6 +17,7 @@
 
 #include "core/thread_pool.h"
 #include "ops/conv_common.h"
+#include "ops/conv_epilogue.h"
 #include "ops/isa_variants.h"
 
 namespace mnn {
@@ -227,13 +228,13 @@ bool direct_conv_suits(const DirectConv& d) {
 }
 
 template <typename T>
-void conv2d_direct(const DirectConv& d, const T* x, const T* w, const T* bias, T* y) {
+void conv2d_direct(const DirectConv& d, const T* x, const T* w, const EpiRt<T>& epi, T* y) {
     constexpr int64_t L = lanes<T>();
     const Flat f = flat_geometry(d, L);
     const int64_t Cg = d.C / d.G, Og = d.O / d.G, P = d.OH * d.OW, taps = Cg * d.kh * d.kw;
     std::vector<T> xp(size_t(d.N * d.C * f.PL));
     pad_planes(d, f, x, xp.data());
-    // Tasks: (image, group), each computing the wide layout, then keeping the real columns (+ bias).
+    // Tasks: (image, group), each computing the wide layout, then keeping the real columns (epilogue).
     const auto image = fwd_image_for(active_level(), T());
     parallel_for(d.N * d.G, 1, [&](int64_t a, int64_t b) {
         std::vector<T> yw(size_t(Og * f.Q));
@@ -241,14 +242,10 @@ void conv2d_direct(const DirectConv& d, const T* x, const T* w, const T* bias, T
             const int64_t n = t / d.G, grp = t % d.G;
             image(d, f, Cg, Og, xp.data() + (n * d.C + grp * Cg) * f.PL, w + grp * Og * taps, yw.data());
             T* yg = y + (n * d.O + grp * Og) * P;
-            for (int64_t o = 0; o < Og; ++o) {
-                const T bv = bias ? bias[grp * Og + o] : T(0);
-                for (int64_t oh = 0; oh < d.OH; ++oh) {
-                    const T* src = yw.data() + o * f.Q + oh * f.Wp;
-                    T* dst = yg + o * P + oh * d.OW;
-                    for (int64_t ow = 0; ow < d.OW; ++ow) dst[ow] = src[ow] + bv;
-                }
-            }
+            for (int64_t o = 0; o < Og; ++o)
+                for (int64_t oh = 0; oh < d.OH; ++oh)
+                    epilogue_apply(epi, n, grp * Og + o, oh * d.OW, yw.data() + o * f.Q + oh * f.Wp,
+                                   yg + o * P + oh * d.OW, d.OW);
         }
     });
 }
@@ -286,8 +283,8 @@ void conv2d_filter_direct(const DirectConv& d, const T* x, const T* dy, T* dw) {
         for (int64_t q = 0; q < out_size; ++q) dw[q] += partial[size_t(k * out_size + q)];
 }
 
-template void conv2d_direct<float>(const DirectConv&, const float*, const float*, const float*, float*);
-template void conv2d_direct<double>(const DirectConv&, const double*, const double*, const double*, double*);
+template void conv2d_direct<float>(const DirectConv&, const float*, const float*, const EpiRt<float>&, float*);
+template void conv2d_direct<double>(const DirectConv&, const double*, const double*, const EpiRt<double>&, double*);
 template void conv2d_filter_direct<float>(const DirectConv&, const float*, const float*, float*);
 template void conv2d_filter_direct<double>(const DirectConv&, const double*, const double*, double*);
 

@@ -353,6 +353,13 @@ void gemm_pack_b(bool ta, int64_t M, int64_t N, int64_t K, T alpha, const T* A, 
 
 const char* gemm_cpu_level() { return cpu_level_name(active_level()); }
 
+template <typename T>
+const gemmk::KernelSet<T>& gemm_kernel_set(CpuLevel level) {
+    return kernel_set<T>(level);
+}
+template const gemmk::KernelSet<float>& gemm_kernel_set<float>(CpuLevel);
+template const gemmk::KernelSet<double>& gemm_kernel_set<double>(CpuLevel);
+
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
                           float, float*, int64_t);
 template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*,

@@ -3,6 +3,7 @@
 
 #include "core/thread_pool.h"
 #include "format/mnnx.h"
+#include "graph/profile.h"
 
 namespace mnn::runtime {
 
@@ -91,6 +92,7 @@ std::vector<Array> Model::run(const std::vector<Array>& inputs) {
             auto s = std::make_shared<Storage>();
             s->data = a.data;
             s->bytes = size_t(numel(shape)) * dtype_size(dt);
+            s->rewritable = true;
             s->release_ctx = new std::shared_ptr<void>(a.owner);
             s->release = [](void*, void* ctx) { delete static_cast<std::shared_ptr<void>*>(ctx); };
             t.storage = std::move(s);
@@ -119,5 +121,9 @@ void set_threads(int n) {
     guarded([&] { set_thread_number(n); });
 }
 int threads() { return get_thread_number(); }
+
+void set_profiling(bool on) { mnn::set_profiling(on); }
+void profile_reset() { mnn::profile_reset(); }
+std::string profile_report(int top) { return mnn::profile_report(top); }
 
 }  // namespace mnn::runtime
