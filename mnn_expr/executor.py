@@ -134,7 +134,7 @@ def passes() -> dict[str, bool]:
 
     >>> import mnn_expr as F
     >>> sorted(F.passes())
-    ['cse', 'dce', 'simplify']
+    ['conv_epilogue', 'cse', 'dce', 'simplify']
     """
     return {name: _native.pass_enabled(name) for name in _native.pass_names()}
 
@@ -206,7 +206,8 @@ def last_plan_passes() -> dict[str, int]:
     ``simplify``: rewrites; ``cse``: steps merged into an earlier equal one; ``dce``: steps
     dropped because no result needs them; ``guards``: facts beyond the graph's structure
     (attribute values, a scalar constant being 1) the plan relies on — when one stops
-    holding, the plan is rebuilt.
+    holding, the plan is rebuilt; ``conv_epilogue``: elementwise steps (relu, add, maximum,
+    ...) fused into the convolution before them, applied to its output tiles in cache.
     """
     return _native.last_plan_passes()
 

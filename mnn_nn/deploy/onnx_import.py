@@ -406,6 +406,74 @@ def _unsupported(graph: Any, out: list) -> None:
                     _unsupported(sub, out)
 
 
+# ---- load-time rewrites ---------------------------------------------------------------------------
+
+
+def _fold_conv_batch_norm(g: _Graph, opset: int, outputs: Sequence[str]) -> int:
+    """Folds inference-mode ``BatchNormalization`` nodes into the ``Conv`` before them.
+
+    When a Conv's weight (and bias, if any) and the BatchNormalization's four statistics are
+    initialisers, and the Conv's output is read by that BatchNormalization alone (and is no
+    graph output), the Conv gets new initialisers ``W * a`` and ``(b - mean) * a + beta`` with
+    ``a = gamma / sqrt(var + eps)`` (computed in float64, stored in the weight's dtype) and
+    takes over the BatchNormalization's output, which is dropped (onnxruntime folds the same
+    way).  Returns the number of folded pairs.
+    """
+    if opset < 9:
+        return 0
+    readers: dict[str, int] = {}
+    for node in g.nodes:
+        used: set = set()
+        _names_used(node, used)
+        for name in used:
+            readers[name] = readers.get(name, 0) + 1
+    producer = {out: i for i, node in enumerate(g.nodes) for out in node.output if out}
+    consts = g.init_consts
+    drop: set[int] = set()
+    for bi, bn in enumerate(g.nodes):
+        if bn.op_type != "BatchNormalization" or bn.domain not in _DEFAULT_DOMAINS or len(bn.input) != 5:
+            continue
+        attrs = g.attrs[bi]
+        if any(o for o in bn.output[1:]) or (opset >= 14 and attrs.get("training_mode", 0)):
+            continue
+        ci = producer.get(bn.input[0])
+        if ci is None or ci in drop:
+            continue
+        conv = g.nodes[ci]
+        if (conv.op_type != "Conv" or conv.domain not in _DEFAULT_DOMAINS or readers.get(bn.input[0]) != 1
+                or bn.input[0] in outputs):
+            continue
+        w = consts.get(conv.input[1])
+        b = consts.get(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else None
+        stats = [consts.get(name) for name in bn.input[1:]]
+        if w is None or w.dtype.kind != "f" or (len(conv.input) > 2 and conv.input[2] and b is None):
+            continue
+        if any(v is None or v.shape != (w.shape[0],) for v in stats):
+            continue
+        gamma, beta, mean, var = (v.astype(np.float64) for v in stats)
+        a = gamma / np.sqrt(var + float(attrs.get("epsilon", 1e-5)))
+        w2 = (w.astype(np.float64) * a.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)
+        b2 = (((np.zeros_like(a) if b is None else b.astype(np.float64)) - mean) * a + beta).astype(w.dtype)
+        wn, bnm = f"{bn.output[0]}__folded_weight", f"{bn.output[0]}__folded_bias"
+        for name, arr in ((wn, w2), (bnm, b2)):
+            consts[name] = arr
+            g.init_vars[name] = _const_var(arr)
+        import onnx
+
+        folded = onnx.NodeProto()
+        folded.CopyFrom(conv)
+        del folded.input[:]
+        folded.input.extend([conv.input[0], wn, bnm])
+        del folded.output[:]
+        folded.output.append(bn.output[0])
+        g.nodes[ci] = folded
+        drop.add(bi)
+    if drop:
+        g.nodes = [n for i, n in enumerate(g.nodes) if i not in drop]
+        g.attrs = [a for i, a in enumerate(g.attrs) if i not in drop]
+    return len(drop)
+
+
 # ---- the model -------------------------------------------------------------------------------------
 
 
@@ -453,7 +521,8 @@ class OnnxModel:
 
     Attributes: ``input_names``, ``output_names``, ``input_shapes`` / ``output_shapes``
     (declared shapes, None for dynamic dims), ``input_dtypes`` / ``output_dtypes``,
-    ``opset`` (default-domain opset version), ``proto`` (the ModelProto).
+    ``opset`` (default-domain opset version), ``proto`` (the ModelProto),
+    ``folded_batch_norms`` (BatchNormalization nodes folded into the Conv before them).
 
     >>> import numpy as np
     >>> from onnx import helper, TensorProto
@@ -481,6 +550,8 @@ class OnnxModel:
         self.output_kinds: list[str] = [k for k, _, _ in outs]
         self.output_shapes: list[Optional[tuple]] = [s for _, s, _ in outs]
         self.output_dtypes: list[Optional[str]] = [d for _, _, d in outs]
+        # BatchNormalization after a convolution becomes the convolution's weights and bias.
+        self.folded_batch_norms = _fold_conv_batch_norm(g, opset, self.output_names)
         # Fold what depends on initialisers only, once.
         self._env: dict[str, Var] = g.init_vars
         self._known: dict[str, np.ndarray] = g.init_consts

@@ -42,6 +42,7 @@ constexpr size_t kMaxPlans = 4096;            // plan-cache bound
 struct Step {
     int node = 0;   // index into `order`
     int attrs = -1;  // index into Plan::attrs (attributes a pass gave it), or -1: the node's
+    int epilogue = -1;  // a conv2d with Plan::epilogues[epilogue] fused (passes.h: conv_epilogue)
     std::vector<int> in_slots, out_slots;
     std::vector<int> free_after;  // slots whose last reader is this step
 };
@@ -57,6 +58,7 @@ struct Plan {
     std::vector<int> alias;   // per slot: the slot holding its value (itself unless a pass aliased it)
     std::vector<Attrs> attrs;  // attributes made or recorded by the passes
     std::vector<Guard> guards;  // value facts the passes relied on (checked before reuse)
+    std::vector<ConvEpilogue> epilogues;  // fused convolution epilogues
     PassCounts passes;
     std::vector<Group> groups;
     std::vector<int> group_of;  // step -> group index or -1
@@ -299,10 +301,14 @@ ProfileStep step_label(const Plan& plan, size_t k, const std::vector<Node*>& ord
     const Node* n = order[size_t(s.node)];
     ProfileStep p;
     p.op = op_def(n->op).name;
+    if (s.epilogue >= 0)
+        for (const EpilogueOp& e : plan.epilogues[size_t(s.epilogue)].ops) p.op += std::string("+") + epilogue_op_name(e.kind);
     p.node = "#" + std::to_string(k) + " " + p.op + " ";
     for (size_t o = 0; o < n->output_infos.size(); ++o) p.node += (o ? ", " : "") + info_str(n->output_infos[o]);
     p.node += " <-";
     for (size_t i = 0; i < n->inputs.size(); ++i) p.node += (i ? ", " : " ") + info_str(n->inputs[i]->info);
+    if (s.in_slots.size() > n->inputs.size())
+        p.node += " (+" + std::to_string(s.in_slots.size() - n->inputs.size()) + " epilogue operands)";
     return p;
 }
 
@@ -444,6 +450,7 @@ void evaluate(const std::vector<VarPtr>& vars) {
         plan->alias = std::move(prog.alias);
         plan->attrs = std::move(prog.attrs);
         plan->guards = std::move(prog.guards);
+        plan->epilogues = std::move(prog.epilogues);
         plan->passes = prog.counts;
         std::vector<int> last_use(n_slots, -1);
         for (PassStep& ps : prog.steps) {
@@ -451,6 +458,7 @@ void evaluate(const std::vector<VarPtr>& vars) {
             Step s;
             s.node = ps.node;
             s.attrs = ps.attrs;
+            s.epilogue = ps.epilogue;
             s.in_slots = std::move(ps.in_slots);
             s.out_slots = std::move(ps.out_slots);
             for (int i : s.in_slots) last_use[i] = int(plan->steps.size());
@@ -547,7 +555,12 @@ void evaluate(const std::vector<VarPtr>& vars) {
             outs[o].offset_bytes = off;
         }
         const ProfileClock::time_point t0 = prof ? ProfileClock::now() : ProfileClock::time_point();
-        run_node(n->op, plan->attrs_of(s, order), ins, outs, n->output_infos);
+        if (s.epilogue >= 0) {  // a convolution with its elementwise chain fused
+            if (!outs[0].defined()) outs[0] = Tensor(n->output_infos[0]);
+            conv2d_fused(plan->attrs_of(s, order), ins, plan->epilogues[size_t(s.epilogue)], outs[0]);
+        } else {
+            run_node(n->op, plan->attrs_of(s, order), ins, outs, n->output_infos);
+        }
         if (prof) profile_step(plan->id, int64_t(k), seconds_since(t0), [&] { return step_label(*plan, k, order); });
         for (size_t o = 0; o < outs.size(); ++o) slots[s.out_slots[o]] = std::move(outs[o]);
         for (int f : s.free_after) slots[f] = crossed[f] = Tensor();

@@ -8,7 +8,7 @@ namespace mnn {
 
 namespace {
 
-const char* const kPassNames[kNumPasses] = {"simplify", "cse", "dce"};
+const char* const kPassNames[kNumPasses] = {"simplify", "cse", "dce", "conv_epilogue"};
 
 // The slot that holds `s`'s value.
 int resolve(const PassProgram& p, int s) {
@@ -318,6 +318,7 @@ void run_passes(PassProgram& p, uint32_t enabled) {
     if (enabled & pass_bit(Pass::DCE)) dce_pass(p);
     for (size_t s = 0; s < p.alias.size(); ++s) p.alias[s] = resolve(p, int(s));
     for (PassStep& st : p.steps) resolve_inputs(p, st);
+    if (enabled & pass_bit(Pass::ConvEpilogue)) conv_epilogue_pass(p);  // (on resolved inputs)
     p.counts.guards = int64_t(p.guards.size());
 }
 

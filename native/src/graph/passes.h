@@ -22,13 +22,14 @@
 #include <vector>
 
 #include "graph/expr.h"
+#include "ops/conv_epilogue.h"
 
 namespace mnn {
 
 // The passes, in the order they run.  `ExecutorConfig::passes` holds one bit per pass.
-enum class Pass : uint8_t { Simplify, CSE, DCE, kCount };
+enum class Pass : uint8_t { Simplify, CSE, DCE, ConvEpilogue, kCount };
 constexpr int kNumPasses = int(Pass::kCount);
-const char* pass_name(Pass p);                        // "simplify", "cse", "dce"
+const char* pass_name(Pass p);                        // "simplify", "cse", "dce", "conv_epilogue"
 bool pass_from_name(const std::string& name, Pass* out);
 inline uint32_t pass_bit(Pass p) { return 1u << unsigned(p); }
 constexpr uint32_t kAllPasses = (1u << kNumPasses) - 1;
@@ -38,7 +39,8 @@ struct PassStep {
     int node = 0;                       // index into `order`
     std::vector<int> in_slots, out_slots;
     int attrs = -1;                     // index into PassProgram::attrs (attributes made by a pass), or -1
-    bool dropped = false;               // aliased away or dead: not run
+    int epilogue = -1;                  // a conv2d step running PassProgram::epilogues[epilogue] on its output
+    bool dropped = false;               // aliased away, dead or fused into another step: not run
 };
 
 // A fact beyond the structural key that a plan relies on.
@@ -57,6 +59,7 @@ struct PassCounts {
     int64_t simplify = 0;  // rewrites (identity ops aliased, reshape/transpose chains shortened)
     int64_t dce = 0;       // steps dropped because no result needs them
     int64_t guards = 0;    // value facts the plan depends on
+    int64_t conv_epilogue = 0;  // elementwise steps fused into a convolution's epilogue
 };
 
 struct PassProgram {
@@ -68,6 +71,7 @@ struct PassProgram {
     std::vector<int> targets;                        // slots read out
     std::vector<Attrs> attrs;                        // attributes made or recorded by the passes
     std::vector<Guard> guards;
+    std::vector<ConvEpilogue> epilogues;             // fused convolution epilogues (PassStep::epilogue)
     PassCounts counts;
 
     int n_leaves() const { return int(leaves->size()); }
@@ -85,6 +89,11 @@ PassProgram make_pass_program(const std::vector<Node*>& order, const std::vector
 void simplify_pass(PassProgram& p);  // x*1, 1*x, x/1, x+(-0.0), x-0, int x+0; reshape/transpose/cast chains and identities
 void cse_pass(PassProgram& p);       // equal op, attributes and input slots: one step computes it (never random ops)
 void dce_pass(PassProgram& p);       // drops steps no target needs
+// conv2d followed by a chain of elementwise steps (relu, add / subtract / multiply / maximum /
+// minimum with a scalar, a per-channel vector or a same-shape tensor) that only the chain reads:
+// one step, the convolution writing through an epilogue (graph/fuse_epilogue.cc).  float32 and
+// float64; the same bits as the unfused steps.
+void conv_epilogue_pass(PassProgram& p);
 void run_passes(PassProgram& p, uint32_t enabled);
 
 // Whether a cached plan's guards hold for this evaluation's nodes and leaves.

@@ -117,12 +117,8 @@ void conv2d_typed(const ConvGeom& g, const Tensor& xt, const Tensor& wt, const E
     T* y = yt.data<T>();
     const int64_t C = g.im.C, G = g.groups, Cg = C / G, P = g.OH * g.OW;
     if (Cg == 0) {  // no input channels: the bias alone
-        for (int64_t n = 0; n < g.im.N; ++n)
-            for (int64_t o = 0; o < g.O; ++o) {
-                T* r = y + (n * g.O + o) * P;
-                std::fill(r, r + P, T(0));
-                epilogue_apply(e, n, o, 0, r, r, P);
-            }
+        std::fill(y, y + yt.numel(), T(0));
+        for (int64_t n = 0; n < g.im.N; ++n) epilogue_block<T, 4>(e, n, 0, g.O, 0, y + n * g.O * P, P, P);
         return;
     }
     const convgeom::DirectConv dc{g.im.N, C, g.im.H, g.im.W, g.O, G, g.OH, g.OW, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw,

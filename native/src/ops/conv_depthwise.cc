@@ -103,15 +103,15 @@ MNN_ALWAYS_INLINE void dw_channels(const DwJob& jb, const T* x, const T* w, cons
     T* wide = t_wide.get<T>(size_t(Qv));
     const int64_t* off = pl.tap_off.data();
     for (int64_t c = c0; c < c1; ++c) {
-        fill_planes(d, pl, x + (n * d.C + c) * d.H * d.W, 0, 1, planes);
+        fill_planes<T, L>(d, pl, x + (n * d.C + c) * d.H * d.W, 0, 1, planes);
         for (int64_t og = 0; og < Og; ++og) {
             const int64_t o = c * Og + og;
             const T* wo = w + o * taps;
             if (taps == 9) dw_wide<T, L, 9>(off, taps, planes, wo, pl.Q, wide);
             else dw_wide<T, L, 0>(off, taps, planes, wo, pl.Q, wide);
             T* yo = y + (n * d.O + o) * P;
-            for (int64_t oh = 0; oh < d.OH; ++oh)
-                epilogue_apply(e, n, o, oh * d.OW, wide + oh * pl.Wp, yo + oh * d.OW, d.OW);
+            for (int64_t oh = 0; oh < d.OH; ++oh) simd::copy<T, L>(yo + oh * d.OW, wide + oh * pl.Wp, d.OW);
+            epilogue_block<T, L>(e, n, o, 1, 0, yo, P, P);
         }
     }
 }

@@ -244,8 +244,8 @@ void conv2d_direct(const DirectConv& d, const T* x, const T* w, const EpiRt<T>& 
             T* yg = y + (n * d.O + grp * Og) * P;
             for (int64_t o = 0; o < Og; ++o)
                 for (int64_t oh = 0; oh < d.OH; ++oh)
-                    epilogue_apply(epi, n, grp * Og + o, oh * d.OW, yw.data() + o * f.Q + oh * f.Wp,
-                                   yg + o * P + oh * d.OW, d.OW);
+                    std::memcpy(yg + o * P + oh * d.OW, yw.data() + o * f.Q + oh * f.Wp, size_t(d.OW) * sizeof(T));
+            epilogue_block<T, 4>(epi, n, grp * Og, Og, 0, yg, P, P);
         }
     });
 }

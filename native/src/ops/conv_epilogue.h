@@ -2,20 +2,22 @@
 // bias and a short chain of elementwise ops applied to a convolution's output
 // while a tile of it is still in cache, instead of separate passes over memory.
 //
-// Every conv2d kernel path (GEMM, depthwise, direct) writes its output through
-// epilogue_apply, with an empty op list when nothing is fused, so a fused step
+// Every conv2d kernel path (GEMM, depthwise, direct) finishes its output with
+// epilogue_block, with an empty op list when nothing is fused, so a fused step
 // (graph/fuse_epilogue.cc) gives the same bits as the unfused ops: the bias is
 // added to the finished sum, then each op exactly as its elementwise kernel
 // computes it (Maximum / Minimum with NumPy's NaN and signed-zero rules).
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "core/attrs.h"
 #include "core/tensor.h"
 #include "ops/conv_common.h"
 #include "ops/isa_variants.h"
+#include "ops/simd_span.h"
 
 namespace mnn {
 
@@ -69,52 +71,87 @@ MNN_ALWAYS_INLINE T epi_min(T x, T y) {  // elementwise.cc's Minimum
     return (x != x || x < y) ? x : (y != y ? y : (x == y ? (std::signbit(x) ? x : y) : y));
 }
 
-template <typename T, typename F>
-MNN_ALWAYS_INLINE void epi_binary(T* d, int64_t len, const T* full, T c, bool swap, F f) {
-    if (full) {
-        if (swap) for (int64_t i = 0; i < len; ++i) d[i] = f(full[i], d[i]);
-        else for (int64_t i = 0; i < len; ++i) d[i] = f(d[i], full[i]);
-    } else {
-        if (swap) for (int64_t i = 0; i < len; ++i) d[i] = f(c, d[i]);
-        else for (int64_t i = 0; i < len; ++i) d[i] = f(d[i], c);
-    }
-}
+// ---- the epilogue over spans, in whole chunks of L lanes ---------------------------------------------
+// (Plain loops of a constant or L-multiple trip count, which the compiler vectorises for the ISA
+// variant it is inlined into; a span's tail goes through a local chunk with masked copies.)
 
 struct EpiAdd { template <typename T> MNN_ALWAYS_INLINE T operator()(T a, T b) const { return a + b; } };
 struct EpiSub { template <typename T> MNN_ALWAYS_INLINE T operator()(T a, T b) const { return a - b; } };
 struct EpiMul { template <typename T> MNN_ALWAYS_INLINE T operator()(T a, T b) const { return a * b; } };
 struct EpiMax { template <typename T> MNN_ALWAYS_INLINE T operator()(T a, T b) const { return epi_max(a, b); } };
 struct EpiMin { template <typename T> MNN_ALWAYS_INLINE T operator()(T a, T b) const { return epi_min(a, b); } };
+struct EpiRelu { template <typename T> MNN_ALWAYS_INLINE T operator()(T a, T) const { return a > T(0) ? a : T(0); } };
 
-// dst[0:len] = epilogue(src[0:len]) for output channel o of image n, pixels [p, p + len).
-// src may equal dst (in place).  Inline: each ISA variant of a kernel compiles its own copy.
-template <typename T>
-MNN_ALWAYS_INLINE void epilogue_apply(const EpiRt<T>& e, int64_t n, int64_t o, int64_t p, const T* src, T* dst,
-                                      int64_t len) {
-    if (e.bias) {
-        const T b = e.bias[o];
-        for (int64_t i = 0; i < len; ++i) dst[i] = src[i] + b;
-    } else if (src != dst) {
-        for (int64_t i = 0; i < len; ++i) dst[i] = src[i];
-    }
-    for (int k = 0; k < e.n_ops; ++k) {
-        const typename EpiRt<T>::Op& op = e.ops[k];
-        const T* full = nullptr;
-        T c = T(0);
-        if (op.operand == EpilogueOp::Full) full = op.ptr + (n * e.O + o) * e.P + p;
-        else if (op.operand == EpilogueOp::Channel) c = op.ptr[o];
-        else if (op.operand == EpilogueOp::Scalar) c = op.ptr[0];
-        switch (op.kind) {
-            case EpilogueOp::Relu:
-                for (int64_t i = 0; i < len; ++i) dst[i] = dst[i] > T(0) ? dst[i] : T(0);
-                break;
-            case EpilogueOp::Add: epi_binary(dst, len, full, c, op.swap, EpiAdd()); break;
-            case EpilogueOp::Sub: epi_binary(dst, len, full, c, op.swap, EpiSub()); break;
-            case EpilogueOp::Mul: epi_binary(dst, len, full, c, op.swap, EpiMul()); break;
-            case EpilogueOp::Max: epi_binary(dst, len, full, c, op.swap, EpiMax()); break;
-            case EpilogueOp::Min: epi_binary(dst, len, full, c, op.swap, EpiMin()); break;
+// d[0:n] = f(d, operand) for n a multiple of L (FULL: the operand at w[0:n], else the value c).
+template <typename T, int L, bool FULL, bool SWAP, typename F>
+MNN_ALWAYS_INLINE void epi_whole(T* __restrict d, int64_t n, const T* __restrict w, T c, F f) {
+    for (int64_t i = 0; i < n; i += L)
+        for (int l = 0; l < L; ++l) {
+            const T b = FULL ? w[i + l] : c;
+            d[i + l] = SWAP ? f(b, d[i + l]) : f(d[i + l], b);
+        }
+}
+
+// d[0:len] = f(d, operand) (swap: the operand first).
+template <typename T, int L, bool FULL, bool SWAP, typename F>
+MNN_ALWAYS_INLINE void epi_span(T* d, int64_t len, const T* full, T c, F f) {
+    const int64_t whole = len / L * L;
+    epi_whole<T, L, FULL, SWAP>(d, whole, full, c, f);
+    if (whole == len) return;
+    T tv[L] = {}, tw[L] = {};
+    simd::copy<T, L>(tv, d + whole, len - whole);
+    if (FULL) simd::copy<T, L>(tw, full + whole, len - whole);
+    epi_whole<T, L, FULL, SWAP>(tv, L, tw, c, f);
+    simd::copy<T, L>(d + whole, tv, len - whole);
+}
+
+// One op over a block of rows (row r: channel o0 + r, at d + r * ld, `len` values; a Full
+// operand's row r at full + r * P).
+template <typename T, int L, typename F>
+MNN_ALWAYS_INLINE void epi_rows(T* d, int64_t ld, int64_t rows, int64_t len, EpilogueOp::Operand kind, bool swap,
+                                const T* ptr, int64_t o0, const T* full, int64_t P, F f) {
+    for (int64_t r = 0; r < rows; ++r) {
+        T* row = d + r * ld;
+        if (kind == EpilogueOp::Full) {
+            if (swap) epi_span<T, L, true, true>(row, len, full + r * P, T(0), f);
+            else epi_span<T, L, true, false>(row, len, full + r * P, T(0), f);
+        } else {
+            const T c = kind == EpilogueOp::Channel ? ptr[o0 + r] : kind == EpilogueOp::Scalar ? ptr[0] : T(0);
+            if (swap) epi_span<T, L, false, true>(row, len, nullptr, c, f);
+            else epi_span<T, L, false, false>(row, len, nullptr, c, f);
         }
     }
+}
+
+// The epilogue, in place, on a block of output values: rows r in [0, rows) are channels
+// o0 + r of image n, `len` values each at d + r * ld, pixels [p, p + len) of their plane.
+// Op by op over the block (the op chosen once per block, each pass a tight vector loop on
+// data in L1).  Inline: each ISA variant of a kernel compiles its own copy.
+template <typename T, int L>
+MNN_ALWAYS_INLINE void epilogue_block(const EpiRt<T>& e, int64_t n, int64_t o0, int64_t rows, int64_t p, T* d,
+                                      int64_t ld, int64_t len) {
+    if (e.bias) epi_rows<T, L>(d, ld, rows, len, EpilogueOp::Channel, false, e.bias, o0, nullptr, 0, EpiAdd());
+    for (int k = 0; k < e.n_ops; ++k) {
+        const typename EpiRt<T>::Op& op = e.ops[k];
+        const T* full = op.operand == EpilogueOp::Full ? op.ptr + (n * e.O + o0) * e.P + p : nullptr;
+        switch (op.kind) {
+            case EpilogueOp::Relu:
+                epi_rows<T, L>(d, ld, rows, len, EpilogueOp::None, false, op.ptr, o0, nullptr, e.P, EpiRelu());
+                break;
+            case EpilogueOp::Add: epi_rows<T, L>(d, ld, rows, len, op.operand, op.swap, op.ptr, o0, full, e.P, EpiAdd()); break;
+            case EpilogueOp::Sub: epi_rows<T, L>(d, ld, rows, len, op.operand, op.swap, op.ptr, o0, full, e.P, EpiSub()); break;
+            case EpilogueOp::Mul: epi_rows<T, L>(d, ld, rows, len, op.operand, op.swap, op.ptr, o0, full, e.P, EpiMul()); break;
+            case EpilogueOp::Max: epi_rows<T, L>(d, ld, rows, len, op.operand, op.swap, op.ptr, o0, full, e.P, EpiMax()); break;
+            case EpilogueOp::Min: epi_rows<T, L>(d, ld, rows, len, op.operand, op.swap, op.ptr, o0, full, e.P, EpiMin()); break;
+        }
+    }
+}
+
+template <typename T>
+inline bool epi_has_full(const EpiRt<T>& e) {
+    for (int k = 0; k < e.n_ops; ++k)
+        if (e.ops[k].operand == EpilogueOp::Full) return true;
+    return false;
 }
 
 // ---- the conv2d kernel paths, each writing its output through the epilogue ------------------------

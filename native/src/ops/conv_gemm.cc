@@ -208,7 +208,7 @@ MNN_ALWAYS_INLINE void pack_rows(int nr, const T* base, const int64_t* koff, int
     }
 }
 
-template <typename T>
+template <typename T, int L>
 MNN_ALWAYS_INLINE void gemm_task(const Job<T>& jb, int64_t g, int64_t i0, int64_t i1, int64_t q) {
     const gemmk::KernelSet<T>& ks = *jb.ks;
     const DirectConv& d = *jb.d;
@@ -238,29 +238,40 @@ MNN_ALWAYS_INLINE void gemm_task(const Job<T>& jb, int64_t g, int64_t i0, int64_
     const EpiRt<T>& e = *jb.epi;
     const int64_t o0 = g * Og;
     if (direct) {
-        for (int64_t o = i0; o < i1; ++o) {
-            T* r = yg + o * P + j0;
-            epilogue_apply(e, jb.n, o0 + o, j0, r, r, n);
-        }
+        epilogue_block<T, L>(e, jb.n, o0 + i0, rows, j0, C, P, n);
         return;
     }
-    // The tile's real columns: runs of one output row each.
+    const bool full = epi_has_full(e);
+    if (!full)  // the tile in place (whole vectors: its rows are nr >= n rounded up to L wide)
+        epilogue_block<T, L>(e, jb.n, o0 + i0, rows, 0, C, ldc, (n + L - 1) / L * L);
+    // The tile's real columns, in runs of one output row each.
     for (int64_t qq = j0; qq < j0 + n;) {
         const int64_t oh = qq / pl.Wp, ow = qq - oh * pl.Wp;
         const int64_t run = std::min(j0 + n, (oh + 1) * pl.Wp) - qq;
         if (ow < d.OW) {
             const int64_t len = std::min(run, d.OW - ow), pix = oh * d.OW + ow;
-            for (int64_t o = i0; o < i1; ++o)
-                epilogue_apply(e, jb.n, o0 + o, pix, C + (o - i0) * ldc + (qq - j0), yg + o * P + pix, len);
+            for (int64_t o = i0; o < i1; ++o) simd::copy<T, L>(yg + o * P + pix, C + (o - i0) * ldc + (qq - j0), len);
+            if (full) epilogue_block<T, L>(e, jb.n, o0 + i0, rows, pix, yg + i0 * P + pix, P, len);
         }
         qq += run;
     }
 }
 
-MNN_ISA_VARIANTS(gemm_task_f32, (const Job<float>& jb, int64_t g, int64_t i0, int64_t i1, int64_t q),
-                 gemm_task<float>(jb, g, i0, i1, q))
-MNN_ISA_VARIANTS(gemm_task_f64, (const Job<double>& jb, int64_t g, int64_t i0, int64_t i1, int64_t q),
-                 gemm_task<double>(jb, g, i0, i1, q))
+#define MNN_TASK_F32(L) gemm_task<float, L>(jb, g, i0, i1, q)
+#define MNN_TASK_F64(L) gemm_task<double, L>(jb, g, i0, i1, q)
+MNN_ISA_VARIANTS_LANES(gemm_task_f32, (const Job<float>& jb, int64_t g, int64_t i0, int64_t i1, int64_t q),
+                       MNN_TASK_F32, 16, 8, 4)
+MNN_ISA_VARIANTS_LANES(gemm_task_f64, (const Job<double>& jb, int64_t g, int64_t i0, int64_t i1, int64_t q),
+                       MNN_TASK_F64, 8, 4, 2)
+
+#define MNN_FILL_F32(L) fill_planes<float, L>(d, p, x, c0, c1, planes)
+#define MNN_FILL_F64(L) fill_planes<double, L>(d, p, x, c0, c1, planes)
+MNN_ISA_VARIANTS_LANES(fill_planes_f32, (const DirectConv& d, const Planes& p, const float* x, int64_t c0,
+                                         int64_t c1, float* planes), MNN_FILL_F32, 16, 8, 4)
+MNN_ISA_VARIANTS_LANES(fill_planes_f64, (const DirectConv& d, const Planes& p, const double* x, int64_t c0,
+                                         int64_t c1, double* planes), MNN_FILL_F64, 8, 4, 2)
+inline auto fill_planes_for(CpuLevel level, float) { return fill_planes_f32_for(level); }
+inline auto fill_planes_for(CpuLevel level, double) { return fill_planes_f64_for(level); }
 inline auto gemm_task_for(CpuLevel level, float) { return gemm_task_f32_for(level); }
 inline auto gemm_task_for(CpuLevel level, double) { return gemm_task_f64_for(level); }
 
@@ -287,12 +298,13 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
     const int64_t grain = flops < (int64_t(1) << 21) ? tasks : 1;  // tiny layers: one thread
 
     const auto task = gemm_task_for(level, T());
+    const auto fill = fill_planes_for(level, T());
     T* planes = pl.identity ? nullptr : t_planes.get<T>(size_t(d.C * pl.S * pl.PL));
     for (int64_t n = 0; n < d.N; ++n) {
         const T* xn = x + n * d.C * d.H * d.W;
         if (!pl.identity)
             parallel_for(d.C, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, pl.S * pl.PL)),
-                         [&](int64_t c0, int64_t c1) { fill_planes(d, pl, xn, c0, c1, planes); });
+                         [&](int64_t c0, int64_t c1) { fill(d, pl, xn, c0, c1, planes); });
         const Job<T> jb{&ks, &d, &pl, static_cast<const T*>(pw->data), pl.identity ? xn : planes, koff.data(), &epi,
                         y + n * d.O * d.OH * d.OW, n, Og, K, pw->kc_max, pw->nk, pw->mpad, Cg};
         parallel_for(tasks, grain, [&](int64_t a, int64_t b) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "ops/conv_common.h"
+#include "ops/simd_span.h"
 
 namespace mnn {
 namespace convgeom {
@@ -70,9 +71,11 @@ inline Planes make_planes(const DirectConv& d, int64_t slack, bool allow_identit
 }
 
 // Phase planes of channels [c0, c1) of one image x ([C, H, W]) into planes (S * PL per channel,
-// channel c at planes + c * S * PL; unused phases are left untouched).
-template <typename T>
-void fill_planes(const DirectConv& d, const Planes& p, const T* x, int64_t c0, int64_t c1, T* planes) {
+// channel c at planes + c * S * PL; unused phases are left untouched).  L: the lanes of the
+// caller's ISA variant (simd_span.h), so short rows are copied and zeroed without library calls.
+template <typename T, int L>
+MNN_ALWAYS_INLINE void fill_planes(const DirectConv& d, const Planes& p, const T* x, int64_t c0, int64_t c1,
+                                   T* planes) {
     for (int64_t c = c0; c < c1; ++c) {
         const T* xc = x + c * d.H * d.W;
         for (int64_t a = 0; a < d.sh; ++a)
@@ -87,16 +90,17 @@ void fill_planes(const DirectConv& d, const Planes& p, const T* x, int64_t c0, i
                     T* row = dst + r * p.Wp;
                     const int64_t ih = r * d.sh + a - d.pt;
                     if (ih < 0 || ih >= d.H) {
-                        std::fill(row, row + p.Wp, T(0));
+                        simd::zero<T, L>(row, p.Wp);
                         continue;
                     }
                     const T* src = xc + ih * d.W + b - d.pl;  // src[q * sw] for q in [q0, q1)
-                    std::fill(row, row + q0, T(0));
-                    if (d.sw == 1) std::memcpy(row + q0, src + q0, size_t(q1 - q0) * sizeof(T));
+                    for (int64_t q = 0; q < q0; ++q) row[q] = T(0);
+                    if (d.sw == 1) simd::copy<T, L>(row + q0, src + q0, q1 - q0);
+                    else if (d.sw == 2) for (int64_t q = q0; q < q1; ++q) row[q] = src[2 * q];
                     else for (int64_t q = q0; q < q1; ++q) row[q] = src[q * d.sw];
-                    std::fill(row + q1, row + p.Wp, T(0));
+                    for (int64_t q = q1; q < p.Wp; ++q) row[q] = T(0);
                 }
-                std::fill(dst + p.Hr * p.Wp, dst + p.PL, T(0));
+                simd::zero<T, L>(dst + p.Hr * p.Wp, p.PL - p.Hr * p.Wp);
             }
     }
 }
