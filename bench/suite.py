@@ -81,6 +81,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--chart", default=DEFAULT_CHART, help=f"where to save the ratio chart (default {DEFAULT_CHART}); "
                    "'' for none")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    p.add_argument("--skip", default="", help="comma-separated references to leave out (torch, onnxruntime, MNN); "
+                   "they print n/a")
     p.add_argument("--models", default="resnet18,mobilenetv2", help="models section: which models")
     p.add_argument("--batches", default=None, help="models section: batch sizes (default 1,8; 1 with --quick)")
     p.add_argument("--mnnx-run", dest="mnnx_run", default=None,
@@ -93,6 +95,10 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     bad = [s for s in args.sections if s not in SECTIONS]
     if bad:
         p.error(f"--sections: unknown {bad}; choose from {list(SECTIONS)}")
+    args.skip = [r.strip() for r in args.skip.split(",") if r.strip()]
+    bad = [r for r in args.skip if r not in ("torch", "onnxruntime", "MNN")]
+    if bad:
+        p.error(f"--skip: unknown {bad}; choose from torch, onnxruntime, MNN")
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     bad = [m for m in args.models if m not in ("resnet18", "mobilenetv2")]
     if bad:
@@ -222,7 +228,8 @@ class Suite:
         self.timer = Timer(args.quick)
         self.results: list[dict[str, Any]] = []  # every timed (or failed) cell
         self.chart: list[tuple[str, str, float]] = []  # (workload, reference, ours / reference)
-        self.notes: list[str] = []  # n/a and WRONG explanations of the current table
+        self.notes: list[str] = []  # WRONG and failure explanations of the current table
+        self.na: dict[tuple[str, str], list[str]] = {}  # (system, reason) -> workloads where it could not run
         self.errors: list[str] = []  # wrong results and failed sections
         self.q = args.quick
 
@@ -245,7 +252,7 @@ class Suite:
         for system, fn in fns.items():
             if isinstance(fn, (str, BaseException)):
                 bad[system] = "n/a"
-                self.notes.append(f"{workload} [{system}]: n/a ({fn if isinstance(fn, str) else R.short(fn)})")
+                self.na.setdefault((system, fn if isinstance(fn, str) else R.short(fn)), []).append(workload)
                 continue
             try:
                 out = fn()
@@ -294,11 +301,14 @@ class Suite:
         return f"{a / b:.2f}x"
 
     def flush_notes(self) -> None:
-        if self.notes:
+        """Prints the current table's notes: n/a reasons (one line per system and reason), then the rest."""
+        lines = [f"{system}: n/a in {'; '.join(ws)} ({why})" for (system, why), ws in self.na.items()]
+        lines += self.notes
+        if lines:
             print()
-            for n in self.notes:
+            for n in lines:
                 print(f"- {n}")
-        self.notes = []
+        self.notes, self.na = [], {}
         print()
         sys.stdout.flush()
 
@@ -695,14 +705,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     mods: dict[str, Any] = {}
     reasons: dict[str, str] = {}
     versions: dict[str, str] = {"numpy": np.__version__}
-    for name in ("torch", "onnxruntime", "onnx"):
-        mod, ver = R.import_optional(name)
+    for name in ("torch", "onnxruntime", "onnx", "MNN"):
+        if name in args.skip:
+            mod, ver = None, "skipped (--skip)"
+        else:
+            mod, ver = R.import_mnn(args.threads) if name == "MNN" else R.import_optional(name)
         mods[name], versions[name] = mod, ver
         if mod is None:
             reasons[name] = f"{name} {ver}"
-    mods["MNN"], versions["MNN"] = R.import_mnn(args.threads)
-    if mods["MNN"] is None:
-        reasons["MNN"] = f"MNN {versions['MNN']}"
     if mods["onnx"] is None and mods["onnxruntime"] is not None:
         reasons.setdefault("onnxruntime", "onnx is not installed (needed to build the models)")
     torch = mods["torch"]
@@ -748,7 +758,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         except Exception as e:  # noqa: BLE001  (report the section, run the next)
             import traceback
 
-            suite.notes = []
+            suite.notes, suite.na = [], {}
             failed.append(section)
             print(f"## {section}\n\nsection failed: {R.short(e, 400)}\n")
             traceback.print_exc(limit=4)

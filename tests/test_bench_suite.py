@@ -40,6 +40,21 @@ def test_quick_gemm_and_conv(tmp_path):
     assert out_json.exists()
 
 
+def test_missing_reference_prints_na():
+    """A reference that is not there (here: left out with --skip) shows n/a and why; the suite goes on."""
+    proc = subprocess.run([sys.executable, SUITE, "--quick", "--sections", "overhead", "--skip", "torch,MNN",
+                           "--chart", ""], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
+    table = out.split("## Per-op overhead", 1)[1]
+    row = next(line for line in table.splitlines() if line.startswith("| `a + b`, 1 element"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3] == "n/a" and cells[4] == "n/a"  # torch, MNN
+    assert float(cells[1]) > 0 and float(cells[2]) > 0  # ours, numpy
+    assert "torch: n/a in" in out and "skipped (--skip)" in out
+
+
 def test_parse_args():
     sys.path.insert(0, os.path.join(ROOT, "bench"))
     try:
@@ -49,5 +64,8 @@ def test_parse_args():
     a = suite.parse_args(["--quick", "--sections", "gemm,conv"])
     assert a.sections == ["gemm", "conv"] and a.threads == 2 and a.batches == [1]
     assert suite.parse_args([]).batches == [1, 8]
+    assert suite.parse_args(["--skip", "MNN"]).skip == ["MNN"]
+    with pytest.raises(SystemExit):
+        suite.parse_args(["--skip", "tensorflow"])
     with pytest.raises(SystemExit):
         suite.parse_args(["--sections", "nope"])
