@@ -81,6 +81,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--chart", default=DEFAULT_CHART, help=f"where to save the ratio chart (default {DEFAULT_CHART}); "
                    "'' for none")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    p.add_argument("--wait-idle", dest="wait_idle", type=float, default=0.0, metavar="SECONDS",
+                   help="first wait up to SECONDS until other processes leave the CPUs idle for 5 s")
     p.add_argument("--skip", default="", help="comma-separated references to leave out (torch, onnxruntime, MNN); "
                    "they print n/a")
     p.add_argument("--models", default="resnet18,mobilenetv2", help="models section: which models")
@@ -161,6 +163,61 @@ def peak_estimate(threads: int) -> tuple[Optional[float], str]:
     gf = cores * mhz / 1000.0 * per_cycle
     return gf, (f"{cores} cores x {mhz:.0f} MHz [{src}] x {per_cycle} FLOP/cycle [{isa}] = {gf:.0f} GFLOP/s "
                 f"(an estimate: parts with two 512-bit FMA units double it, turbo clocks raise it)")
+
+
+def cpu_busy(seconds: float = 1.0) -> Optional[tuple[float, float]]:
+    """(CPUs busy, CPUs stolen by the hypervisor), averaged over ``seconds`` of this process sleeping.
+
+    Read from /proc/stat: unlike the load average (a 1-minute moving average), this says
+    whether other processes are running right now.  None where /proc/stat is missing."""
+    def snap() -> Optional[list[int]]:
+        try:
+            with open("/proc/stat") as f:
+                return [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+
+    a = snap()
+    time.sleep(seconds)
+    b = snap()
+    if a is None or b is None:
+        return None
+    d = [y - x for x, y in zip(a, b)]
+    total = sum(d[:8]) or 1
+    idle = d[3] + (d[4] if len(d) > 4 else 0)
+    steal = d[7] if len(d) > 7 else 0
+    ncpu = os.cpu_count() or 1
+    return (total - idle - steal) / total * ncpu, steal / total * ncpu
+
+
+def busy_seconds() -> Optional[float]:
+    """CPU-seconds every process on the machine has used since boot (user + system + irq), from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (sum(v[:8]) - v[3] - v[4] - v[7]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_seconds() -> float:
+    """CPU-seconds used by this process and its finished children."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def wait_idle(limit_s: float, busy_max: float = 0.25, quiet_s: int = 5) -> str:
+    """Waits (up to ``limit_s``) until other processes use under ``busy_max`` CPUs for ``quiet_s`` seconds in a row."""
+    deadline = time.monotonic() + limit_s
+    quiet = 0
+    while time.monotonic() < deadline:
+        busy = cpu_busy(1.0)
+        if busy is None:
+            return "no /proc/stat: not waited"
+        quiet = quiet + 1 if busy[0] < busy_max else 0
+        if quiet >= quiet_s:
+            return f"quiet after {limit_s - (deadline - time.monotonic()):.0f} s"
+    return f"still busy after {limit_s:.0f} s: running anyway"
 
 
 # --------------------------------------------------------------------------- timing
@@ -697,7 +754,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     if ROOT not in sys.path:
         sys.path.insert(0, ROOT)  # the checkout's packages
     socket.setdefaulttimeout(5.0)  # nothing here should use the network; never hang on a socket if something does
+    waited = wait_idle(args.wait_idle) if args.wait_idle > 0 else None
     start = time.perf_counter()
+    machine0, own0 = busy_seconds(), own_seconds()
 
     import numpy as np
 
@@ -736,6 +795,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"- load average (1, 5, 15 min): {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     except OSError:
         pass
+    busy = cpu_busy(1.0)
+    if busy is not None:
+        info["cpus_busy_start"], info["cpus_stolen_start"] = busy
+        print(f"- other processes right now: {busy[0]:.2f} of {os.cpu_count()} CPUs busy, {busy[1]:.2f} stolen by the "
+              f"hypervisor (1 s sample){f'; --wait-idle: {waited}' if waited else ''}")
     print(f"- sections: {', '.join(args.sections)}; every system uses {args.threads} thread(s): "
           f"torch.set_num_threads, onnxruntime intra_op_num_threads (inter-op 1), MNN set_thread_number / "
           f"thread_num, numpy's BLAS via {blas.via}, mnn_expr.set_thread_number, mnnx-run --threads")
@@ -776,8 +840,18 @@ def main(argv: Optional[list[str]] = None) -> int:
                 print(f"chart: wrote {save_chart(args.chart, suite.chart, title)}")
             except Exception as e:  # noqa: BLE001
                 print(f"chart: failed ({R.short(e)})")
-    load_end = H.load_average()
     total = time.perf_counter() - start
+    busy = cpu_busy(1.0)
+    if busy is not None:
+        info["cpus_busy_end"], info["cpus_stolen_end"] = busy
+        print(f"other processes at the end: {busy[0]:.2f} CPUs busy, {busy[1]:.2f} stolen (1 s sample).")
+    machine1, own1 = busy_seconds(), own_seconds()
+    if machine0 is not None and machine1 is not None:
+        others = max(0.0, (machine1 - machine0) - (own1 - own0))
+        info["other_cpu_seconds"] = others
+        print(f"Other processes used {others:.0f} CPU-seconds during the run: {others / total:.2f} CPUs on average "
+              f"(0 on an idle machine; anything near 1 makes 2-thread timings unreliable).")
+    load_end = H.load_average()
     secs = ", ".join(f"{k} {v:.0f} s" for k, v in info.get("section_seconds", {}).items())
     print(f"Ran in {total:.1f} s ({secs}); load average (1 min) at the end: "
           f"{'?' if load_end is None else f'{load_end:.2f}'}.")
