@@ -402,8 +402,8 @@ class Suite:
                 fns["MNN"] = self.missing("MNN")
             get = {"MNN": lambda v: R.mnn_read(np, v)}
             label = f"GEMM {n}"
-            t = self.timed("gemm", label, fns, ref, 1e-4, rounds=self.rounds(7), budget=0.05 if self.q else 0.4,
-                           min_time=0.005 if self.q else 0.02, settle=0.12, get=get)
+            t = self.timed("gemm", label, fns, ref, 1e-4, rounds=self.rounds(7), budget=0.05 if self.q else 0.25,
+                           min_time=0.005 if self.q else 0.02, settle=0.1, get=get)
             gf = lambda s, n=n: f"{2.0 * n ** 3 / s / 1e9:.1f}"  # noqa: E731
             pk = (f"{2.0 * n ** 3 / t['ours'] / 1e9 / self.peak * 100:.0f}%"
                   if isinstance(t["ours"], float) and self.peak else "-")
@@ -585,14 +585,14 @@ class Suite:
                         ref = tmodel(torch.from_numpy(x)).double().numpy()
                     fns, mnnx_path = self.model_systems(M, tmodel, x, d, label)
                     # ours native: output checked once; timed (mnnx-run --bench) before and after the rounds
-                    runs, warmup = (5, 2) if self.q else ((20, 3) if batch == 1 else (10, 3))
+                    runs, warmup = (5, 2) if self.q else ((15, 3) if batch == 1 else (8, 2))
                     native: list[float] = []
                     native_note = (f"n/a ({cli_reason})" if cli is None else "n/a (no .mnnx: see ours)"
                                    if mnnx_path is None else self.native_check(cli, mnnx_path, x_npy, ref, d, label))
                     if native_note is None:
                         native += self.bench_native(cli, mnnx_path, x_npy, runs, warmup, label)
                     t = self.timed("models", label, fns, ref, MODEL_TOL, rounds=self.rounds(9),
-                                   budget=0.2 if self.q else (1.5 if batch > 1 else 1.0),
+                                   budget=0.2 if self.q else (1.2 if batch > 1 else 0.8),
                                    min_time=0.005 if self.q else 0.03, get={"MNN": lambda v: R.mnn_read(np, v)})
                     if native and not self.q:
                         native += self.bench_native(cli, mnnx_path, x_npy, runs, warmup, label)
