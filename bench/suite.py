@@ -1,0 +1,872 @@
+#!/usr/bin/env python
+"""mnnpy's benchmark suite: one entry point, mnnpy side by side with every reference installed.
+
+Runs, with the same thread count for every system (``--threads``, default 2), and prints a
+markdown table per section with times and ratios ours / reference (time ratios: < 1 means
+ours is faster), then saves a bar chart of those ratios:
+
+- ``gemm``:     float32 square matmul 64…2048, GFLOP/s: ours (``mnn_expr.matmul``, eager),
+                numpy (OpenBLAS), torch, MNN (``MNN.expr.matmul``, eager), against an estimate
+                of the machine's peak printed in the header;
+- ``conv``:     single convolution layers at ResNet / MobileNet shapes, batch 1: ours
+                (``mnn_expr.conv2d``, eager), torch, onnxruntime (a one-node ONNX model);
+- ``models``:   ResNet-18 and MobileNetV2 (1000 classes, random weights) at batch 1 and 8,
+                224x224: torch (eager, ``no_grad``), onnxruntime (the torch model exported to
+                ONNX, opset 17), MNN (that ONNX converted by MNN's converter, run by its Module
+                API), ours in-process (the ONNX converted by ``mnnpy convert``, run by
+                ``mnn_nn.load`` under ``lazy_eval``) and ours native (``mnnx-run --bench``);
+- ``train``:    the LeNet-5 training step of bench/train.py: torch vs our compiled step;
+- ``overhead``: eager ``a + b`` on 1 and 100 float32 elements (bench/ops.py's systems), plus MNN.
+
+Usage (from the repository root, after building the native module)::
+
+    python3 bench/suite.py                          # everything, 2 threads (a few minutes)
+    python3 bench/suite.py --quick                  # smoke run: few iterations, small sizes
+    python3 bench/suite.py --sections gemm,conv --threads 1
+    python3 bench/suite.py --chart docs/suite.png --json bench/out/suite.json
+
+Timing: every system is checked against a reference result first (a wrong answer prints
+``WRONG`` and is not timed), warmed up, then timed in interleaved rounds (the systems take
+turns, in a rotating order) and the **median** per-call time is reported.  A reference that is
+not installed or fails prints ``n/a`` and the reason below its table; the suite goes on.
+
+Exit status: 0 when every section ran and no system gave a wrong result; 1 otherwise.
+See docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import timeit
+from typing import Any, Callable, Optional
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import _harness as H  # noqa: E402  (imports nothing heavy: numpy must not be loaded yet)
+import _refs as R  # noqa: E402  (likewise)
+
+SECTIONS = ("gemm", "conv", "models", "train", "overhead")
+REFERENCES = ("numpy", "torch", "onnxruntime", "MNN")
+DEFAULT_CHART = os.path.join("bench", "out", "suite.png")
+
+MODEL_TOL = 1e-3  # models: max |got - torch| <= MODEL_TOL * max |torch| + MODEL_TOL
+GEMM_SIZES = (64, 128, 256, 512, 1024, 2048)
+GEMM_SIZES_QUICK = (64, 256)
+# --quick runs the first and the last of CONV_SHAPES
+# (label, C_in, C_out, H(=W), kernel, stride, groups): ResNet-18/50 and MobileNetV2 layers, batch 1
+CONV_SHAPES = (
+    ("3x3 64->64, 56x56", 64, 64, 56, 3, 1, 1),
+    ("3x3 s2 64->128, 56x56", 64, 128, 56, 3, 2, 1),
+    ("1x1 256->64, 56x56", 256, 64, 56, 1, 1, 1),
+    ("dw 3x3 32ch, 112x112", 32, 32, 112, 3, 1, 32),
+    ("dw 3x3 576ch, 14x14", 576, 576, 14, 3, 1, 576),
+)
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", type=int, default=2, help="threads for every system (default 2)")
+    p.add_argument("--quick", action="store_true", help="smoke run: few iterations, small sizes (noisy)")
+    p.add_argument("--sections", default=",".join(SECTIONS),
+                   help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
+    p.add_argument("--chart", default=DEFAULT_CHART, help=f"where to save the ratio chart (default {DEFAULT_CHART}); "
+                   "'' for none")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    p.add_argument("--wait-idle", dest="wait_idle", type=float, default=0.0, metavar="SECONDS",
+                   help="first wait up to SECONDS until other processes leave the CPUs idle for 5 s")
+    p.add_argument("--skip", default="", help="comma-separated references to leave out (torch, onnxruntime, MNN); "
+                   "they print n/a")
+    p.add_argument("--models", default="resnet18,mobilenetv2", help="models section: which models")
+    p.add_argument("--batches", default=None, help="models section: batch sizes (default 1,8; 1 with --quick)")
+    p.add_argument("--mnnx-run", dest="mnnx_run", default=None,
+                   help="path of the mnnx-run CLI (default: mnn_nn.deploy.runtime_cli(): on PATH, "
+                   "else build/*/mnnx-run)")
+    p.add_argument("--workdir", default=None,
+                   help="where exported / converted models go (default: a temporary folder, removed at the end)")
+    args = p.parse_args(argv)
+    args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    bad = [s for s in args.sections if s not in SECTIONS]
+    if bad:
+        p.error(f"--sections: unknown {bad}; choose from {list(SECTIONS)}")
+    args.skip = [r.strip() for r in args.skip.split(",") if r.strip()]
+    bad = [r for r in args.skip if r not in ("torch", "onnxruntime", "MNN")]
+    if bad:
+        p.error(f"--skip: unknown {bad}; choose from torch, onnxruntime, MNN")
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    bad = [m for m in args.models if m not in ("resnet18", "mobilenetv2")]
+    if bad:
+        p.error(f"--models: unknown {bad}; choose from resnet18, mobilenetv2")
+    if args.batches is None:
+        args.batches = "1" if args.quick else "1,8"
+    args.batches = [int(b) for b in args.batches.split(",") if b.strip()]
+    if args.threads < 1:
+        p.error("--threads must be >= 1")
+    return args
+
+
+# --------------------------------------------------------------------------- machine
+
+def cpu_mhz() -> tuple[Optional[float], str]:
+    """The highest clock we can find (MHz) and where it came from."""
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq") as f:
+            return int(f.read()) / 1000.0, "cpufreq cpuinfo_max_freq"
+    except (OSError, ValueError):
+        pass
+    try:
+        import subprocess
+
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout
+        for line in out.splitlines():
+            if line.startswith("CPU max MHz:"):
+                return float(line.split(":", 1)[1]), "lscpu 'CPU max MHz'"
+    except (OSError, ValueError, subprocess.SubprocessError):
+        pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            mhz = [float(line.split(":", 1)[1]) for line in f if line.startswith("cpu MHz")]
+        if mhz:
+            return max(mhz), "/proc/cpuinfo 'cpu MHz' (nominal: no max clock is published; turbo may be higher)"
+    except (OSError, ValueError):
+        pass
+    return None, "unknown"
+
+
+def peak_estimate(threads: int) -> tuple[Optional[float], str]:
+    """(GFLOP/s, explanation): cores x clock x float32 FLOP per cycle from the FMA width."""
+    try:
+        cores = min(threads, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        cores = min(threads, os.cpu_count() or 1)
+    flags = set(H.cpu_flags(("avx512f", "avx2", "fma", "avx")))
+    if "avx512f" in flags:
+        lanes, units, isa = 16, 1, "AVX-512: 16 float32 lanes x 2 (FMA) x 1 512-bit FMA unit assumed"
+    elif "avx2" in flags and "fma" in flags:
+        lanes, units, isa = 8, 2, "AVX2+FMA: 8 lanes x 2 (FMA) x 2 FMA units"
+    elif "avx" in flags:
+        lanes, units, isa = 8, 1, "AVX: 8 lanes x 2 (mul+add) x 1"
+    else:
+        lanes, units, isa = 4, 1, "SSE: 4 lanes x 2 (mul+add) x 1"
+    mhz, src = cpu_mhz()
+    if mhz is None:
+        return None, f"unknown clock ({isa})"
+    per_cycle = lanes * 2 * units
+    gf = cores * mhz / 1000.0 * per_cycle
+    return gf, (f"{cores} cores x {mhz:.0f} MHz [{src}] x {per_cycle} FLOP/cycle [{isa}] = {gf:.0f} GFLOP/s "
+                f"(an estimate: parts with two 512-bit FMA units double it, turbo clocks raise it)")
+
+
+def cpu_busy(seconds: float = 1.0) -> Optional[tuple[float, float]]:
+    """(CPUs busy, CPUs stolen by the hypervisor), averaged over ``seconds`` of this process sleeping.
+
+    Read from /proc/stat: unlike the load average (a 1-minute moving average), this says
+    whether other processes are running right now.  None where /proc/stat is missing."""
+    def snap() -> Optional[list[int]]:
+        try:
+            with open("/proc/stat") as f:
+                return [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+
+    a = snap()
+    time.sleep(seconds)
+    b = snap()
+    if a is None or b is None:
+        return None
+    d = [y - x for x, y in zip(a, b)]
+    total = sum(d[:8]) or 1
+    idle = d[3] + (d[4] if len(d) > 4 else 0)
+    steal = d[7] if len(d) > 7 else 0
+    ncpu = os.cpu_count() or 1
+    return (total - idle - steal) / total * ncpu, steal / total * ncpu
+
+
+def busy_seconds() -> Optional[float]:
+    """CPU-seconds every process on the machine has used since boot (user + system + irq), from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (sum(v[:8]) - v[3] - v[4] - v[7]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_seconds() -> float:
+    """CPU-seconds used by this process and its finished children."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def wait_idle(limit_s: float, busy_max: float = 0.25, quiet_s: int = 5) -> str:
+    """Waits (up to ``limit_s``) until other processes use under ``busy_max`` CPUs for ``quiet_s`` seconds in a row."""
+    deadline = time.monotonic() + limit_s
+    quiet = 0
+    while time.monotonic() < deadline:
+        busy = cpu_busy(1.0)
+        if busy is None:
+            return "no /proc/stat: not waited"
+        quiet = quiet + 1 if busy[0] < busy_max else 0
+        if quiet >= quiet_s:
+            return f"quiet after {limit_s - (deadline - time.monotonic()):.0f} s"
+    return f"still busy after {limit_s:.0f} s: running anyway"
+
+
+# --------------------------------------------------------------------------- timing
+
+class Timer:
+    """Interleaved, median-of-samples timing of several systems' zero-argument callables."""
+
+    def __init__(self, quick: bool) -> None:
+        self.quick = quick
+
+    def run(self, fns: dict[str, Callable[[], Any]], rounds: int, budget: float, min_time: float,
+            settle: float = 0.03, max_rounds: int = 60) -> dict[str, dict[str, float]]:
+        """Per system: ``{"median", "min", "samples"}`` (seconds per call).
+
+        Each system is warmed up, then its calls per sample are calibrated so a sample lasts
+        at least ``min_time``.  Rounds go on until there are ``rounds`` of them and every
+        system has ``budget`` seconds of samples (at most ``max_rounds``); in each round the
+        systems take turns in a rotating order, each after a ``settle`` sleep when its samples
+        are slow (other libraries' worker threads keep spinning a while after a call).
+        """
+        if not fns:
+            return {}
+        if self.quick:
+            settle = min(settle, 0.01)
+        for fn in fns.values():
+            H.warm_up(fn, min_calls=3, min_time=0.01 if self.quick else 0.05, max_time=0.1 if self.quick else 0.6)
+        numbers = {k: H.calibrate(fn, min_time) for k, fn in fns.items()}
+        timers = {k: timeit.Timer(fn) for k, fn in fns.items()}
+        samples: dict[str, list[float]] = {k: [] for k in fns}
+        spent = dict.fromkeys(fns, 0.0)
+        names = list(fns)
+        r = 0
+        while r < max(1, rounds) or (min(spent.values()) < budget and r < max_rounds):
+            k = r % len(names)
+            for name in names[k:] + names[:k]:
+                if numbers[name] <= 20 and len(names) > 1 and settle > 0:
+                    time.sleep(settle)
+                t0 = time.perf_counter()
+                dt = timers[name].timeit(numbers[name])
+                spent[name] += time.perf_counter() - t0
+                samples[name].append(dt / numbers[name])
+            r += 1
+        out = {}
+        for name, s in samples.items():
+            s = sorted(s)
+            mid = len(s) // 2
+            median = s[mid] if len(s) % 2 else 0.5 * (s[mid - 1] + s[mid])
+            out[name] = {"median": median, "min": s[0], "samples": len(s), "calls_per_sample": numbers[name]}
+        return out
+
+
+# --------------------------------------------------------------------------- the suite
+
+Cell = Any  # a float (seconds) or a string: why the system has no time
+
+
+class Suite:
+    """Holds the imported systems, the settings and the results of one run."""
+
+    def __init__(self, args: argparse.Namespace, np: Any, mods: dict[str, Any], reasons: dict[str, str],
+                 F: Any, peak: Optional[float]) -> None:
+        self.args, self.np, self.F, self.peak = args, np, F, peak
+        self.torch, self.ort, self.onnx, self.MNN = (mods.get(k) for k in ("torch", "onnxruntime", "onnx", "MNN"))
+        self.reasons = reasons  # reference -> why it is missing
+        self.timer = Timer(args.quick)
+        self.results: list[dict[str, Any]] = []  # every timed (or failed) cell
+        self.chart: list[tuple[str, str, float]] = []  # (workload, reference, ours / reference)
+        self.notes: list[str] = []  # WRONG and failure explanations of the current table
+        self.na: dict[tuple[str, str], list[str]] = {}  # (system, reason) -> workloads where it could not run
+        self.errors: list[str] = []  # wrong results and failed sections
+        self.q = args.quick
+
+    # -- helpers -------------------------------------------------------------
+    def missing(self, ref: str) -> Optional[str]:
+        """Why reference ``ref`` cannot run at all (not installed), else None."""
+        return self.reasons.get(ref)
+
+    def check(self, fns: dict[str, Any], ref: Any, tol: float, workload: str,
+              get: Optional[dict[str, Callable[[Any], Any]]] = None) -> tuple[dict[str, Callable], dict[str, str]]:
+        """Runs each system once and compares with ``ref``: max |got - ref| <= tol * max |ref| + tol.
+
+        ``fns`` values are callables, or strings / exceptions saying why a system cannot run.
+        Returns (callables that passed, {system: "n/a" or "WRONG"} for the others) and records
+        the reasons in ``self.notes``."""
+        np = self.np
+        ok: dict[str, Callable] = {}
+        bad: dict[str, str] = {}
+        scale = float(np.max(np.abs(ref))) if np.size(ref) else 1.0
+        for system, fn in fns.items():
+            if isinstance(fn, (str, BaseException)):
+                bad[system] = "n/a"
+                self.na.setdefault((system, fn if isinstance(fn, str) else R.short(fn)), []).append(workload)
+                continue
+            try:
+                out = fn()
+                conv = (get or {}).get(system)
+                got = np.asarray(conv(out) if conv else out.numpy() if hasattr(out, "detach") else out,
+                                 dtype=np.float64)
+                if got.shape != np.shape(ref):
+                    raise AssertionError(f"shape {got.shape}, expected {np.shape(ref)}")
+                err = float(np.max(np.abs(got - ref))) if got.size else 0.0
+                if not err <= tol * scale + tol:
+                    raise AssertionError(f"max abs error {err:.3g} (max |ref| {scale:.3g}, tolerance {tol:g} relative)")
+                ok[system] = fn
+            except AssertionError as e:
+                bad[system] = "WRONG"
+                msg = f"{workload} [{system}]: WRONG: {e}"
+                self.notes.append(msg)
+                self.errors.append(msg)
+            except Exception as e:  # noqa: BLE001  (a failing reference must not stop the suite)
+                bad[system] = "n/a"
+                self.notes.append(f"{workload} [{system}]: n/a (failed: {R.short(e)})")
+        return ok, bad
+
+    def timed(self, section: str, workload: str, fns: dict[str, Any], ref: Any, tol: float, rounds: int,
+              budget: float, min_time: float, settle: float = 0.03,
+              get: Optional[dict[str, Callable[[Any], Any]]] = None) -> dict[str, Cell]:
+        """check + time: per system the median seconds per call, or "n/a" / "WRONG"."""
+        ok, bad = self.check(fns, ref, tol, workload, get)
+        stats = self.timer.run(ok, rounds=rounds, budget=budget, min_time=min_time, settle=settle)
+        cells: dict[str, Cell] = {}
+        for system in fns:
+            st = stats.get(system)
+            cells[system] = st["median"] if st else bad[system]
+            self.results.append({"section": section, "workload": workload, "system": system,
+                                 **({"seconds_median": st["median"], "seconds_min": st["min"],
+                                     "samples": st["samples"], "calls_per_sample": st["calls_per_sample"]}
+                                    if st else {"note": bad[system]})})
+        return cells
+
+    def ratio(self, cells: dict[str, Cell], ours: str, ref: str, workload: Optional[str] = None) -> str:
+        """``ours / ref`` formatted; also adds it to the chart under ``workload`` when given."""
+        a, b = cells.get(ours), cells.get(ref)
+        if not (isinstance(a, float) and isinstance(b, float)) or b <= 0:
+            return "-"
+        if workload is not None:
+            self.chart.append((workload, ref, a / b))
+        return f"{a / b:.2f}x"
+
+    def flush_notes(self) -> None:
+        """Prints the current table's notes: n/a reasons (one line per system and reason), then the rest."""
+        lines = [f"{system}: n/a in {'; '.join(ws)} ({why})" for (system, why), ws in self.na.items()]
+        lines += self.notes
+        if lines:
+            print()
+            for n in lines:
+                print(f"- {n}")
+        self.notes, self.na = [], {}
+        print()
+        sys.stdout.flush()
+
+    @staticmethod
+    def fmt(cell: Cell, how: Callable[[float], str] = H.fmt_time) -> str:
+        return how(cell) if isinstance(cell, float) else str(cell)
+
+    def rounds(self, full: int, quick: int = 3) -> int:
+        return quick if self.q else full
+
+    # -- gemm ----------------------------------------------------------------
+    def gemm(self) -> None:
+        np, F, torch, MNN = self.np, self.F, self.torch, self.MNN
+        rows = []
+        sizes = GEMM_SIZES_QUICK if self.q else GEMM_SIZES
+        for n in sizes:
+            rng = np.random.default_rng(n)
+            a = rng.uniform(-1, 1, (n, n)).astype(np.float32)
+            b = rng.uniform(-1, 1, (n, n)).astype(np.float32)
+            ref = a.astype(np.float64) @ b.astype(np.float64)
+            fns: dict[str, Any] = {}
+            A, B = F.asarray(a), F.asarray(b)
+            fns["ours"] = lambda A=A, B=B: F.matmul(A, B)
+            fns["numpy"] = lambda a=a, b=b: a @ b
+            if torch is not None:
+                ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+                fns["torch"] = lambda ta=ta, tb=tb: torch.mm(ta, tb)
+            else:
+                fns["torch"] = self.missing("torch")
+            if MNN is not None:
+                ma, mb = R.mnn_const(MNN, a), R.mnn_const(MNN, b)
+                fns["MNN"] = lambda ma=ma, mb=mb: MNN.expr.matmul(ma, mb)
+            else:
+                fns["MNN"] = self.missing("MNN")
+            get = {"MNN": lambda v: R.mnn_read(np, v)}
+            label = f"GEMM {n}"
+            t = self.timed("gemm", label, fns, ref, 1e-4, rounds=self.rounds(7), budget=0.05 if self.q else 0.25,
+                           min_time=0.005 if self.q else 0.02, settle=0.1, get=get)
+            gf = lambda s, n=n: f"{2.0 * n ** 3 / s / 1e9:.1f}"  # noqa: E731
+            pk = (f"{2.0 * n ** 3 / t['ours'] / 1e9 / self.peak * 100:.0f}%"
+                  if isinstance(t["ours"], float) and self.peak else "-")
+            rows.append([f"{n}", *(self.fmt(t[s], gf) for s in ("ours", "numpy", "torch", "MNN")), pk,
+                         *(self.ratio(t, "ours", r, label) for r in ("numpy", "torch", "MNN"))])
+        print("## GEMM (float32, square, eager; GFLOP/s = 2n³ / median time, higher is better)\n")
+        print(H.markdown_table(["n", "ours", "numpy", "torch", "MNN", "ours % of peak est.", "ours/numpy",
+                                "ours/torch", "ours/MNN"], rows))
+        print("\nRatios are time ratios (ours / reference): < 1 means ours is faster.")
+        self.flush_notes()
+
+    # -- conv ----------------------------------------------------------------
+    def conv(self) -> None:
+        np, F, torch = self.np, self.F, self.torch
+        rows = []
+        shapes = [CONV_SHAPES[0], CONV_SHAPES[-1]] if self.q else CONV_SHAPES
+        for label, cin, cout, hw, k, stride, groups in shapes:
+            rng = np.random.default_rng(cin * 1000 + hw)
+            pad = k // 2
+            x = rng.standard_normal((1, cin, hw, hw)).astype(np.float32)
+            w = (rng.standard_normal((cout, cin // groups, k, k)) * (2.0 / (cin // groups * k * k)) ** 0.5
+                 ).astype(np.float32)
+            b = rng.standard_normal(cout).astype(np.float32) * 0.1
+            fns: dict[str, Any] = {}
+            X, W, B = F.asarray(x), F.asarray(w), F.asarray(b)
+            fns["ours"] = lambda X=X, W=W, B=B, s=stride, p=pad, g=groups: F.conv2d(X, W, B, stride=s, padding=p,
+                                                                                     groups=g)
+            if torch is not None:
+                tx, tw, tb = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
+
+                def tconv(tx=tx, tw=tw, tb=tb, stride=stride, pad=pad, groups=groups):
+                    with torch.no_grad():
+                        return torch.nn.functional.conv2d(tx, tw, tb, stride, pad, 1, groups)
+                fns["torch"] = tconv
+            else:
+                fns["torch"] = self.missing("torch")
+            try:
+                sess = R.ort_session(self.ort, R.conv_onnx(self.onnx, np, w, b, x.shape, stride, pad, groups),
+                                     self.args.threads)
+                fns["onnxruntime"] = lambda sess=sess, x=x: sess.run(None, {"x": x})[0]
+            except Exception as e:  # noqa: BLE001
+                fns["onnxruntime"] = self.missing("onnxruntime") or R.short(e)
+            ho = (hw + 2 * pad - k) // stride + 1
+            flops = 2.0 * cout * ho * ho * (cin // groups) * k * k
+            ref = None
+            if torch is not None:
+                with torch.no_grad():
+                    ref = torch.nn.functional.conv2d(torch.from_numpy(x).double(), torch.from_numpy(w).double(),
+                                                     torch.from_numpy(b).double(), stride, pad, 1, groups).numpy()
+            else:
+                ref = np.asarray(fns["ours"](), dtype=np.float64)  # no independent reference: shape check only
+            name = f"conv {label}"
+            t = self.timed("conv", name, fns, ref, 1e-4, rounds=self.rounds(9), budget=0.05 if self.q else 0.4,
+                           min_time=0.005 if self.q else 0.02)
+            gf = lambda s, flops=flops: f"{flops / s / 1e9:.1f}"  # noqa: E731
+            rows.append([label, *(self.fmt(t[s]) for s in ("ours", "torch", "onnxruntime")),
+                         *(self.fmt(t[s], gf) for s in ("ours", "torch", "onnxruntime")),
+                         self.ratio(t, "ours", "torch", name), self.ratio(t, "ours", "onnxruntime", name)])
+        print("## Convolution layers (float32, batch 1, NCHW, with bias; median time per call)\n")
+        print(H.markdown_table(["layer", "ours", "torch", "onnxruntime", "ours GFLOP/s", "torch GFLOP/s",
+                                "ort GFLOP/s", "ours/torch", "ours/ort"], rows))
+        self.flush_notes()
+
+    # -- models --------------------------------------------------------------
+    def model_systems(self, M: Any, tmodel: Any, x: Any, d: str, label: str) -> tuple[dict[str, Any], Optional[str]]:
+        """The forward of each system on ``x`` ({system: callable or why not}) and the .mnnx path (or None).
+
+        Exports ``tmodel`` to ONNX in ``d``, converts it with MNN's converter and ours, loads
+        each; preparation times go into the notes."""
+        F, torch, threads = self.F, self.torch, self.args.threads
+        import mnn_nn
+
+        tx = torch.from_numpy(x)
+
+        def torch_forward() -> Any:
+            with torch.no_grad():
+                return tmodel(tx)
+
+        fns: dict[str, Any] = {"torch": torch_forward}
+        prep: dict[str, float] = {}
+        onnx_path = os.path.join(d, "model.onnx")
+        t0 = time.perf_counter()
+        try:
+            M.export_onnx(tmodel, torch, tuple(x.shape), onnx_path)
+            prep["torch.onnx.export"] = time.perf_counter() - t0
+        except Exception as e:  # noqa: BLE001
+            why = f"torch.onnx.export failed: {R.short(e)}"
+            self.notes.append(f"{label}: preparation failed: {why}")
+            return {"torch": torch_forward, "onnxruntime": why, "MNN": why, "ours": why}, None
+        try:
+            sess = R.ort_session(self.ort, onnx_path, threads)
+            fns["onnxruntime"] = lambda: sess.run(None, {"x": x})[0]
+        except Exception as e:  # noqa: BLE001
+            fns["onnxruntime"] = self.missing("onnxruntime") or R.short(e)
+        try:
+            if self.MNN is None:
+                raise R.Unavailable(self.missing("MNN") or "MNN not installed")
+            t0 = time.perf_counter()
+            mnn_path = R.convert_mnn(onnx_path, os.path.join(d, "model.mnn"))
+            prep["MNN convert"] = time.perf_counter() - t0
+            net = R.mnn_module(self.MNN, mnn_path, threads)
+            mx = R.mnn_const(self.MNN, x)
+
+            def mnn_forward() -> Any:
+                y = net.forward(mx)
+                y.read()  # computes (nothing left to do when the module already ran eagerly)
+                return y
+
+            fns["MNN"] = mnn_forward
+        except Exception as e:  # noqa: BLE001
+            fns["MNN"] = R.short(e)
+        mnnx_path: Optional[str] = os.path.join(d, "model.mnnx")
+        try:
+            t0 = time.perf_counter()
+            R.convert_ours(onnx_path, mnnx_path, ROOT)
+            prep["mnnpy convert"] = time.perf_counter() - t0
+            model = mnn_nn.load(mnnx_path)
+            xv = F.asarray(x)
+
+            def ours_forward() -> Any:
+                with F.lazy_eval(True):
+                    y = model(xv)
+                    y.read()
+                return y
+
+            fns["ours"] = ours_forward
+        except Exception as e:  # noqa: BLE001
+            mnnx_path = None
+            fns["ours"] = R.short(e)
+        self.notes.append(f"{label}: preparation " + ", ".join(f"{k} {v:.1f} s" for k, v in prep.items()))
+        return fns, mnnx_path
+
+    def native_check(self, cli: str, mnnx_path: str, x_npy: str, ref: Any, d: str, label: str) -> Optional[str]:
+        """None when ``mnnx-run``'s output matches ``ref``, else "WRONG" or "n/a" (with a note)."""
+        np = self.np
+        try:
+            got = R.mnnx_run_output(np, cli, mnnx_path, x_npy, os.path.join(d, "out"), self.args.threads)
+        except Exception as e:  # noqa: BLE001
+            self.notes.append(f"{label} [ours native]: n/a ({R.short(e)})")
+            return "n/a"
+        err = float(np.max(np.abs(got - ref))) if got.shape == ref.shape else float("inf")
+        if err <= MODEL_TOL * float(np.max(np.abs(ref))) + MODEL_TOL:
+            return None
+        msg = f"{label} [ours native]: WRONG: max abs error {err:.3g} (shape {got.shape})"
+        self.notes.append(msg)
+        self.errors.append(msg)
+        return "WRONG"
+
+    def bench_native(self, cli: str, mnnx_path: str, x_npy: str, runs: int, warmup: int, label: str) -> list[float]:
+        """[seconds per run] from one ``mnnx-run --bench``, or [] (with a note) when it fails."""
+        try:
+            return [R.mnnx_run_bench(cli, mnnx_path, x_npy, runs, warmup, self.args.threads)]
+        except Exception as e:  # noqa: BLE001
+            self.notes.append(f"{label} [ours native]: n/a ({R.short(e)})")
+            return []
+
+    def models(self) -> None:
+        import models as M
+
+        np, torch = self.np, self.torch
+        if torch is None:
+            print(f"## Models\n\nn/a: torch is needed to build and export the models ({self.missing('torch')}).\n")
+            return
+        cli, cli_reason = find_cli(self.args)
+        work = self.args.workdir or tempfile.mkdtemp(prefix="mnnpy-suite-")
+        os.makedirs(work, exist_ok=True)
+        rows = []
+        try:
+            for name in self.args.models:
+                tmodel = M.build(name, torch)
+                for batch in self.args.batches:
+                    label = f"{M.LABELS[name]} b{batch}"
+                    d = os.path.join(work, f"{name}_b{batch}")
+                    os.makedirs(d, exist_ok=True)
+                    x = np.random.default_rng(batch).standard_normal((batch, 3, 224, 224)).astype(np.float32)
+                    x_npy = os.path.join(d, "x.npy")
+                    np.save(x_npy, x)
+                    with torch.no_grad():
+                        ref = tmodel(torch.from_numpy(x)).double().numpy()
+                    fns, mnnx_path = self.model_systems(M, tmodel, x, d, label)
+                    # ours native: output checked once; timed (mnnx-run --bench) before and after the rounds
+                    runs, warmup = (5, 2) if self.q else ((15, 3) if batch == 1 else (8, 2))
+                    native: list[float] = []
+                    native_note = (f"n/a ({cli_reason})" if cli is None else "n/a (no .mnnx: see ours)"
+                                   if mnnx_path is None else self.native_check(cli, mnnx_path, x_npy, ref, d, label))
+                    if native_note is None:
+                        native += self.bench_native(cli, mnnx_path, x_npy, runs, warmup, label)
+                    t = self.timed("models", label, fns, ref, MODEL_TOL, rounds=self.rounds(9),
+                                   budget=0.2 if self.q else (1.2 if batch > 1 else 0.8),
+                                   min_time=0.005 if self.q else 0.03, get={"MNN": lambda v: R.mnn_read(np, v)})
+                    if native and not self.q:
+                        native += self.bench_native(cli, mnnx_path, x_npy, runs, warmup, label)
+                    if native:
+                        t["ours native"] = sum(native) / len(native)
+                        self.results.append({"section": "models", "workload": label, "system": "ours native",
+                                             "seconds_median": t["ours native"], "runs": native})
+                    else:
+                        t["ours native"] = native_note or "n/a"
+                    cols = ("torch", "onnxruntime", "MNN", "ours", "ours native")
+                    rows.append([label, *(self.fmt(t[s]) for s in cols),
+                                 *(self.ratio(t, "ours", r, label) for r in cols[:3]),
+                                 *(self.ratio(t, "ours native", r, label + " (mnnx-run)") for r in cols[:3])])
+                    sys.stdout.flush()
+        finally:
+            if self.args.workdir is None:
+                shutil.rmtree(work, ignore_errors=True)
+        print("## Models (float32, 224x224, random weights and BatchNorm statistics; median time per forward)\n")
+        print(H.markdown_table(["model", "torch", "onnxruntime", "MNN", "ours", "ours native", "ours/torch",
+                                "ours/ort", "ours/MNN", "native/torch", "native/ort", "native/MNN"], rows))
+        print("\n`ours` = `mnn_nn.load(m.mnnx)` called under `mnn_expr.lazy_eval(True)` and read (one planned "
+              "native call), interleaved with the references; `ours native` = `mnnx-run m.mnnx x.npy --bench N "
+              "--warmup W --threads T`, its median (the mean of two runs, before and after the interleaved rounds).")
+        self.flush_notes()
+
+    # -- train ---------------------------------------------------------------
+    def train(self) -> None:
+        np, F, torch = self.np, self.F, self.torch
+        if torch is None:
+            print(f"## Training step\n\nn/a: bench/train.py needs torch ({self.missing('torch')}).\n")
+            return
+        import train as T  # bench/train.py
+
+        import mnn_nn
+        import mnn_optim
+
+        fns = T.Systems(np, torch, F, mnn_nn, mnn_optim).build("lenet")
+        errors: list[str] = []
+        T.check(np, fns, errors, "lenet")  # every system's first losses and parameters against torch's
+        for e in errors:
+            self.notes.append(f"WRONG or failed: {e}")
+            self.errors.append(e)
+        keep = {"torch": fns["torch"], "ours compiled": fns["ours compiled"]}
+        ok = {k: v for k, v in keep.items() if not isinstance(v, BaseException)}
+        stats = self.timer.run(ok, rounds=self.rounds(15, 5), budget=0.1 if self.q else 1.0, min_time=T.SAMPLE_TIME)
+        t: dict[str, Cell] = {}
+        for k, v in keep.items():
+            t[k] = stats[k]["median"] if k in stats else ("WRONG" if isinstance(v, AssertionError) else "n/a")
+            self.results.append({"section": "train", "workload": "LeNet-5 step", "system": k,
+                                 "seconds_median": stats[k]["median"] if k in stats else None})
+        ms = lambda s: f"{s * 1e3:.2f}"  # noqa: E731
+        print(f"## Training step (LeNet-5, batch {T.BATCH['lenet']}, SGD momentum; median ms per step)\n")
+        print(H.markdown_table(["workload", "torch", "ours compiled", "ours/torch"],
+                               [["LeNet-5 step", self.fmt(t["torch"], ms), self.fmt(t["ours compiled"], ms),
+                                 self.ratio(t, "ours compiled", "torch", "LeNet-5 train step")]]))
+        print("\nbench/train.py's systems (forward, cross-entropy, gradients, SGD update); ours = the whole step "
+              "`F.compile`d; losses checked against torch first.")
+        self.flush_notes()
+
+    # -- overhead ------------------------------------------------------------
+    def overhead(self) -> None:
+        np, F, MNN = self.np, self.F, self.MNN
+        import ops as O  # bench/ops.py
+
+        bench = O.Bench(argparse.Namespace(quick=self.q, threads=self.args.threads, only=["overhead"]), np,
+                        self.torch, F)
+        rows = []
+        us = lambda s: f"{s * 1e6:.3f}"  # noqa: E731
+        for n in (1, 100):
+            rng = np.random.default_rng(n)
+            a, b = rng.random(n, dtype=np.float32), rng.random(n, dtype=np.float32)
+            fns = bench.systems_for([a, b], lambda x, y: x + y, lambda x, y: x + y, lambda x, y: x + y, lazy=False)
+            if self.torch is None:
+                fns["torch"] = self.missing("torch")
+            if MNN is not None:
+                ma, mb = R.mnn_const(MNN, a), R.mnn_const(MNN, b)
+                fns["MNN"] = lambda ma=ma, mb=mb: ma + mb
+            else:
+                fns["MNN"] = self.missing("MNN")
+            label = f"a + b, n={n}"
+            t = self.timed("overhead", label, fns, a.astype(np.float64) + b, 1e-6, rounds=self.rounds(9),
+                           budget=0.05 if self.q else 0.3, min_time=0.002, settle=0.0,
+                           get={"MNN": lambda v: R.mnn_read(np, v)})
+            rows.append([f"`a + b`, {n} element{'s' if n > 1 else ''}",
+                         *(self.fmt(t[s], us) for s in ("ours", "numpy", "torch", "MNN")),
+                         *(self.ratio(t, "ours", r, label) for r in ("numpy", "torch", "MNN"))])
+        print("## Per-op overhead (eager `a + b` on float32, µs per call; bench/ops.py's systems)\n")
+        print(H.markdown_table(["op", "ours", "numpy", "torch", "MNN", "ours/numpy", "ours/torch", "ours/MNN"], rows))
+        print("\nMNN's `a + b` runs eagerly too (its default mode computes when the op is created).")
+        self.flush_notes()
+
+
+def find_cli(args: argparse.Namespace) -> tuple[Optional[str], str]:
+    """(path of mnnx-run, "") or (None, why not)."""
+    if args.mnnx_run:
+        if os.path.isfile(args.mnnx_run) and os.access(args.mnnx_run, os.X_OK):
+            return os.path.abspath(args.mnnx_run), ""
+        return None, f"--mnnx-run {args.mnnx_run}: not an executable file"
+    try:
+        import mnn_nn
+
+        return mnn_nn.deploy.runtime_cli(), ""
+    except Exception as e:  # noqa: BLE001
+        return None, R.short(e, 120)
+
+
+# --------------------------------------------------------------------------- chart
+
+def save_chart(path: str, entries: list[tuple[str, str, float]], title: str) -> str:
+    """Horizontal bar chart (log scale) of ours / reference per workload, one bar per reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workloads: list[str] = []
+    for w, _, _ in entries:
+        if w not in workloads:
+            workloads.append(w)
+    refs = [r for r in REFERENCES if any(e[1] == r for e in entries)]
+    colors = {"numpy": "#4c72b0", "torch": "#dd8452", "onnxruntime": "#55a868", "MNN": "#c44e52"}
+    height = 0.8 / max(1, len(refs))
+    fig, ax = plt.subplots(figsize=(8.5, 0.32 * len(workloads) + 1.6))
+    for i, ref in enumerate(refs):
+        ys, vals = [], []
+        for w, r, v in entries:
+            if r == ref:
+                ys.append(workloads.index(w) + (i - (len(refs) - 1) / 2) * height)
+                vals.append(v)
+        # bars grow from parity (1.0) towards the ratio: right = ours slower, left = ours faster
+        ax.barh(ys, [v - 1.0 for v in vals], height=height, left=1.0, color=colors.get(ref), label=f"vs {ref}")
+        for y, v in zip(ys, vals):
+            ax.text(v * (1.04 if v >= 1 else 0.96), y, f"{v:.2f}", va="center", ha="left" if v >= 1 else "right",
+                    fontsize=5.5)
+    ax.set_xscale("log")
+    lo = min(v for _, _, v in entries)
+    hi = max(v for _, _, v in entries)
+    ax.set_xlim(min(0.5, lo / 1.6), max(2.0, hi * 1.6))
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(workloads)))
+    ax.set_yticklabels(workloads, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("ours / reference time (log scale; < 1 = ours faster)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.grid(axis="x", which="both", alpha=0.3)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- main
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    H.prepare_process(args.threads)  # may re-exec; sets OPENBLAS_NUM_THREADS before numpy loads
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)  # the checkout's packages
+    socket.setdefaulttimeout(5.0)  # nothing here should use the network; never hang on a socket if something does
+    waited = wait_idle(args.wait_idle) if args.wait_idle > 0 else None
+    start = time.perf_counter()
+    machine0, own0 = busy_seconds(), own_seconds()
+
+    import numpy as np
+
+    blas = H.limit_blas_threads(args.threads)
+    mods: dict[str, Any] = {}
+    reasons: dict[str, str] = {}
+    versions: dict[str, str] = {"numpy": np.__version__}
+    for name in ("torch", "onnxruntime", "onnx", "MNN"):
+        if name in args.skip:
+            mod, ver = None, "skipped (--skip)"
+        else:
+            mod, ver = R.import_mnn(args.threads) if name == "MNN" else R.import_optional(name)
+        mods[name], versions[name] = mod, ver
+        if mod is None:
+            reasons[name] = f"{name} {ver}"
+    if mods["onnx"] is None and mods["onnxruntime"] is not None:
+        reasons.setdefault("onnxruntime", "onnx is not installed (needed to build the models)")
+    torch = mods["torch"]
+    if torch is not None and torch.get_num_threads() != args.threads:
+        torch.set_num_threads(args.threads)  # only when it differs: see bench/ops.py
+    import mnn_expr as F
+
+    F.set_thread_number(args.threads)
+    versions["mnn_expr"] = f"{getattr(F, '__version__', '?')} ({os.path.dirname(F.__file__)})"
+    cli, why = find_cli(args)
+    versions["mnnx-run"] = cli or f"n/a ({why})"
+    mpl, versions["matplotlib"] = R.import_optional("matplotlib")
+    _, versions["threadpoolctl"] = R.import_optional("threadpoolctl")
+
+    info = H.machine_info(args.threads, versions, blas, repo=ROOT)
+    peak, peak_text = peak_estimate(args.threads)
+    info["peak_estimate_gflops"], info["peak_estimate"] = peak, peak_text
+    H.print_header(info, "mnnpy benchmark suite" + (" (--quick)" if args.quick else ""))
+    print(f"- peak float32 estimate: {peak_text}")
+    try:
+        print(f"- load average (1, 5, 15 min): {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    except OSError:
+        pass
+    busy = cpu_busy(1.0)
+    if busy is not None:
+        info["cpus_busy_start"], info["cpus_stolen_start"] = busy
+        print(f"- other processes right now: {busy[0]:.2f} of {os.cpu_count()} CPUs busy, {busy[1]:.2f} stolen by the "
+              f"hypervisor (1 s sample){f'; --wait-idle: {waited}' if waited else ''}")
+    print(f"- sections: {', '.join(args.sections)}; every system uses {args.threads} thread(s): "
+          f"torch.set_num_threads, onnxruntime intra_op_num_threads (inter-op 1), MNN set_thread_number / "
+          f"thread_num, numpy's BLAS via {blas.via}, mnn_expr.set_thread_number, mnnx-run --threads")
+    for ref, why in reasons.items():
+        print(f"- n/a: {ref}: {why}")
+    print()
+    warning = H.warn_if_loaded()
+    if warning:
+        print(f"> {warning}\n")
+    sys.stdout.flush()
+
+    suite = Suite(args, np, mods, reasons, F, peak)
+    failed: list[str] = []
+    for section in SECTIONS:
+        if section not in args.sections:
+            continue
+        t0 = time.perf_counter()
+        try:
+            getattr(suite, section)()
+        except Exception as e:  # noqa: BLE001  (report the section, run the next)
+            import traceback
+
+            suite.notes, suite.na = [], {}
+            failed.append(section)
+            print(f"## {section}\n\nsection failed: {R.short(e, 400)}\n")
+            traceback.print_exc(limit=4)
+            print()
+        info.setdefault("section_seconds", {})[section] = round(time.perf_counter() - t0, 1)
+        sys.stdout.flush()
+
+    if args.chart and suite.chart:
+        if mpl is None:
+            print(f"chart: n/a (matplotlib {versions['matplotlib']})")
+        else:
+            try:
+                title = (f"mnnpy / reference time, {args.threads} threads — {info['cpu']}"
+                         + (" (--quick)" if args.quick else ""))
+                print(f"chart: wrote {save_chart(args.chart, suite.chart, title)}")
+            except Exception as e:  # noqa: BLE001
+                print(f"chart: failed ({R.short(e)})")
+    total = time.perf_counter() - start
+    busy = cpu_busy(1.0)
+    if busy is not None:
+        info["cpus_busy_end"], info["cpus_stolen_end"] = busy
+        print(f"other processes at the end: {busy[0]:.2f} CPUs busy, {busy[1]:.2f} stolen (1 s sample).")
+    machine1, own1 = busy_seconds(), own_seconds()
+    if machine0 is not None and machine1 is not None:
+        others = max(0.0, (machine1 - machine0) - (own1 - own0))
+        info["other_cpu_seconds"] = others
+        print(f"Other processes used {others:.0f} CPU-seconds during the run: {others / total:.2f} CPUs on average "
+              f"(0 on an idle machine; anything near 1 makes 2-thread timings unreliable).")
+    load_end = H.load_average()
+    secs = ", ".join(f"{k} {v:.0f} s" for k, v in info.get("section_seconds", {}).items())
+    print(f"Ran in {total:.1f} s ({secs}); load average (1 min) at the end: "
+          f"{'?' if load_end is None else f'{load_end:.2f}'}.")
+    warning = H.warn_if_loaded()
+    if warning:
+        print(f"> {warning}")
+    if args.json:
+        info["load_1min_end"] = load_end
+        H.write_json(args.json, {"machine": info, "args": vars(args), "results": suite.results,
+                                 "ratios": [{"workload": w, "reference": r, "ours_over_reference": v}
+                                            for w, r, v in suite.chart],
+                                 "errors": suite.errors, "failed_sections": failed})
+        print(f"wrote {args.json}")
+    return 1 if (failed or suite.errors) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
