@@ -108,6 +108,18 @@ def test_subtract_multiply_per_channel_and_swapped():
     _close(e, 0.5 * c - _t(CH))
 
 
+def test_residual_on_few_positions():
+    """7x7 outputs: the transposed product (positions as GEMM rows) with a residual epilogue."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 96, 7, 7)).astype(np.float32)
+    w = rng.standard_normal((64, 96, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
+    r = rng.standard_normal((2, 64, 7, 7)).astype(np.float32)
+    (y,), n = run_both(lambda x, w, b, r: [F.relu(F.conv2d(x, w, b, padding=1) + r)], x, w, b, r)
+    assert n == 2
+    _close(y, torch.relu(_conv_ref(x, w, b, padding=1) + _t(r)), 5e-4)
+
+
 @pytest.mark.parametrize("kind", ["depthwise", "depthwise_s2", "pointwise", "direct", "stride2", "float64"])
 def test_every_conv_path_fuses(kind):
     rng = np.random.default_rng(3)
