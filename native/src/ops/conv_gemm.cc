@@ -37,25 +37,7 @@ namespace convgeom {
 namespace {
 
 // 64-byte aligned per-thread scratch that only grows.
-struct Scratch {
-    void* p = nullptr;
-    size_t bytes = 0;
-    ~Scratch() {
-        if (p) ::operator delete(p, std::align_val_t(64));
-    }
-    template <typename T>
-    T* get(size_t n) {
-        const size_t need = std::max<size_t>(n * sizeof(T), 64);
-        if (need > bytes) {
-            if (p) ::operator delete(p, std::align_val_t(64));
-            p = nullptr;
-            bytes = 0;
-            p = ::operator new(need, std::align_val_t(64));
-            bytes = need;
-        }
-        return static_cast<T*>(p);
-    }
-};
+using simd::Scratch;
 thread_local Scratch t_planes, t_bpanel;
 
 // ---- packed weights ---------------------------------------------------------------------------
