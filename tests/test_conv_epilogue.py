@@ -150,10 +150,13 @@ def test_nan_and_signed_zero_follow_the_elementwise_kernels():
 
     def build(x, w):
         return [F.relu(F.conv2d(x, w, padding=1)), F.maximum(F.conv2d(x, w * 2.0, padding=1), -0.0),
-                F.minimum(-0.0, F.conv2d(x, w * 3.0, padding=1))]
+                F.minimum(-0.0, F.conv2d(x, w * 3.0, padding=1)),
+                # the kernels' fast forms: maximum with +0.0, maximum / minimum with other values
+                F.minimum(F.maximum(F.conv2d(x, w * 4.0, padding=1), 0.0), 6.0),
+                F.maximum(1.5, F.minimum(F.conv2d(x, w * 5.0, padding=1), -2.0))]
 
-    (r, mx, mn), n = run_both(build, x, w)
-    assert n == 3
+    (r, mx, mn, r6, mm), n = run_both(build, x, w)
+    assert n == 7 and np.isnan(r6).any() and np.isnan(mm).any()
     assert np.isnan(mx).any() and not np.isnan(r).any()  # relu(NaN) = 0 (our relu), maximum keeps NaN
 
 

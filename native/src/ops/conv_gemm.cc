@@ -278,43 +278,57 @@ MNN_ALWAYS_INLINE void pack_panel(int nr, const T* base, const int64_t* koff, in
     }
 }
 
-// Output channels [i0, i1) of group g at output positions [q * nr, q * nr + nr): the GEMM
-// straight into y, then the epilogue on that block in place.
+// Output channels [i0, i1) of group g at the output positions of panels [q0, q1) (nr each): the
+// GEMM straight into y, then the epilogue on that block in place.  Several panels per task
+// when the depth is small keep the block's rows long (fewer pages and passes per output row).
 template <typename T, int L>
-MNN_ALWAYS_INLINE void gemm_task(const Job<T>& jb, int64_t g, int64_t i0, int64_t i1, int64_t q) {
+MNN_ALWAYS_INLINE void gemm_task(const Job<T>& jb, int64_t g, int64_t i0, int64_t i1, int64_t q0, int64_t q1) {
     const gemmk::KernelSet<T>& ks = *jb.ks;
     const DirectConv& d = *jb.d;
     const Planes& pl = *jb.pl;
     const int nr = ks.nr;
     const int64_t P = d.OH * d.OW, Og = jb.M;
-    const int64_t j0 = q * nr, n = std::min<int64_t>(nr, P - j0), rows = i1 - i0;
+    const int64_t j0 = q0 * nr, ncols = std::min<int64_t>(q1 * nr, P) - j0, rows = i1 - i0;
+    if (ncols <= 0) return;
+    const int64_t npanels = (ncols + nr - 1) / nr;
     const T* base = jb.planes + g * jb.Cg * pl.S * pl.PL;
     const T* A = jb.A + g * jb.mpad * jb.K;
     T* yg = jb.y + g * Og * P;
-    T* bpanel = t_bpanel.get<T>(size_t(jb.kc_max * nr));
-    Runs runs;
-    panel_runs(d, pl, j0, n, runs);
+    T* bpanels = t_bpanel.get<T>(size_t(jb.kc_max * nr * npanels));
     T* C = yg + i0 * P + j0;
-#if defined(MNN_SPAN_MASKS)
-    PanelVecs vecs;
-    const bool by_vecs = std::is_same_v<T, float> && simd::masked<T, L>() && nr == 32 && runs.n > 1 &&
-                         panel_vecs(runs, n, vecs);
-#endif
     for (int64_t p = 0; p < jb.nk; ++p) {
         const int64_t pc = p * jb.kc_max, kc = std::min(jb.kc_max, jb.K - pc);
+        for (int64_t h = 0; h < npanels; ++h) {
+            const int64_t jh = j0 + h * nr, n = std::min<int64_t>(nr, P - jh);
+            T* bp = bpanels + h * kc * nr;
+            Runs runs;
+            panel_runs(d, pl, jh, n, runs);
 #if defined(MNN_SPAN_MASKS)
-        if constexpr (std::is_same_v<T, float> && simd::masked<T, L>())
-            if (by_vecs) {
-                pack_panel_vecs(reinterpret_cast<const float*>(base), jb.koff + pc, kc, vecs,
-                                reinterpret_cast<float*>(bpanel));
-                ks.macro(rows, n, kc, A + pc * jb.mpad + i0 * kc, bpanel, C, P, T(1), p == 0 ? T(0) : T(1));
-                continue;
+            if constexpr (std::is_same_v<T, float> && simd::masked<T, L>()) {
+                PanelVecs vecs;
+                if (nr == 32 && runs.n > 1 && panel_vecs(runs, n, vecs)) {
+                    pack_panel_vecs(reinterpret_cast<const float*>(base), jb.koff + pc, kc, vecs,
+                                    reinterpret_cast<float*>(bp));
+                    continue;
+                }
             }
 #endif
-        pack_panel<T, L>(nr, base, jb.koff + pc, kc, runs, n, bpanel);
-        ks.macro(rows, n, kc, A + pc * jb.mpad + i0 * kc, bpanel, C, P, T(1), p == 0 ? T(0) : T(1));
+            pack_panel<T, L>(nr, base, jb.koff + pc, kc, runs, n, bp);
+        }
+        if (p + 1 < jb.nk) {
+            ks.macro(rows, ncols, kc, A + pc * jb.mpad + i0 * kc, bpanels, C, P, T(1), p == 0 ? T(0) : T(1));
+            continue;
+        }
+        // The last depth block a few register rows at a time, each finished by the epilogue while
+        // its rows are still in L1.
+        const int64_t chunk = 2 * ks.mr;
+        for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+            const int64_t m = std::min(chunk, rows - r0);
+            ks.macro(m, ncols, kc, A + pc * jb.mpad + (i0 + r0) * kc, bpanels, C + r0 * P, P, T(1),
+                     p == 0 ? T(0) : T(1));
+            epilogue_block<T, L>(*jb.epi, jb.n, g * Og + i0 + r0, m, j0, C + r0 * P, P, ncols);
+        }
     }
-    epilogue_block<T, L>(*jb.epi, jb.n, g * Og + i0, rows, j0, C, P, n);
 }
 
 // ---- the transposed product for layers with few output positions -----------------------------------
@@ -398,12 +412,12 @@ MNN_ISA_VARIANTS_LANES(gemm_t_task_f64, (const JobT<double>& jb, int64_t g, int6
 inline auto gemm_t_task_for(CpuLevel level, float) { return gemm_t_task_f32_for(level); }
 inline auto gemm_t_task_for(CpuLevel level, double) { return gemm_t_task_f64_for(level); }
 
-#define MNN_TASK_F32(L) gemm_task<float, L>(jb, g, i0, i1, q)
-#define MNN_TASK_F64(L) gemm_task<double, L>(jb, g, i0, i1, q)
-MNN_ISA_VARIANTS_LANES(gemm_task_f32, (const Job<float>& jb, int64_t g, int64_t i0, int64_t i1, int64_t q),
-                       MNN_TASK_F32, 16, 8, 4)
-MNN_ISA_VARIANTS_LANES(gemm_task_f64, (const Job<double>& jb, int64_t g, int64_t i0, int64_t i1, int64_t q),
-                       MNN_TASK_F64, 8, 4, 2)
+#define MNN_TASK_F32(L) gemm_task<float, L>(jb, g, i0, i1, q0, q1)
+#define MNN_TASK_F64(L) gemm_task<double, L>(jb, g, i0, i1, q0, q1)
+MNN_ISA_VARIANTS_LANES(gemm_task_f32, (const Job<float>& jb, int64_t g, int64_t i0, int64_t i1, int64_t q0,
+                                       int64_t q1), MNN_TASK_F32, 16, 8, 4)
+MNN_ISA_VARIANTS_LANES(gemm_task_f64, (const Job<double>& jb, int64_t g, int64_t i0, int64_t i1, int64_t q0,
+                                       int64_t q1), MNN_TASK_F64, 8, 4, 2)
 
 #define MNN_FILL_F32(L) fill_planes<float, L>(d, p, x, c0, c1, planes)
 #define MNN_FILL_F64(L) fill_planes<double, L>(d, p, x, c0, c1, planes)
@@ -477,10 +491,14 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
     }
 
     const int64_t MR = ks.mr, mp = (Og + MR - 1) / MR, npan = (P + ks.nr - 1) / ks.nr;
-    // Row blocks: enough tasks to keep the threads busy when there are few panels.
+    // Panels per task: more when the depth is small (a long block per output row), while there
+    // are plenty of tasks; then row blocks, enough to keep the threads busy when panels are few.
+    int64_t pg = Og < 64 ? 1 : K <= 64 ? 4 : K <= 256 ? 2 : 1;
+    while (pg > 1 && G * ((npan + pg - 1) / pg) < 8 * threads) pg /= 2;
+    const int64_t ngroups = (npan + pg - 1) / pg;
     int64_t rb = 1;
-    while (G * npan * rb < 3 * threads && rb * 2 <= mp) rb *= 2;
-    const int64_t tasks = G * rb * npan;
+    while (G * ngroups * rb < 3 * threads && rb * 2 <= mp) rb *= 2;
+    const int64_t tasks = G * rb * ngroups;
     const int64_t grain = flops < (int64_t(1) << 21) ? tasks : 1;  // tiny layers: one thread
     const auto task = gemm_task_for(level, T());
     for (int64_t n = 0; n < d.N; ++n) {
@@ -490,9 +508,9 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
                         y + n * d.O * P, n, Og, K, pw->kc_max, pw->nk, pw->mpad, Cg};
         parallel_for(tasks, grain, [&](int64_t a, int64_t b) {
             for (int64_t t = a; t < b; ++t) {
-                const int64_t q = t % npan, r = (t / npan) % rb, g = t / (npan * rb);
+                const int64_t qg = t % ngroups, r = (t / ngroups) % rb, g = t / (ngroups * rb);
                 const int64_t i0 = r * mp / rb * MR, i1 = std::min(Og, (r + 1) * mp / rb * MR);
-                if (i0 < i1) task(jb, g, i0, i1, q);
+                if (i0 < i1) task(jb, g, i0, i1, qg * pg, std::min(npan, (qg + 1) * pg));
             }
         });
     }
