@@ -108,6 +108,18 @@ def test_subtract_multiply_per_channel_and_swapped():
     _close(e, 0.5 * c - _t(CH))
 
 
+def test_residual_on_few_positions():
+    """7x7 outputs: the transposed product (positions as GEMM rows) with a residual epilogue."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 96, 7, 7)).astype(np.float32)
+    w = rng.standard_normal((64, 96, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
+    r = rng.standard_normal((2, 64, 7, 7)).astype(np.float32)
+    (y,), n = run_both(lambda x, w, b, r: [F.relu(F.conv2d(x, w, b, padding=1) + r)], x, w, b, r)
+    assert n == 2
+    _close(y, torch.relu(_conv_ref(x, w, b, padding=1) + _t(r)), 5e-4)
+
+
 @pytest.mark.parametrize("kind", ["depthwise", "depthwise_s2", "pointwise", "direct", "stride2", "float64"])
 def test_every_conv_path_fuses(kind):
     rng = np.random.default_rng(3)
@@ -138,10 +150,13 @@ def test_nan_and_signed_zero_follow_the_elementwise_kernels():
 
     def build(x, w):
         return [F.relu(F.conv2d(x, w, padding=1)), F.maximum(F.conv2d(x, w * 2.0, padding=1), -0.0),
-                F.minimum(-0.0, F.conv2d(x, w * 3.0, padding=1))]
+                F.minimum(-0.0, F.conv2d(x, w * 3.0, padding=1)),
+                # the kernels' fast forms: maximum with +0.0, maximum / minimum with other values
+                F.minimum(F.maximum(F.conv2d(x, w * 4.0, padding=1), 0.0), 6.0),
+                F.maximum(1.5, F.minimum(F.conv2d(x, w * 5.0, padding=1), -2.0))]
 
-    (r, mx, mn), n = run_both(build, x, w)
-    assert n == 3
+    (r, mx, mn, r6, mm), n = run_both(build, x, w)
+    assert n == 7 and np.isnan(r6).any() and np.isnan(mm).any()
     assert np.isnan(mx).any() and not np.isnan(r).any()  # relu(NaN) = 0 (our relu), maximum keeps NaN
 
 

@@ -42,6 +42,10 @@ CASES = [
     ("deep", 1, 300, 5, 5, 20, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),  # K = 2700: several depth blocks
     ("many_channels", 1, 40, 6, 7, 203, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),  # O not a tile multiple
     ("wide", 1, 36, 23, 29, 17, 3, 3, (1, 1), (0, 0, 0, 0), (1, 1), 1),
+    # few positions, deep: positions become the GEMM's rows (the transposed product)
+    ("small_spatial", 1, 128, 7, 7, 96, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    ("small_spatial_groups_batch", 2, 64, 7, 7, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2),
+    ("small_spatial_1x1_s2", 1, 200, 13, 13, 300, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), 1),
     ("direct_small", 2, 4, 9, 10, 6, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),
     ("depthwise", 1, 24, 14, 14, 24, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 24),
     ("depthwise_s2", 2, 16, 15, 12, 16, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 16),

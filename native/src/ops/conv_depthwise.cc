@@ -27,25 +27,7 @@ MNN_ALWAYS_INLINE void load_v(V& v, const T* p) {
     std::memcpy(&v, p, sizeof(V));
 }
 
-struct Scratch {
-    void* p = nullptr;
-    size_t bytes = 0;
-    ~Scratch() {
-        if (p) ::operator delete(p, std::align_val_t(64));
-    }
-    template <typename T>
-    T* get(size_t n) {
-        const size_t need = std::max<size_t>(n * sizeof(T), 64);
-        if (need > bytes) {
-            if (p) ::operator delete(p, std::align_val_t(64));
-            p = nullptr;
-            bytes = 0;
-            p = ::operator new(need, std::align_val_t(64));
-            bytes = need;
-        }
-        return static_cast<T*>(p);
-    }
-};
+using simd::Scratch;
 thread_local Scratch t_planes, t_wide;
 
 // wide[q] = sum over taps t of w[t] * planes[q + off[t]] for q in [0, Qv) (Qv: Q rounded up to L).

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/attrs.h"
@@ -81,6 +82,19 @@ struct EpiMul { template <typename T> MNN_ALWAYS_INLINE T operator()(T a, T b) c
 struct EpiMax { template <typename T> MNN_ALWAYS_INLINE T operator()(T a, T b) const { return epi_max(a, b); } };
 struct EpiMin { template <typename T> MNN_ALWAYS_INLINE T operator()(T a, T b) const { return epi_min(a, b); } };
 struct EpiRelu { template <typename T> MNN_ALWAYS_INLINE T operator()(T a, T) const { return a > T(0) ? a : T(0); } };
+// epi_max(x, c) / epi_min(x, c) for an operand c that is neither NaN nor zero: then they equal
+// c > x ? c : x / c < x ? c : x (a NaN x is kept, x == c has c's bits), one vmaxps / vminps.
+struct EpiMaxC { template <typename T> MNN_ALWAYS_INLINE T operator()(T x, T c) const { return c > x ? c : x; } };
+struct EpiMinC { template <typename T> MNN_ALWAYS_INLINE T operator()(T x, T c) const { return c < x ? c : x; } };
+// epi_max(x, +0.0) (ReLU6's lower bound): x when it is greater or NaN, else +0.0.
+struct EpiMaxPZ {
+    template <typename T> MNN_ALWAYS_INLINE T operator()(T x, T) const { return (x > T(0) || x != x) ? x : T(0); }
+};
+
+template <typename T>
+MNN_ALWAYS_INLINE bool epi_plain_operand(T c) {
+    return c == c && c != T(0);
+}
 
 // d[0:n] = f(d, operand) for n a multiple of L (FULL: the operand at w[0:n], else the value c).
 template <typename T, int L, bool FULL, bool SWAP, typename F>
@@ -117,6 +131,23 @@ MNN_ALWAYS_INLINE void epi_rows(T* d, int64_t ld, int64_t rows, int64_t len, Epi
             else epi_span<T, L, true, false>(row, len, full + r * P, T(0), f);
         } else {
             const T c = kind == EpilogueOp::Channel ? ptr[o0 + r] : kind == EpilogueOp::Scalar ? ptr[0] : T(0);
+            // maximum / minimum with a value that is neither NaN nor zero: one instruction per vector
+            // (max and min are symmetric here: their NaN and zero cases are excluded).
+            if constexpr (std::is_same_v<F, EpiMax>) {
+                if (epi_plain_operand(c)) {
+                    epi_span<T, L, false, false>(row, len, nullptr, c, EpiMaxC());
+                    continue;
+                }
+                if (c == T(0) && !std::signbit(c)) {
+                    epi_span<T, L, false, false>(row, len, nullptr, c, EpiMaxPZ());
+                    continue;
+                }
+            }
+            if constexpr (std::is_same_v<F, EpiMin>)
+                if (epi_plain_operand(c)) {
+                    epi_span<T, L, false, false>(row, len, nullptr, c, EpiMinC());
+                    continue;
+                }
             if (swap) epi_span<T, L, false, true>(row, len, nullptr, c, f);
             else epi_span<T, L, false, false>(row, len, nullptr, c, f);
         }

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <type_traits>
 #include <new>
 #include <unordered_map>
 
@@ -26,6 +27,7 @@
 #include "ops/conv_planes.h"
 #include "ops/gemm_kernels.h"
 #include "ops/isa_variants.h"
+#include "ops/simd_span.h"
 
 namespace mnn {
 
@@ -35,26 +37,8 @@ namespace convgeom {
 namespace {
 
 // 64-byte aligned per-thread scratch that only grows.
-struct Scratch {
-    void* p = nullptr;
-    size_t bytes = 0;
-    ~Scratch() {
-        if (p) ::operator delete(p, std::align_val_t(64));
-    }
-    template <typename T>
-    T* get(size_t n) {
-        const size_t need = std::max<size_t>(n * sizeof(T), 64);
-        if (need > bytes) {
-            if (p) ::operator delete(p, std::align_val_t(64));
-            p = nullptr;
-            bytes = 0;
-            p = ::operator new(need, std::align_val_t(64));
-            bytes = need;
-        }
-        return static_cast<T*>(p);
-    }
-};
-thread_local Scratch t_planes, t_bpanel, t_tile;
+using simd::Scratch;
+thread_local Scratch t_planes, t_bpanel;
 
 // ---- packed weights ---------------------------------------------------------------------------
 
@@ -66,7 +50,8 @@ struct Packed {
     int64_t groups = 0;
     CpuLevel level = CpuLevel::Generic;
     DType dtype = DType::Float32;
-    int64_t M = 0, K = 0, mr = 0, kc_max = 0, nk = 0, mpad = 0;
+    bool as_b = false;  // packed as the GEMM's B operand (NR-column panels of output channels), else as A
+    int64_t M = 0, K = 0, mr = 0, kc_max = 0, nk = 0, mpad = 0;  // (as B: mr = NR, mpad = channels rounded to NR)
     void* data = nullptr;  // groups * mpad * K values: group g at g * mpad * K, depth block p at pc * mpad
     size_t bytes = 0;
     ~Packed() {
@@ -85,9 +70,9 @@ PackCache& pack_cache() {
 }
 constexpr size_t kPackCacheBytes = size_t(1) << 30;
 
-bool same_layout(const Packed& p, const Tensor& w, int64_t groups, CpuLevel level) {
+bool same_layout(const Packed& p, const Tensor& w, int64_t groups, CpuLevel level, bool as_b) {
     return p.src_ptr == w.storage.get() && p.offset == w.offset_bytes && p.shape == w.shape() &&
-           p.groups == groups && p.level == level && p.dtype == w.dtype();
+           p.groups == groups && p.level == level && p.dtype == w.dtype() && p.as_b == as_b;
 }
 
 // Drops entries whose weight tensor is gone (under the lock).
@@ -107,7 +92,8 @@ void sweep(PackCache& c) {
 }
 
 template <typename T>
-std::shared_ptr<const Packed> packed_weights(const Tensor& w, int64_t G, const gemmk::KernelSet<T>& ks, CpuLevel level) {
+std::shared_ptr<const Packed> packed_weights(const Tensor& w, int64_t G, const gemmk::KernelSet<T>& ks, CpuLevel level,
+                                            bool as_b) {
     const bool cacheable = w.storage && !w.storage->rewritable;
     PackCache& cache = pack_cache();
     if (cacheable) {
@@ -115,7 +101,7 @@ std::shared_ptr<const Packed> packed_weights(const Tensor& w, int64_t G, const g
         auto it = cache.entries.find(w.storage.get());
         if (it != cache.entries.end())
             for (const auto& p : it->second)
-                if (same_layout(*p, w, G, level) && p->src.lock() == w.storage) return p;
+                if (same_layout(*p, w, G, level, as_b) && p->src.lock() == w.storage) return p;
     }
     auto p = std::make_shared<Packed>();
     p->src = w.storage;
@@ -128,10 +114,11 @@ std::shared_ptr<const Packed> packed_weights(const Tensor& w, int64_t G, const g
     const int64_t O = w.shape()[0];
     p->M = O / G;
     p->K = w.numel() / std::max<int64_t>(O, 1);
-    p->mr = ks.mr;
+    p->as_b = as_b;
+    p->mr = as_b ? ks.nr : ks.mr;
     p->nk = (p->K + ks.kc - 1) / ks.kc;
     p->kc_max = (p->K + p->nk - 1) / p->nk;
-    p->mpad = (p->M + ks.mr - 1) / ks.mr * ks.mr;
+    p->mpad = (p->M + p->mr - 1) / p->mr * p->mr;
     p->bytes = size_t(G * p->mpad * p->K) * sizeof(T);
     p->data = ::operator new(std::max<size_t>(p->bytes, 64), std::align_val_t(64));
     const T* wd = w.data<T>();
@@ -140,7 +127,9 @@ std::shared_ptr<const Packed> packed_weights(const Tensor& w, int64_t G, const g
     parallel_for(G * nk, 1, [&](int64_t a, int64_t b) {
         for (int64_t t = a; t < b; ++t) {
             const int64_t g = t / nk, pc = (t % nk) * kc_max, kc = std::min(kc_max, K - pc);
-            ks.pack_a(false, wd + g * M * K + pc, K, M, kc, dst + g * mpad * K + pc * mpad);
+            // As A: W_g[M, K] in MR-row panels; as B: op(B) = W_g^T [K, M] in NR-column panels.
+            if (as_b) ks.pack_b(true, wd + g * M * K + pc, K, kc, M, dst + g * mpad * K + pc * mpad);
+            else ks.pack_a(false, wd + g * M * K + pc, K, M, kc, dst + g * mpad * K + pc * mpad);
         }
     });
     if (cacheable) {
@@ -174,95 +163,261 @@ struct Job {
     int64_t M, K, kc_max, nk, mpad, Cg;
 };
 
-// B panel: rows k in [k0, k0 + kc) of columns [j0, j0 + n), zero past n.
-template <typename T, int NR>
-MNN_ALWAYS_INLINE void pack_rows_nr(const T* base, const int64_t* koff, int64_t kc, int64_t j0, int64_t n, T* dst) {
-    if (n == NR) {
-        for (int64_t k = 0; k < kc; ++k) {
-            const T* s = base + koff[k] + j0;
-            T* dk = dst + k * NR;
-            for (int j = 0; j < NR; ++j) dk[j] = s[j];
+// A panel's output positions [j0, j0 + n) as runs of consecutive wide positions (one per output
+// row, merged when rows are contiguous in the planes, as for a 1x1 stride-1 layer).
+struct Runs {
+    int64_t q[64], col[64], len[64];  // wide position, column in the panel, length
+    int n = 0;
+};
+
+inline void panel_runs(const DirectConv& d, const Planes& pl, int64_t j0, int64_t n, Runs& r) {
+    r.n = 0;
+    for (int64_t j = j0; j < j0 + n;) {
+        const int64_t oh = j / d.OW, ow = j - oh * d.OW, len = std::min(d.OW - ow, j0 + n - j);
+        const int64_t q = oh * pl.Wp + ow;
+        if (r.n > 0 && r.q[r.n - 1] + r.len[r.n - 1] == q) {
+            r.len[r.n - 1] += len;
+        } else {
+            r.q[r.n] = q;
+            r.col[r.n] = j - j0;
+            r.len[r.n] = len;
+            ++r.n;
         }
-    } else {
-        for (int64_t k = 0; k < kc; ++k) {
-            const T* s = base + koff[k] + j0;
-            T* dk = dst + k * NR;
-            for (int64_t j = 0; j < n; ++j) dk[j] = s[j];
-            for (int64_t j = n; j < NR; ++j) dk[j] = T(0);
-        }
+        j += len;
     }
 }
 
-template <typename T>
-MNN_ALWAYS_INLINE void pack_rows(int nr, const T* base, const int64_t* koff, int64_t kc, int64_t j0, int64_t n, T* dst) {
+// B panel for depth rows [k0, k0 + kc): row k holds the panel's positions, gathered run by run
+// from base + koff[k]; columns past n are zero.
+template <typename T, int L, int NR>
+MNN_ALWAYS_INLINE void pack_panel_nr(const T* base, const int64_t* koff, int64_t kc, const Runs& r, int64_t n,
+                                     T* dst) {
+    if (r.n == 1 && n == NR) {
+        const int64_t q = r.q[0];
+        for (int64_t k = 0; k < kc; ++k) {
+            const T* s = base + koff[k] + q;
+            T* dk = dst + k * NR;
+            for (int j = 0; j < NR; ++j) dk[j] = s[j];
+        }
+        return;
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        const T* s = base + koff[k];
+        T* dk = dst + k * NR;
+        for (int i = 0; i < r.n; ++i) simd::copy<T, L>(dk + r.col[i], s + r.q[i], r.len[i]);
+        if (n < NR) simd::zero<T, L>(dk + n, NR - n);
+    }
+}
+
+#if defined(MNN_SPAN_MASKS)
+// AVX-512, float, 32-column panels: each of the panel's two vectors reads one unaligned run
+// from the planes, and where it crosses into the next output row, the lanes past the boundary
+// come from a second, masked load (lane l at b + l) - two or three loads per depth row instead
+// of a copy loop per run.  Needs rows at least 16 wide and 16 values of slack after the planes.
+struct PanelVecs {
+    int64_t a[2], b[2];
+    uint32_t mask[2];  // lanes taken from b
+    uint32_t valid[2];  // lanes inside the panel (the rest are zero)
+};
+
+// False when a vector crosses more than one row boundary (rows narrower than 16).
+inline bool panel_vecs(const Runs& r, int64_t n, PanelVecs& v) {
+    for (int h = 0; h < 2; ++h) {
+        const int64_t c0 = 16 * h, c1 = std::min<int64_t>(n, c0 + 16);
+        v.valid[h] = c1 > c0 ? uint32_t((1u << (c1 - c0)) - 1u) : 0u;
+        v.mask[h] = 0;
+        v.a[h] = v.b[h] = 0;
+        if (c1 <= c0) continue;
+        int first = -1, second = -1;
+        for (int i = 0; i < r.n; ++i)
+            if (r.col[i] < c1 && r.col[i] + r.len[i] > c0) {
+                if (first < 0) first = i;
+                else if (second < 0) second = i;
+                else return false;
+            }
+        v.a[h] = r.q[first] + (c0 - r.col[first]);
+        if (second >= 0) {
+            v.b[h] = r.q[second] - (r.col[second] - c0);  // lane l of the vector at b + l
+            v.mask[h] = v.valid[h] & ~uint32_t((1u << (r.col[second] - c0)) - 1u);
+        }
+    }
+    return true;
+}
+
+MNN_ISA_AVX512 inline void pack_panel_vecs(const float* base, const int64_t* koff, int64_t kc, const PanelVecs& v,
+                                           float* dst) {
+    const __mmask16 v0 = __mmask16(v.valid[0]), v1 = __mmask16(v.valid[1]);
+    const __mmask16 m0 = __mmask16(v.mask[0]), m1 = __mmask16(v.mask[1]);
+    for (int64_t k = 0; k < kc; ++k) {
+        const float* s = base + koff[k];
+        __m512 x0 = _mm512_maskz_loadu_ps(__mmask16(v0 & ~m0), s + v.a[0]);
+        __m512 x1 = _mm512_maskz_loadu_ps(__mmask16(v1 & ~m1), s + v.a[1]);
+        x0 = _mm512_mask_loadu_ps(x0, m0, s + v.b[0]);
+        x1 = _mm512_mask_loadu_ps(x1, m1, s + v.b[1]);
+        _mm512_store_ps(dst + k * 32, x0);
+        _mm512_store_ps(dst + k * 32 + 16, x1);
+    }
+}
+#endif
+
+template <typename T, int L>
+MNN_ALWAYS_INLINE void pack_panel(int nr, const T* base, const int64_t* koff, int64_t kc, const Runs& r, int64_t n,
+                                  T* dst) {
     switch (nr) {
-        case 32: return pack_rows_nr<T, 32>(base, koff, kc, j0, n, dst);
-        case 16: return pack_rows_nr<T, 16>(base, koff, kc, j0, n, dst);
-        case 8: return pack_rows_nr<T, 8>(base, koff, kc, j0, n, dst);
-        case 4: return pack_rows_nr<T, 4>(base, koff, kc, j0, n, dst);
+        case 32: return pack_panel_nr<T, L, 32>(base, koff, kc, r, n, dst);
+        case 16: return pack_panel_nr<T, L, 16>(base, koff, kc, r, n, dst);
+        case 8: return pack_panel_nr<T, L, 8>(base, koff, kc, r, n, dst);
+        case 4: return pack_panel_nr<T, L, 4>(base, koff, kc, r, n, dst);
         default:
             for (int64_t k = 0; k < kc; ++k) {
-                const T* s = base + koff[k] + j0;
-                for (int64_t j = 0; j < nr; ++j) dst[k * nr + j] = j < n ? s[j] : T(0);
+                T* dk = dst + k * nr;
+                for (int64_t j = 0; j < nr; ++j) dk[j] = T(0);
+                for (int i = 0; i < r.n; ++i)
+                    for (int64_t j = 0; j < r.len[i]; ++j) dk[r.col[i] + j] = base[koff[k] + r.q[i] + j];
             }
     }
 }
 
+// Output channels [i0, i1) of group g at the output positions of panels [q0, q1) (nr each): the
+// GEMM straight into y, then the epilogue on that block in place.  Several panels per task
+// when the depth is small keep the block's rows long (fewer pages and passes per output row).
 template <typename T, int L>
-MNN_ALWAYS_INLINE void gemm_task(const Job<T>& jb, int64_t g, int64_t i0, int64_t i1, int64_t q) {
+MNN_ALWAYS_INLINE void gemm_task(const Job<T>& jb, int64_t g, int64_t i0, int64_t i1, int64_t q0, int64_t q1) {
     const gemmk::KernelSet<T>& ks = *jb.ks;
     const DirectConv& d = *jb.d;
     const Planes& pl = *jb.pl;
     const int nr = ks.nr;
-    const int64_t j0 = q * nr, n = std::min<int64_t>(nr, pl.Q - j0), rows = i1 - i0;
     const int64_t P = d.OH * d.OW, Og = jb.M;
+    const int64_t j0 = q0 * nr, ncols = std::min<int64_t>(q1 * nr, P) - j0, rows = i1 - i0;
+    if (ncols <= 0) return;
+    const int64_t npanels = (ncols + nr - 1) / nr;
     const T* base = jb.planes + g * jb.Cg * pl.S * pl.PL;
     const T* A = jb.A + g * jb.mpad * jb.K;
     T* yg = jb.y + g * Og * P;
-    const bool direct = pl.Wp == d.OW;  // wide == real: write into y, then the epilogue in place
-    T* bpanel = t_bpanel.get<T>(size_t(jb.kc_max * nr));
-    T* C;
-    int64_t ldc;
-    if (direct) {
-        C = yg + i0 * P + j0;
-        ldc = P;
-    } else {
-        C = t_tile.get<T>(size_t(rows * nr));
-        ldc = nr;
-    }
+    T* bpanels = t_bpanel.get<T>(size_t(jb.kc_max * nr * npanels));
+    T* C = yg + i0 * P + j0;
     for (int64_t p = 0; p < jb.nk; ++p) {
         const int64_t pc = p * jb.kc_max, kc = std::min(jb.kc_max, jb.K - pc);
-        pack_rows<T>(nr, base, jb.koff + pc, kc, j0, n, bpanel);
-        ks.macro(rows, n, kc, A + pc * jb.mpad + i0 * kc, bpanel, C, ldc, T(1), p == 0 ? T(0) : T(1));
-    }
-    const EpiRt<T>& e = *jb.epi;
-    const int64_t o0 = g * Og;
-    if (direct) {
-        epilogue_block<T, L>(e, jb.n, o0 + i0, rows, j0, C, P, n);
-        return;
-    }
-    const bool full = epi_has_full(e);
-    if (!full)  // the tile in place (whole vectors: its rows are nr >= n rounded up to L wide)
-        epilogue_block<T, L>(e, jb.n, o0 + i0, rows, 0, C, ldc, (n + L - 1) / L * L);
-    // The tile's real columns, in runs of one output row each.
-    for (int64_t qq = j0; qq < j0 + n;) {
-        const int64_t oh = qq / pl.Wp, ow = qq - oh * pl.Wp;
-        const int64_t run = std::min(j0 + n, (oh + 1) * pl.Wp) - qq;
-        if (ow < d.OW) {
-            const int64_t len = std::min(run, d.OW - ow), pix = oh * d.OW + ow;
-            for (int64_t o = i0; o < i1; ++o) simd::copy<T, L>(yg + o * P + pix, C + (o - i0) * ldc + (qq - j0), len);
-            if (full) epilogue_block<T, L>(e, jb.n, o0 + i0, rows, pix, yg + i0 * P + pix, P, len);
+        for (int64_t h = 0; h < npanels; ++h) {
+            const int64_t jh = j0 + h * nr, n = std::min<int64_t>(nr, P - jh);
+            T* bp = bpanels + h * kc * nr;
+            Runs runs;
+            panel_runs(d, pl, jh, n, runs);
+#if defined(MNN_SPAN_MASKS)
+            if constexpr (std::is_same_v<T, float> && simd::masked<T, L>()) {
+                PanelVecs vecs;
+                if (nr == 32 && runs.n > 1 && panel_vecs(runs, n, vecs)) {
+                    pack_panel_vecs(reinterpret_cast<const float*>(base), jb.koff + pc, kc, vecs,
+                                    reinterpret_cast<float*>(bp));
+                    continue;
+                }
+            }
+#endif
+            pack_panel<T, L>(nr, base, jb.koff + pc, kc, runs, n, bp);
         }
-        qq += run;
+        if (p + 1 < jb.nk) {
+            ks.macro(rows, ncols, kc, A + pc * jb.mpad + i0 * kc, bpanels, C, P, T(1), p == 0 ? T(0) : T(1));
+            continue;
+        }
+        // The last depth block a few register rows at a time, each finished by the epilogue while
+        // its rows are still in L1.
+        const int64_t chunk = 2 * ks.mr;
+        for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+            const int64_t m = std::min(chunk, rows - r0);
+            ks.macro(m, ncols, kc, A + pc * jb.mpad + (i0 + r0) * kc, bpanels, C + r0 * P, P, T(1),
+                     p == 0 ? T(0) : T(1));
+            epilogue_block<T, L>(*jb.epi, jb.n, g * Og + i0 + r0, m, j0, C + r0 * P, P, ncols);
+        }
     }
 }
 
-#define MNN_TASK_F32(L) gemm_task<float, L>(jb, g, i0, i1, q)
-#define MNN_TASK_F64(L) gemm_task<double, L>(jb, g, i0, i1, q)
-MNN_ISA_VARIANTS_LANES(gemm_task_f32, (const Job<float>& jb, int64_t g, int64_t i0, int64_t i1, int64_t q),
-                       MNN_TASK_F32, 16, 8, 4)
-MNN_ISA_VARIANTS_LANES(gemm_task_f64, (const Job<double>& jb, int64_t g, int64_t i0, int64_t i1, int64_t q),
-                       MNN_TASK_F64, 8, 4, 2)
+// ---- the transposed product for layers with few output positions -----------------------------------
+// y_g^T[P, Og] = unfold(x_g)^T[P, K] @ W_g^T[K, Og]: positions are the GEMM's rows (MR-row panels,
+// so 7x7 = 49 positions fill 56 rows where 32-column panels would compute 64), output channels its
+// columns (the weights packed once as NR-column B panels, each read once per call), and the tile
+// is transposed into y before the epilogue.
+
+template <typename T>
+struct JobT {
+    const gemmk::KernelSet<T>* ks;
+    const DirectConv* d;
+    const Planes* pl;
+    const T* B;           // weights packed as B (group 0)
+    T* A;                 // this image's positions packed as A, per group ppad * K
+    const T* planes;      // this image's planes
+    const int64_t* koff;
+    const EpiRt<T>* epi;
+    T* y;                 // this image's output
+    int64_t n;
+    int64_t M, K, kc_max, nk, npad, ppad, Cg, chunk;
+};
+
+// A panel i (positions [i*MR, i*MR + MR)) of group g, every depth block.
+template <typename T, int L>
+MNN_ALWAYS_INLINE void pack_positions(const JobT<T>& jb, int64_t g, int64_t i) {
+    const DirectConv& d = *jb.d;
+    const Planes& pl = *jb.pl;
+    const int64_t MR = jb.ks->mr, P = d.OH * d.OW, p0 = i * MR, m = std::min<int64_t>(MR, P - p0);
+    Runs r;
+    panel_runs(d, pl, p0, m, r);
+    const T* base = jb.planes + g * jb.Cg * pl.S * pl.PL;
+    T* Ag = jb.A + g * jb.ppad * jb.K;
+    for (int64_t p = 0; p < jb.nk; ++p) {
+        const int64_t pc = p * jb.kc_max, kc = std::min(jb.kc_max, jb.K - pc);
+        T* dst = Ag + pc * jb.ppad + p0 * kc;
+        for (int64_t k = 0; k < kc; ++k) {
+            const T* s = base + jb.koff[pc + k];
+            T* dk = dst + k * MR;
+            for (int j = 0; j < r.n; ++j) simd::copy<T, L>(dk + r.col[j], s + r.q[j], r.len[j]);
+            for (int64_t j = m; j < MR; ++j) dk[j] = T(0);
+        }
+    }
+}
+
+// Output channels [c * chunk * NR, ...) of group g at every position.
+template <typename T, int L>
+MNN_ALWAYS_INLINE void gemm_t_task(const JobT<T>& jb, int64_t g, int64_t c) {
+    const gemmk::KernelSet<T>& ks = *jb.ks;
+    const DirectConv& d = *jb.d;
+    const int64_t NR = ks.nr, P = d.OH * d.OW;
+    const int64_t c0 = c * jb.chunk * NR, nc = std::min(jb.chunk * NR, jb.M - c0);
+    if (nc <= 0) return;
+    const int64_t ldt = (nc + L - 1) / L * L;
+    T* tile = t_bpanel.get<T>(size_t(P * ldt));
+    const T* Ag = jb.A + g * jb.ppad * jb.K;
+    const T* Bg = jb.B + g * jb.npad * jb.K;
+    for (int64_t p = 0; p < jb.nk; ++p) {
+        const int64_t pc = p * jb.kc_max, kc = std::min(jb.kc_max, jb.K - pc);
+        ks.macro(P, nc, kc, Ag + pc * jb.ppad, Bg + pc * jb.npad + c0 * kc, tile, ldt, T(1), p == 0 ? T(0) : T(1));
+    }
+    T* yg = jb.y + (g * jb.M + c0) * P;
+    for (int64_t o = 0; o < nc; ++o) {
+        T* row = yg + o * P;
+        const T* col = tile + o;
+        for (int64_t q = 0; q < P; ++q) row[q] = col[q * ldt];
+    }
+    epilogue_block<T, L>(*jb.epi, jb.n, g * jb.M + c0, nc, 0, yg, P, P);
+}
+
+#define MNN_PACKPOS_F32(L) pack_positions<float, L>(jb, g, i)
+#define MNN_PACKPOS_F64(L) pack_positions<double, L>(jb, g, i)
+MNN_ISA_VARIANTS_LANES(pack_positions_f32, (const JobT<float>& jb, int64_t g, int64_t i), MNN_PACKPOS_F32, 16, 8, 4)
+MNN_ISA_VARIANTS_LANES(pack_positions_f64, (const JobT<double>& jb, int64_t g, int64_t i), MNN_PACKPOS_F64, 8, 4, 2)
+inline auto pack_positions_for(CpuLevel level, float) { return pack_positions_f32_for(level); }
+inline auto pack_positions_for(CpuLevel level, double) { return pack_positions_f64_for(level); }
+#define MNN_TTASK_F32(L) gemm_t_task<float, L>(jb, g, c)
+#define MNN_TTASK_F64(L) gemm_t_task<double, L>(jb, g, c)
+MNN_ISA_VARIANTS_LANES(gemm_t_task_f32, (const JobT<float>& jb, int64_t g, int64_t c), MNN_TTASK_F32, 16, 8, 4)
+MNN_ISA_VARIANTS_LANES(gemm_t_task_f64, (const JobT<double>& jb, int64_t g, int64_t c), MNN_TTASK_F64, 8, 4, 2)
+inline auto gemm_t_task_for(CpuLevel level, float) { return gemm_t_task_f32_for(level); }
+inline auto gemm_t_task_for(CpuLevel level, double) { return gemm_t_task_f64_for(level); }
+
+#define MNN_TASK_F32(L) gemm_task<float, L>(jb, g, i0, i1, q0, q1)
+#define MNN_TASK_F64(L) gemm_task<double, L>(jb, g, i0, i1, q0, q1)
+MNN_ISA_VARIANTS_LANES(gemm_task_f32, (const Job<float>& jb, int64_t g, int64_t i0, int64_t i1, int64_t q0,
+                                       int64_t q1), MNN_TASK_F32, 16, 8, 4)
+MNN_ISA_VARIANTS_LANES(gemm_task_f64, (const Job<double>& jb, int64_t g, int64_t i0, int64_t i1, int64_t q0,
+                                       int64_t q1), MNN_TASK_F64, 8, 4, 2)
 
 #define MNN_FILL_F32(L) fill_planes<float, L>(d, p, x, c0, c1, planes)
 #define MNN_FILL_F64(L) fill_planes<double, L>(d, p, x, c0, c1, planes)
@@ -277,41 +432,85 @@ inline auto gemm_task_for(CpuLevel level, double) { return gemm_task_f64_for(lev
 
 }  // namespace
 
+// Positions as the GEMM's rows (the transposed product) when a layer has few of them and a
+// depth that pays for the transposed write: when its tiles waste clearly less.
+template <typename T>
+bool use_transposed(const gemmk::KernelSet<T>& ks, int64_t P, int64_t M, int64_t K) {
+    if (P > 256 || K < 128) return false;
+    const int64_t MR = ks.mr, NR = ks.nr, half = std::max<int64_t>(1, NR / 2);
+    const double cols = double(P) / double((P + NR - 1) / NR * NR) * double(M) / double((M + MR - 1) / MR * MR);
+    const double rows = double(P) / double((P + MR - 1) / MR * MR) * double(M) / double((M + half - 1) / half * half);
+    return rows > 1.04 * cols;
+}
+
 template <typename T>
 void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T>& epi, T* y) {
     const CpuLevel level = active_level();
     const gemmk::KernelSet<T>& ks = gemm_kernel_set<T>(level);
-    const int64_t G = d.G, Cg = d.C / G, Og = d.O / G, taps = d.kh * d.kw, K = Cg * taps;
-    std::shared_ptr<const Packed> pw = packed_weights<T>(w, G, ks, level);
-    const Planes pl = make_planes(d, 0, true);
+    const int64_t G = d.G, Cg = d.C / G, Og = d.O / G, taps = d.kh * d.kw, K = Cg * taps, P = d.OH * d.OW;
+    const bool transposed = use_transposed(ks, P, Og, K);
+    std::shared_ptr<const Packed> pw = packed_weights<T>(w, G, ks, level, transposed);
+    const Planes pl = make_planes(d, 16, true);  // (slack: the panel packer's unmasked 16-lane loads)
     std::vector<int64_t> koff(static_cast<size_t>(K));
     for (int64_t c = 0; c < Cg; ++c)
         for (int64_t t = 0; t < taps; ++t) koff[size_t(c * taps + t)] = c * pl.S * pl.PL + pl.tap_off[size_t(t)];
 
     const int threads = std::max(1, get_thread_number());
-    const int64_t MR = ks.mr, mp = (Og + MR - 1) / MR, npan = (pl.Q + ks.nr - 1) / ks.nr;
-    // Row blocks: enough tasks to keep the threads busy when there are few panels.
-    int64_t rb = 1;
-    while (G * npan * rb < 3 * threads && rb * 2 <= mp) rb *= 2;
-    const int64_t tasks = G * rb * npan;
-    const int64_t flops = 2 * Og * K * pl.Q * G;
-    const int64_t grain = flops < (int64_t(1) << 21) ? tasks : 1;  // tiny layers: one thread
-
-    const auto task = gemm_task_for(level, T());
+    const int64_t flops = 2 * Og * K * P * G;
     const auto fill = fill_planes_for(level, T());
     T* planes = pl.identity ? nullptr : t_planes.get<T>(size_t(d.C * pl.S * pl.PL));
-    for (int64_t n = 0; n < d.N; ++n) {
-        const T* xn = x + n * d.C * d.H * d.W;
+    auto make_planes_of = [&](const T* xn) {
         if (!pl.identity)
             parallel_for(d.C, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, pl.S * pl.PL)),
                          [&](int64_t c0, int64_t c1) { fill(d, pl, xn, c0, c1, planes); });
+    };
+
+    if (transposed) {
+        const int64_t MR = ks.mr, NR = ks.nr, npos = (P + MR - 1) / MR, ppad = npos * MR;
+        const int64_t chpan = (Og + NR - 1) / NR;
+        const int64_t chunk = std::max<int64_t>(1, chpan * G / (4 * threads));
+        const int64_t tasks = G * ((chpan + chunk - 1) / chunk);
+        std::vector<T> apack(size_t(G * ppad * K));
+        const auto pack = pack_positions_for(level, T());
+        const auto task = gemm_t_task_for(level, T());
+        for (int64_t n = 0; n < d.N; ++n) {
+            const T* xn = x + n * d.C * d.H * d.W;
+            make_planes_of(xn);
+            const JobT<T> jb{&ks, &d, &pl, static_cast<const T*>(pw->data), apack.data(), pl.identity ? xn : planes,
+                             koff.data(), &epi, y + n * d.O * P, n, Og, K, pw->kc_max, pw->nk, pw->mpad, ppad, Cg,
+                             chunk};
+            parallel_for(G * npos, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, K)), [&](int64_t a, int64_t b) {
+                for (int64_t t = a; t < b; ++t) pack(jb, t / npos, t % npos);
+            });
+            parallel_for(tasks, flops < (int64_t(1) << 21) ? tasks : 1, [&](int64_t a, int64_t b) {
+                const int64_t per_g = tasks / G;
+                for (int64_t t = a; t < b; ++t) task(jb, t / per_g, t % per_g);
+            });
+        }
+        return;
+    }
+
+    const int64_t MR = ks.mr, mp = (Og + MR - 1) / MR, npan = (P + ks.nr - 1) / ks.nr;
+    // Panels per task: more when the depth is small (a long block per output row), while there
+    // are plenty of tasks; then row blocks, enough to keep the threads busy when panels are few.
+    int64_t pg = Og < 64 ? 1 : K <= 64 ? 4 : K <= 256 ? 2 : 1;
+    while (pg > 1 && G * ((npan + pg - 1) / pg) < 8 * threads) pg /= 2;
+    const int64_t ngroups = (npan + pg - 1) / pg;
+    int64_t rb = 1;
+    while (G * ngroups * rb < 3 * threads && rb * 2 <= mp) rb *= 2;
+    const int64_t tasks = G * rb * ngroups;
+    const int64_t grain = flops < (int64_t(1) << 21) ? tasks : 1;  // tiny layers: one thread
+    const auto task = gemm_task_for(level, T());
+    for (int64_t n = 0; n < d.N; ++n) {
+        const T* xn = x + n * d.C * d.H * d.W;
+        make_planes_of(xn);
         const Job<T> jb{&ks, &d, &pl, static_cast<const T*>(pw->data), pl.identity ? xn : planes, koff.data(), &epi,
-                        y + n * d.O * d.OH * d.OW, n, Og, K, pw->kc_max, pw->nk, pw->mpad, Cg};
+                        y + n * d.O * P, n, Og, K, pw->kc_max, pw->nk, pw->mpad, Cg};
         parallel_for(tasks, grain, [&](int64_t a, int64_t b) {
             for (int64_t t = a; t < b; ++t) {
-                const int64_t q = t % npan, r = (t / npan) % rb, g = t / (npan * rb);
+                const int64_t qg = t % ngroups, r = (t / ngroups) % rb, g = t / (ngroups * rb);
                 const int64_t i0 = r * mp / rb * MR, i1 = std::min(Og, (r + 1) * mp / rb * MR);
-                if (i0 < i1) task(jb, g, i0, i1, q);
+                if (i0 < i1) task(jb, g, i0, i1, qg * pg, std::min(npan, (qg + 1) * pg));
             }
         });
     }

@@ -14,6 +14,7 @@
 #include "ops/common.h"
 #include "ops/conv_common.h"
 #include "ops/isa_variants.h"
+#include "ops/simd_span.h"
 
 namespace mnn {
 
@@ -82,8 +83,80 @@ inline int64_t plane_grain(const PoolGeom& g) {
     return std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, g.OH * g.OW * g.kh * g.kw));
 }
 
+// ---- float max pooling, separable ------------------------------------------------------------------
+// Per plane: the max over the kernel's columns for every input row (stride 1 and 2 as constant
+// strides, so the loads vectorise), then over its rows, with the update of the generic loop below
+// (NaN wins; a window entirely in the padding gives -inf), compiled per ISA.  6 instead of 9
+// compares per output for 3x3; the row pass lives in a thread-local buffer (in L1).
+
+thread_local simd::Scratch t_pool_rows;
+
+template <typename T>
+MNN_ALWAYS_INLINE void max_update(T* __restrict m, const T* __restrict v, int64_t lo, int64_t hi, int64_t stride) {
+    if (stride == 1) {
+        for (int64_t o = lo; o < hi; ++o) m[o] = (v[o] > m[o] || v[o] != v[o]) ? v[o] : m[o];
+    } else if (stride == 2) {
+        for (int64_t o = lo; o < hi; ++o) {
+            const T x = v[2 * o];
+            m[o] = (x > m[o] || x != x) ? x : m[o];
+        }
+    } else {
+        for (int64_t o = lo; o < hi; ++o) {
+            const T x = v[o * stride];
+            m[o] = (x > m[o] || x != x) ? x : m[o];
+        }
+    }
+}
+
+struct MaxPoolJob {
+    int64_t H, W, OH, OW, kh, kw, sh, sw, dh, dw, pt, pl;
+    const int64_t* lo;  // per kernel column: output columns reading inside the input
+    const int64_t* hi;
+};
+
+template <typename T>
+MNN_ALWAYS_INLINE void maxpool_sep(const MaxPoolJob& g, const T* x, T* y, int64_t p0, int64_t p1) {
+    const T ninf = -std::numeric_limits<T>::infinity();
+    T* rows = t_pool_rows.get<T>(size_t(g.H * g.OW));
+    for (int64_t p = p0; p < p1; ++p) {
+        const T* xp = x + p * g.H * g.W;
+        for (int64_t ih = 0; ih < g.H; ++ih) {
+            T* r = rows + ih * g.OW;
+            for (int64_t o = 0; o < g.OW; ++o) r[o] = ninf;
+            for (int64_t j = 0; j < g.kw; ++j)
+                max_update(r, xp + ih * g.W + j * g.dw - g.pl, g.lo[j], g.hi[j], g.sw);
+        }
+        T* yp = y + p * g.OH * g.OW;
+        for (int64_t oh = 0; oh < g.OH; ++oh) {
+            T* yr = yp + oh * g.OW;
+            for (int64_t o = 0; o < g.OW; ++o) yr[o] = ninf;
+            for (int64_t i = 0; i < g.kh; ++i) {
+                const int64_t ih = oh * g.sh - g.pt + i * g.dh;
+                if (ih >= 0 && ih < g.H) max_update(yr, rows + ih * g.OW, 0, g.OW, 1);
+            }
+        }
+    }
+}
+
+MNN_ISA_VARIANTS(maxpool_sep_f32, (const MaxPoolJob& g, const float* x, float* y, int64_t p0, int64_t p1),
+                 maxpool_sep<float>(g, x, y, p0, p1))
+MNN_ISA_VARIANTS(maxpool_sep_f64, (const MaxPoolJob& g, const double* x, double* y, int64_t p0, int64_t p1),
+                 maxpool_sep<double>(g, x, y, p0, p1))
+inline auto maxpool_sep_for(CpuLevel level, float) { return maxpool_sep_f32_for(level); }
+inline auto maxpool_sep_for(CpuLevel level, double) { return maxpool_sep_f64_for(level); }
+
+template <typename T>
+void maxpool_float(const PoolGeom& g, const T* x, T* y) {
+    ColRanges cr(g);
+    const MaxPoolJob job{g.im.H, g.im.W, g.OH, g.OW, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl,
+                         cr.lo.data(), cr.hi.data()};
+    const auto run = maxpool_sep_for(active_level(), T());
+    parallel_for(g.im.N * g.im.C, plane_grain(g), [&](int64_t p0, int64_t p1) { run(job, x, y, p0, p1); });
+}
+
 template <typename T>
 void maxpool_typed(const PoolGeom& g, const T* x, T* y) {
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) return maxpool_float(g, x, y);
     const int64_t H = g.im.H, W = g.im.W, OH = g.OH, OW = g.OW, planes = g.im.N * g.im.C;
     const T init = std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity()
                                                          : std::numeric_limits<T>::lowest();

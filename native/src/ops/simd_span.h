@@ -6,8 +6,10 @@
 // L is the variant's lanes (MNN_ISA_VARIANTS_LANES): 64 / sizeof(T) only in the
 // AVX-512 variant, so the masked branches are instantiated there alone.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <new>
 
 #include "ops/isa_variants.h"
 
@@ -36,6 +38,30 @@ MNN_ISA_AVX512 inline void mask_zero(double* d, int64_t n) {
     _mm512_mask_storeu_pd(d, __mmask8((1u << n) - 1u), _mm512_setzero_pd());
 }
 #endif
+
+// 64-byte aligned scratch that only grows (one per thread and use: `thread_local Scratch s;`).
+struct Scratch {
+    void* p = nullptr;
+    size_t bytes = 0;
+    Scratch() = default;
+    Scratch(const Scratch&) = delete;
+    Scratch& operator=(const Scratch&) = delete;
+    ~Scratch() {
+        if (p) ::operator delete(p, std::align_val_t(64));
+    }
+    template <typename T>
+    T* get(size_t n) {
+        const size_t need = std::max<size_t>(n * sizeof(T), 64);
+        if (need > bytes) {
+            if (p) ::operator delete(p, std::align_val_t(64));
+            p = nullptr;
+            bytes = 0;
+            p = ::operator new(need, std::align_val_t(64));
+            bytes = need;
+        }
+        return static_cast<T*>(p);
+    }
+};
 
 template <typename T, int L>
 constexpr bool masked() {
