@@ -25,10 +25,14 @@ Usage (from the repository root, after building the native module)::
     python3 bench/suite.py --sections gemm,conv --threads 1
     python3 bench/suite.py --chart docs/suite.png --json bench/out/suite.json
 
-Timing: every system is checked against a reference result first (a wrong answer prints
-``WRONG`` and is not timed), warmed up, then timed in interleaved rounds (the systems take
-turns, in a rotating order) and the **median** per-call time is reported.  A reference that is
-not installed or fails prints ``n/a`` and the reason below its table; the suite goes on.
+Timing: each system runs in its own worker process (bench/_workers.py: one library's thread
+pool never competes with another's), all started from this one, in one process group.  Every
+system is checked against a reference result first (a wrong answer prints ``WRONG`` and is
+not timed), warmed up, then timed in interleaved rounds (the workers take turns, one at a
+time, in a rotating order; each sample is one untimed call and then back-to-back timed
+calls) and the **median** per-call time is reported, marked ``~`` when it is more than 1.5x
+the fastest sample.  A reference that is not installed or fails prints ``n/a`` and the reason
+below its table; the suite goes on.
 
 Exit status: 0 when every section ran and no system gave a wrong result; 1 otherwise.
 See docs/performance.md.
@@ -43,7 +47,6 @@ import socket
 import sys
 import tempfile
 import time
-import timeit
 from typing import Any, Callable, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -220,132 +223,218 @@ def wait_idle(limit_s: float, busy_max: float = 0.25, quiet_s: int = 5) -> str:
     return f"still busy after {limit_s:.0f} s: running anyway"
 
 
-# --------------------------------------------------------------------------- timing
+# --------------------------------------------------------------------------- worker processes
 
-class Timer:
-    """Interleaved, median-of-samples timing of several systems' zero-argument callables."""
+class Workers:
+    """One worker process per system (bench/_workers.py), and interleaved timing across them."""
 
-    def __init__(self, quick: bool) -> None:
+    def __init__(self, systems: list[str], threads: int, quick: bool, skip: list[str]) -> None:
+        import multiprocessing
+
+        import _workers as W
+
         self.quick = quick
+        self.conns: dict[str, Any] = {}
+        self.procs: dict[str, Any] = {}
+        self.version: dict[str, str] = {}
+        self.reason: dict[str, str] = {}  # system -> why it cannot run (not installed, skipped, died)
+        mp = multiprocessing.get_context("spawn")
+        for system in systems:
+            if system in skip:
+                self.reason[system] = "skipped (--skip)"
+                continue
+            parent, child = mp.Pipe()
+            proc = mp.Process(target=W.worker_main, args=(child, system, threads, [ROOT, HERE]), daemon=True,
+                              name=f"bench-{system}")
+            proc.start()
+            child.close()
+            self.conns[system], self.procs[system] = parent, proc
+        for system in list(self.conns):  # the workers import their libraries in parallel
+            status, value = self._recv(system, 300)
+            if status == "ok":
+                self.version[system] = str(value)
+            else:
+                self.reason[system] = str(value)
+                self._stop(system)
 
-    def run(self, fns: dict[str, Callable[[], Any]], rounds: int, budget: float, min_time: float,
-            settle: float = 0.03, max_rounds: int = 60) -> dict[str, dict[str, float]]:
-        """Per system: ``{"median", "min", "samples"}`` (seconds per call).
+    def alive(self, system: str) -> bool:
+        return system in self.conns
 
-        Each system is warmed up, then its calls per sample are calibrated so a sample lasts
-        at least ``min_time``.  Rounds go on until there are ``rounds`` of them and every
+    def _stop(self, system: str) -> None:
+        conn, proc = self.conns.pop(system, None), self.procs.pop(system, None)
+        if conn is not None:
+            conn.close()
+        if proc is not None:
+            proc.join(2)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(2)
+
+    def _recv(self, system: str, timeout: float) -> tuple[str, Any]:
+        conn = self.conns[system]
+        try:
+            if not conn.poll(timeout):
+                self.reason[system] = f"worker timed out after {timeout:.0f} s"
+                self._stop(system)
+                return "na", self.reason[system]
+            return conn.recv()
+        except (EOFError, OSError):
+            code = self.procs[system].exitcode if system in self.procs else None
+            self.reason[system] = f"worker process died (exit code {code})"
+            self._stop(system)
+            return "na", self.reason[system]
+
+    def call(self, system: str, *msg: Any, timeout: float = 600) -> tuple[str, Any]:
+        """Sends ``msg`` to the worker of ``system``; returns its ``(status, value)``."""
+        if system not in self.conns:
+            return "na", self.reason.get(system, "no worker")
+        try:
+            self.conns[system].send(msg)
+        except (OSError, BrokenPipeError):
+            self.reason[system] = "worker process died"
+            self._stop(system)
+            return "na", self.reason[system]
+        return self._recv(system, timeout)
+
+    def close(self) -> None:
+        for system in list(self.conns):
+            self.call(system, "quit", timeout=10)
+            self._stop(system)
+
+    def time(self, wid: Any, systems: list[str], rounds: int, budget: float, min_time: float,
+             settle: float = 0.0, max_rounds: int = 60) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+        """Per system ``{"median", "min", "samples", "calls_per_sample"}`` (seconds per call), and failures.
+
+        Each worker warms its callable up and calibrates the calls per sample (a sample lasts
+        at least ``min_time``).  Then rounds go on until there are ``rounds`` of them and every
         system has ``budget`` seconds of samples (at most ``max_rounds``); in each round the
-        systems take turns in a rotating order, each after a ``settle`` sleep when its samples
-        are slow (other libraries' worker threads keep spinning a while after a call).
+        systems take turns in a rotating order, one process at a time (optionally after a
+        ``settle`` sleep before a slow sample).  A worker makes one untimed call before each
+        sample, so every system is timed with its threads awake, back to back.
         """
-        if not fns:
-            return {}
+        failed: dict[str, str] = {}
+        numbers: dict[str, int] = {}
+        for system in systems:
+            status, value = self.call(system, "prepare", wid, min_time, self.quick)
+            if status == "ok":
+                numbers[system] = int(value)
+            else:
+                failed[system] = str(value)
         if self.quick:
             settle = min(settle, 0.01)
-        for fn in fns.values():
-            H.warm_up(fn, min_calls=3, min_time=0.01 if self.quick else 0.05, max_time=0.1 if self.quick else 0.6)
-        numbers = {k: H.calibrate(fn, min_time) for k, fn in fns.items()}
-        timers = {k: timeit.Timer(fn) for k, fn in fns.items()}
-        samples: dict[str, list[float]] = {k: [] for k in fns}
-        spent = dict.fromkeys(fns, 0.0)
-        names = list(fns)
+        samples: dict[str, list[float]] = {k: [] for k in numbers}
+        spent = dict.fromkeys(numbers, 0.0)
         r = 0
-        while r < max(1, rounds) or (min(spent.values()) < budget and r < max_rounds):
+        while numbers and (r < max(1, rounds) or (min(spent.values()) < budget and r < max_rounds)):
+            names = list(numbers)
             k = r % len(names)
             for name in names[k:] + names[:k]:
+                if name not in numbers:
+                    continue
                 if numbers[name] <= 20 and len(names) > 1 and settle > 0:
                     time.sleep(settle)
-                t0 = time.perf_counter()
-                dt = timers[name].timeit(numbers[name])
-                spent[name] += time.perf_counter() - t0
-                samples[name].append(dt / numbers[name])
+                status, value = self.call(name, "sample", wid, numbers[name])
+                if status != "ok":
+                    failed[name] = str(value)
+                    del numbers[name], spent[name]
+                    continue
+                per_call, took = value
+                samples[name].append(per_call)
+                spent[name] += took
             r += 1
         out = {}
         for name, s in samples.items():
+            if name in failed or not s:
+                continue
             s = sorted(s)
             mid = len(s) // 2
             median = s[mid] if len(s) % 2 else 0.5 * (s[mid - 1] + s[mid])
             out[name] = {"median": median, "min": s[0], "samples": len(s), "calls_per_sample": numbers[name]}
-        return out
+        return out, failed
 
 
 # --------------------------------------------------------------------------- the suite
 
 Cell = Any  # a float (seconds) or a string: why the system has no time
+UNSTABLE = 1.5  # a median above UNSTABLE x the fastest sample marks the cell "~" (disturbed by other processes)
+
+
+class Unstable(float):
+    """A median time whose samples spread widely (median > UNSTABLE x min): printed with a "~"."""
+
+
+def median_cell(st: dict[str, float]) -> float:
+    """The median of ``st`` (Workers.time's stats of one system), as :class:`Unstable` when its samples spread."""
+    return Unstable(st["median"]) if st["median"] > UNSTABLE * st["min"] else float(st["median"])
 
 
 class Suite:
-    """Holds the imported systems, the settings and the results of one run."""
+    """Drives the workers section by section and holds the results of one run."""
 
-    def __init__(self, args: argparse.Namespace, np: Any, mods: dict[str, Any], reasons: dict[str, str],
-                 F: Any, peak: Optional[float]) -> None:
-        self.args, self.np, self.F, self.peak = args, np, F, peak
-        self.torch, self.ort, self.onnx, self.MNN = (mods.get(k) for k in ("torch", "onnxruntime", "onnx", "MNN"))
-        self.reasons = reasons  # reference -> why it is missing
-        self.timer = Timer(args.quick)
+    def __init__(self, args: argparse.Namespace, np: Any, workers: Workers, peak: Optional[float]) -> None:
+        self.args, self.np, self.w, self.peak = args, np, workers, peak
+        self.q = args.quick
         self.results: list[dict[str, Any]] = []  # every timed (or failed) cell
-        self.chart: list[tuple[str, str, float]] = []  # (workload, reference, ours / reference)
+        self.chart: list[tuple[str, str, float, bool]] = []  # (workload, reference, ours / reference, unstable)
         self.notes: list[str] = []  # WRONG and failure explanations of the current table
         self.na: dict[tuple[str, str], list[str]] = {}  # (system, reason) -> workloads where it could not run
+        self.unstable_seen = False  # the current table has a "~" cell
         self.errors: list[str] = []  # wrong results and failed sections
-        self.q = args.quick
+        self._wid = 0
+        self._torch: Any = None
 
     # -- helpers -------------------------------------------------------------
-    def missing(self, ref: str) -> Optional[str]:
-        """Why reference ``ref`` cannot run at all (not installed), else None."""
-        return self.reasons.get(ref)
+    def torch(self) -> Any:
+        """torch in the parent (to export models and compute references), or None."""
+        if self._torch is None and "torch" not in self.args.skip:
+            self._torch, _ = R.import_optional("torch")
+            if self._torch is not None and self._torch.get_num_threads() != self.args.threads:
+                self._torch.set_num_threads(self.args.threads)
+        return self._torch
 
-    def check(self, fns: dict[str, Any], ref: Any, tol: float, workload: str,
-              get: Optional[dict[str, Callable[[Any], Any]]] = None) -> tuple[dict[str, Callable], dict[str, str]]:
-        """Runs each system once and compares with ``ref``: max |got - ref| <= tol * max |ref| + tol.
-
-        ``fns`` values are callables, or strings / exceptions saying why a system cannot run.
-        Returns (callables that passed, {system: "n/a" or "WRONG"} for the others) and records
-        the reasons in ``self.notes``."""
+    def timed(self, section: str, workload: str, systems: list[str], spec: dict, ref: Any, tol: float,
+              rounds: int, budget: float, min_time: float, settle: float = 0.0) -> dict[str, Cell]:
+        """Builds ``workload`` in each system's worker, checks its output against ``ref`` (None: the first
+        system's output is the reference), times the good ones interleaved; per system the median
+        seconds per call, or "n/a" / "WRONG" (the reason goes into the notes)."""
         np = self.np
-        ok: dict[str, Callable] = {}
-        bad: dict[str, str] = {}
-        scale = float(np.max(np.abs(ref))) if np.size(ref) else 1.0
-        for system, fn in fns.items():
-            if isinstance(fn, (str, BaseException)):
-                bad[system] = "n/a"
-                self.na.setdefault((system, fn if isinstance(fn, str) else R.short(fn)), []).append(workload)
+        self._wid += 1
+        wid = self._wid
+        ok: list[str] = []
+        cells: dict[str, Cell] = {}
+        for system in systems:
+            status, value = self.w.call(system, "build", wid, section, spec)
+            if status != "ok":
+                cells[system] = "n/a"
+                why = value if status == "na" else f"failed: {value}"
+                self.na.setdefault((system, why), []).append(workload)
                 continue
-            try:
-                out = fn()
-                conv = (get or {}).get(system)
-                got = np.asarray(conv(out) if conv else out.numpy() if hasattr(out, "detach") else out,
-                                 dtype=np.float64)
-                if got.shape != np.shape(ref):
-                    raise AssertionError(f"shape {got.shape}, expected {np.shape(ref)}")
-                err = float(np.max(np.abs(got - ref))) if got.size else 0.0
-                if not err <= tol * scale + tol:
-                    raise AssertionError(f"max abs error {err:.3g} (max |ref| {scale:.3g}, tolerance {tol:g} relative)")
-                ok[system] = fn
-            except AssertionError as e:
-                bad[system] = "WRONG"
-                msg = f"{workload} [{system}]: WRONG: {e}"
+            got = np.asarray(value, dtype=np.float64)
+            if ref is None:
+                ref = got
+            scale = float(np.max(np.abs(ref))) if np.size(ref) else 1.0
+            err = float(np.max(np.abs(got - ref))) if got.shape == np.shape(ref) and got.size else float("inf")
+            if got.shape != np.shape(ref) or not err <= tol * scale + tol:
+                cells[system] = "WRONG"
+                msg = (f"{workload} [{system}]: WRONG: shape {got.shape} vs {np.shape(ref)}, max abs error {err:.3g} "
+                       f"(max |ref| {scale:.3g}, tolerance {tol:g} relative)")
                 self.notes.append(msg)
                 self.errors.append(msg)
-            except Exception as e:  # noqa: BLE001  (a failing reference must not stop the suite)
-                bad[system] = "n/a"
-                self.notes.append(f"{workload} [{system}]: n/a (failed: {R.short(e)})")
-        return ok, bad
-
-    def timed(self, section: str, workload: str, fns: dict[str, Any], ref: Any, tol: float, rounds: int,
-              budget: float, min_time: float, settle: float = 0.03,
-              get: Optional[dict[str, Callable[[Any], Any]]] = None) -> dict[str, Cell]:
-        """check + time: per system the median seconds per call, or "n/a" / "WRONG"."""
-        ok, bad = self.check(fns, ref, tol, workload, get)
-        stats = self.timer.run(ok, rounds=rounds, budget=budget, min_time=min_time, settle=settle)
-        cells: dict[str, Cell] = {}
-        for system in fns:
+                continue
+            ok.append(system)
+        stats, failed = self.w.time(wid, ok, rounds=rounds, budget=budget, min_time=min_time, settle=settle)
+        for system in systems:
+            self.w.call(system, "drop", wid, timeout=60)
             st = stats.get(system)
-            cells[system] = st["median"] if st else bad[system]
+            if st:
+                cells[system] = median_cell(st)
+            elif system in failed:
+                cells[system] = "n/a"
+                self.notes.append(f"{workload} [{system}]: n/a (timing failed: {failed[system]})")
             self.results.append({"section": section, "workload": workload, "system": system,
                                  **({"seconds_median": st["median"], "seconds_min": st["min"],
                                      "samples": st["samples"], "calls_per_sample": st["calls_per_sample"]}
-                                    if st else {"note": bad[system]})})
+                                    if st else {"note": cells[system]})})
         return cells
 
     def ratio(self, cells: dict[str, Cell], ours: str, ref: str, workload: Optional[str] = None) -> str:
@@ -354,56 +443,48 @@ class Suite:
         if not (isinstance(a, float) and isinstance(b, float)) or b <= 0:
             return "-"
         if workload is not None:
-            self.chart.append((workload, ref, a / b))
+            self.chart.append((workload, ref, a / b, isinstance(a, Unstable) or isinstance(b, Unstable)))
         return f"{a / b:.2f}x"
 
     def flush_notes(self) -> None:
         """Prints the current table's notes: n/a reasons (one line per system and reason), then the rest."""
         lines = [f"{system}: n/a in {'; '.join(ws)} ({why})" for (system, why), ws in self.na.items()]
+        if self.unstable_seen:
+            lines.insert(0, f"`~`: unstable — the median is more than {UNSTABLE}x the fastest sample (other "
+                            "processes disturbed this system; its ratio is less trustworthy)")
         lines += self.notes
         if lines:
             print()
             for n in lines:
                 print(f"- {n}")
-        self.notes, self.na = [], {}
+        self.notes, self.na, self.unstable_seen = [], {}, False
         print()
         sys.stdout.flush()
 
-    @staticmethod
-    def fmt(cell: Cell, how: Callable[[float], str] = H.fmt_time) -> str:
-        return how(cell) if isinstance(cell, float) else str(cell)
+    def fmt(self, cell: Cell, how: Callable[[float], str] = H.fmt_time) -> str:
+        if not isinstance(cell, float):
+            return str(cell)
+        if isinstance(cell, Unstable):
+            self.unstable_seen = True
+            return how(cell) + " ~"
+        return how(cell)
 
     def rounds(self, full: int, quick: int = 3) -> int:
         return quick if self.q else full
 
     # -- gemm ----------------------------------------------------------------
     def gemm(self) -> None:
-        np, F, torch, MNN = self.np, self.F, self.torch, self.MNN
+        np = self.np
         rows = []
-        sizes = GEMM_SIZES_QUICK if self.q else GEMM_SIZES
-        for n in sizes:
-            rng = np.random.default_rng(n)
-            a = rng.uniform(-1, 1, (n, n)).astype(np.float32)
-            b = rng.uniform(-1, 1, (n, n)).astype(np.float32)
-            ref = a.astype(np.float64) @ b.astype(np.float64)
-            fns: dict[str, Any] = {}
-            A, B = F.asarray(a), F.asarray(b)
-            fns["ours"] = lambda A=A, B=B: F.matmul(A, B)
-            fns["numpy"] = lambda a=a, b=b: a @ b
-            if torch is not None:
-                ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-                fns["torch"] = lambda ta=ta, tb=tb: torch.mm(ta, tb)
-            else:
-                fns["torch"] = self.missing("torch")
-            if MNN is not None:
-                ma, mb = R.mnn_const(MNN, a), R.mnn_const(MNN, b)
-                fns["MNN"] = lambda ma=ma, mb=mb: MNN.expr.matmul(ma, mb)
-            else:
-                fns["MNN"] = self.missing("MNN")
-            get = {"MNN": lambda v: R.mnn_read(np, v)}
+        for n in GEMM_SIZES_QUICK if self.q else GEMM_SIZES:
+            rng = np.random.default_rng(n)  # the arrays every worker builds (bench/_workers.py)
+            a = rng.uniform(-1, 1, (n, n))
+            b = rng.uniform(-1, 1, (n, n))
+            ref = a.astype(np.float32).astype(np.float64) @ b.astype(np.float32).astype(np.float64)
             label = f"GEMM {n}"
-            t = self.timed("gemm", label, fns, ref, 1e-4, rounds=self.rounds(7), budget=0.05 if self.q else 0.25,
-                           min_time=0.005 if self.q else 0.02, settle=0.1, get=get)
+            t = self.timed("gemm", label, ["ours", "numpy", "torch", "MNN"], {"n": n}, ref, 1e-4,
+                           rounds=self.rounds(7), budget=0.05 if self.q else 0.25,
+                           min_time=0.005 if self.q else 0.02)
             gf = lambda s, n=n: f"{2.0 * n ** 3 / s / 1e9:.1f}"  # noqa: E731
             pk = (f"{2.0 * n ** 3 / t['ours'] / 1e9 / self.peak * 100:.0f}%"
                   if isinstance(t["ours"], float) and self.peak else "-")
@@ -417,47 +498,31 @@ class Suite:
 
     # -- conv ----------------------------------------------------------------
     def conv(self) -> None:
-        np, F, torch = self.np, self.F, self.torch
-        rows = []
-        shapes = [CONV_SHAPES[0], CONV_SHAPES[-1]] if self.q else CONV_SHAPES
-        for label, cin, cout, hw, k, stride, groups in shapes:
-            rng = np.random.default_rng(cin * 1000 + hw)
-            pad = k // 2
-            x = rng.standard_normal((1, cin, hw, hw)).astype(np.float32)
-            w = (rng.standard_normal((cout, cin // groups, k, k)) * (2.0 / (cin // groups * k * k)) ** 0.5
-                 ).astype(np.float32)
-            b = rng.standard_normal(cout).astype(np.float32) * 0.1
-            fns: dict[str, Any] = {}
-            X, W, B = F.asarray(x), F.asarray(w), F.asarray(b)
-            fns["ours"] = lambda X=X, W=W, B=B, s=stride, p=pad, g=groups: F.conv2d(X, W, B, stride=s, padding=p,
-                                                                                     groups=g)
-            if torch is not None:
-                tx, tw, tb = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
+        import _workers as W
 
-                def tconv(tx=tx, tw=tw, tb=tb, stride=stride, pad=pad, groups=groups):
-                    with torch.no_grad():
-                        return torch.nn.functional.conv2d(tx, tw, tb, stride, pad, 1, groups)
-                fns["torch"] = tconv
-            else:
-                fns["torch"] = self.missing("torch")
+        np = self.np
+        torch = self.torch()
+        onnx, onnx_why = R.import_optional("onnx")
+        rows = []
+        for label, cin, cout, hw, k, stride, groups in ([CONV_SHAPES[0], CONV_SHAPES[-1]] if self.q else CONV_SHAPES):
+            spec: dict[str, Any] = {"cin": cin, "cout": cout, "hw": hw, "k": k, "stride": stride, "groups": groups}
+            x, w, b = W.conv_arrays(np, spec)
+            pad = k // 2
             try:
-                sess = R.ort_session(self.ort, R.conv_onnx(self.onnx, np, w, b, x.shape, stride, pad, groups),
-                                     self.args.threads)
-                fns["onnxruntime"] = lambda sess=sess, x=x: sess.run(None, {"x": x})[0]
+                spec["onnx"] = R.conv_onnx(onnx, np, w, b, x.shape, stride, pad, groups)
             except Exception as e:  # noqa: BLE001
-                fns["onnxruntime"] = self.missing("onnxruntime") or R.short(e)
-            ho = (hw + 2 * pad - k) // stride + 1
-            flops = 2.0 * cout * ho * ho * (cin // groups) * k * k
-            ref = None
-            if torch is not None:
+                spec["onnx"], spec["onnx_error"] = None, f"onnx {onnx_why}" if onnx is None else R.short(e)
+            if torch is not None:  # the reference: torch in float64
                 with torch.no_grad():
                     ref = torch.nn.functional.conv2d(torch.from_numpy(x).double(), torch.from_numpy(w).double(),
                                                      torch.from_numpy(b).double(), stride, pad, 1, groups).numpy()
             else:
-                ref = np.asarray(fns["ours"](), dtype=np.float64)  # no independent reference: shape check only
+                ref = None  # no independent reference: the first system's output (a shape check only)
+            ho = (hw + 2 * pad - k) // stride + 1
+            flops = 2.0 * cout * ho * ho * (cin // groups) * k * k
             name = f"conv {label}"
-            t = self.timed("conv", name, fns, ref, 1e-4, rounds=self.rounds(9), budget=0.05 if self.q else 0.4,
-                           min_time=0.005 if self.q else 0.02)
+            t = self.timed("conv", name, ["ours", "torch", "onnxruntime"], spec, ref, 1e-4, rounds=self.rounds(9),
+                           budget=0.05 if self.q else 0.4, min_time=0.005 if self.q else 0.02)
             gf = lambda s, flops=flops: f"{flops / s / 1e9:.1f}"  # noqa: E731
             rows.append([label, *(self.fmt(t[s]) for s in ("ours", "torch", "onnxruntime")),
                          *(self.fmt(t[s], gf) for s in ("ours", "torch", "onnxruntime")),
@@ -468,73 +533,41 @@ class Suite:
         self.flush_notes()
 
     # -- models --------------------------------------------------------------
-    def model_systems(self, M: Any, tmodel: Any, x: Any, d: str, label: str) -> tuple[dict[str, Any], Optional[str]]:
-        """The forward of each system on ``x`` ({system: callable or why not}) and the .mnnx path (or None).
+    def prepare_model(self, M: Any, tmodel: Any, x: Any, d: str, label: str) -> dict[str, Any]:
+        """Writes the files every system needs into ``d``: x.npy, torch weights, ONNX, .mnn, .mnnx.
 
-        Exports ``tmodel`` to ONNX in ``d``, converts it with MNN's converter and ours, loads
-        each; preparation times go into the notes."""
-        F, torch, threads = self.F, self.torch, self.args.threads
-        import mnn_nn
-
-        tx = torch.from_numpy(x)
-
-        def torch_forward() -> Any:
-            with torch.no_grad():
-                return tmodel(tx)
-
-        fns: dict[str, Any] = {"torch": torch_forward}
+        Returns the spec the workers build from (a missing file comes with its reason)."""
+        torch = self.torch()
+        spec: dict[str, Any] = {"name": tmodel.bench_name, "x": os.path.join(d, "x.npy"),
+                                "state": os.path.join(d, "state.pt")}
+        self.np.save(spec["x"], x)
+        torch.save(tmodel.state_dict(), spec["state"])
         prep: dict[str, float] = {}
         onnx_path = os.path.join(d, "model.onnx")
         t0 = time.perf_counter()
         try:
             M.export_onnx(tmodel, torch, tuple(x.shape), onnx_path)
             prep["torch.onnx.export"] = time.perf_counter() - t0
+            spec["onnx"] = onnx_path
         except Exception as e:  # noqa: BLE001
             why = f"torch.onnx.export failed: {R.short(e)}"
-            self.notes.append(f"{label}: preparation failed: {why}")
-            return {"torch": torch_forward, "onnxruntime": why, "MNN": why, "ours": why}, None
-        try:
-            sess = R.ort_session(self.ort, onnx_path, threads)
-            fns["onnxruntime"] = lambda: sess.run(None, {"x": x})[0]
-        except Exception as e:  # noqa: BLE001
-            fns["onnxruntime"] = self.missing("onnxruntime") or R.short(e)
-        try:
-            if self.MNN is None:
-                raise R.Unavailable(self.missing("MNN") or "MNN not installed")
+            spec.update(onnx=None, onnx_error=why, mnn_error=why, mnnx_error=why)
+            return spec
+        if self.w.alive("MNN"):
             t0 = time.perf_counter()
-            mnn_path = R.convert_mnn(onnx_path, os.path.join(d, "model.mnn"))
-            prep["MNN convert"] = time.perf_counter() - t0
-            net = R.mnn_module(self.MNN, mnn_path, threads)
-            mx = R.mnn_const(self.MNN, x)
-
-            def mnn_forward() -> Any:
-                y = net.forward(mx)
-                y.read()  # computes (nothing left to do when the module already ran eagerly)
-                return y
-
-            fns["MNN"] = mnn_forward
-        except Exception as e:  # noqa: BLE001
-            fns["MNN"] = R.short(e)
-        mnnx_path: Optional[str] = os.path.join(d, "model.mnnx")
+            try:
+                spec["mnn"] = R.convert_mnn(onnx_path, os.path.join(d, "model.mnn"))
+                prep["MNN convert"] = time.perf_counter() - t0
+            except Exception as e:  # noqa: BLE001
+                spec["mnn_error"] = R.short(e)
+        t0 = time.perf_counter()
         try:
-            t0 = time.perf_counter()
-            R.convert_ours(onnx_path, mnnx_path, ROOT)
+            spec["mnnx"] = R.convert_ours(onnx_path, os.path.join(d, "model.mnnx"), ROOT)
             prep["mnnpy convert"] = time.perf_counter() - t0
-            model = mnn_nn.load(mnnx_path)
-            xv = F.asarray(x)
-
-            def ours_forward() -> Any:
-                with F.lazy_eval(True):
-                    y = model(xv)
-                    y.read()
-                return y
-
-            fns["ours"] = ours_forward
         except Exception as e:  # noqa: BLE001
-            mnnx_path = None
-            fns["ours"] = R.short(e)
+            spec["mnnx_error"] = R.short(e)
         self.notes.append(f"{label}: preparation " + ", ".join(f"{k} {v:.1f} s" for k, v in prep.items()))
-        return fns, mnnx_path
+        return spec
 
     def native_check(self, cli: str, mnnx_path: str, x_npy: str, ref: Any, d: str, label: str) -> Optional[str]:
         """None when ``mnnx-run``'s output matches ``ref``, else "WRONG" or "n/a" (with a note)."""
@@ -563,9 +596,9 @@ class Suite:
     def models(self) -> None:
         import models as M
 
-        np, torch = self.np, self.torch
+        np, torch = self.np, self.torch()
         if torch is None:
-            print(f"## Models\n\nn/a: torch is needed to build and export the models ({self.missing('torch')}).\n")
+            print("## Models\n\nn/a: torch is needed to build and export the models.\n")
             return
         cli, cli_reason = find_cli(self.args)
         work = self.args.workdir or tempfile.mkdtemp(prefix="mnnpy-suite-")
@@ -574,28 +607,28 @@ class Suite:
         try:
             for name in self.args.models:
                 tmodel = M.build(name, torch)
+                tmodel.bench_name = name
                 for batch in self.args.batches:
                     label = f"{M.LABELS[name]} b{batch}"
                     d = os.path.join(work, f"{name}_b{batch}")
                     os.makedirs(d, exist_ok=True)
                     x = np.random.default_rng(batch).standard_normal((batch, 3, 224, 224)).astype(np.float32)
-                    x_npy = os.path.join(d, "x.npy")
-                    np.save(x_npy, x)
                     with torch.no_grad():
                         ref = tmodel(torch.from_numpy(x)).double().numpy()
-                    fns, mnnx_path = self.model_systems(M, tmodel, x, d, label)
+                    spec = self.prepare_model(M, tmodel, x, d, label)
                     # ours native: output checked once; timed (mnnx-run --bench) before and after the rounds
                     runs, warmup = (5, 2) if self.q else ((15, 3) if batch == 1 else (8, 2))
                     native: list[float] = []
+                    mnnx = spec.get("mnnx")
                     native_note = (f"n/a ({cli_reason})" if cli is None else "n/a (no .mnnx: see ours)"
-                                   if mnnx_path is None else self.native_check(cli, mnnx_path, x_npy, ref, d, label))
+                                   if mnnx is None else self.native_check(cli, mnnx, spec["x"], ref, d, label))
                     if native_note is None:
-                        native += self.bench_native(cli, mnnx_path, x_npy, runs, warmup, label)
-                    t = self.timed("models", label, fns, ref, MODEL_TOL, rounds=self.rounds(9),
-                                   budget=0.2 if self.q else (1.2 if batch > 1 else 0.8),
-                                   min_time=0.005 if self.q else 0.03, get={"MNN": lambda v: R.mnn_read(np, v)})
+                        native += self.bench_native(cli, mnnx, spec["x"], runs, warmup, label)
+                    t = self.timed("models", label, ["torch", "onnxruntime", "MNN", "ours"], spec, ref, MODEL_TOL,
+                                   rounds=self.rounds(9), budget=0.2 if self.q else (1.2 if batch > 1 else 0.8),
+                                   min_time=0.005 if self.q else 0.03)
                     if native and not self.q:
-                        native += self.bench_native(cli, mnnx_path, x_npy, runs, warmup, label)
+                        native += self.bench_native(cli, mnnx, spec["x"], runs, warmup, label)
                     if native:
                         t["ours native"] = sum(native) / len(native)
                         self.results.append({"section": "models", "workload": label, "system": "ours native",
@@ -620,62 +653,44 @@ class Suite:
 
     # -- train ---------------------------------------------------------------
     def train(self) -> None:
-        np, F, torch = self.np, self.F, self.torch
-        if torch is None:
-            print(f"## Training step\n\nn/a: bench/train.py needs torch ({self.missing('torch')}).\n")
-            return
         import train as T  # bench/train.py
 
-        import mnn_nn
-        import mnn_optim
-
-        fns = T.Systems(np, torch, F, mnn_nn, mnn_optim).build("lenet")
-        errors: list[str] = []
-        T.check(np, fns, errors, "lenet")  # every system's first losses and parameters against torch's
-        for e in errors:
-            self.notes.append(f"WRONG or failed: {e}")
-            self.errors.append(e)
-        keep = {"torch": fns["torch"], "ours compiled": fns["ours compiled"]}
-        ok = {k: v for k, v in keep.items() if not isinstance(v, BaseException)}
-        stats = self.timer.run(ok, rounds=self.rounds(15, 5), budget=0.1 if self.q else 1.0, min_time=T.SAMPLE_TIME)
-        t: dict[str, Cell] = {}
-        for k, v in keep.items():
-            t[k] = stats[k]["median"] if k in stats else ("WRONG" if isinstance(v, AssertionError) else "n/a")
-            self.results.append({"section": "train", "workload": "LeNet-5 step", "system": k,
-                                 "seconds_median": stats[k]["median"] if k in stats else None})
+        np, torch = self.np, self.torch()
+        if torch is None:
+            print("## Training step\n\nn/a: bench/train.py needs torch (the reference and the initial weights).\n")
+            return
+        torch.manual_seed(0)  # the initial weights bench/train.py gives every system
+        state = {k: v.detach().numpy() for k, v in T.torch_model("lenet", torch).state_dict().items()}
+        fd, path = tempfile.mkstemp(suffix=".npz", prefix="mnnpy-suite-lenet-")
+        os.close(fd)
+        try:
+            np.savez(path, **state)
+            # ref None: torch's losses of the first steps are the reference for ours (rtol-like 1e-4)
+            t = self.timed("train", "LeNet-5 step", ["torch", "ours"], {"model": "lenet", "state": path}, None, 1e-4,
+                           rounds=self.rounds(15, 5), budget=0.1 if self.q else 1.0, min_time=T.SAMPLE_TIME)
+        finally:
+            os.unlink(path)
         ms = lambda s: f"{s * 1e3:.2f}"  # noqa: E731
         print(f"## Training step (LeNet-5, batch {T.BATCH['lenet']}, SGD momentum; median ms per step)\n")
         print(H.markdown_table(["workload", "torch", "ours compiled", "ours/torch"],
-                               [["LeNet-5 step", self.fmt(t["torch"], ms), self.fmt(t["ours compiled"], ms),
-                                 self.ratio(t, "ours compiled", "torch", "LeNet-5 train step")]]))
+                               [["LeNet-5 step", self.fmt(t["torch"], ms), self.fmt(t["ours"], ms),
+                                 self.ratio(t, "ours", "torch", "LeNet-5 train step")]]))
         print("\nbench/train.py's systems (forward, cross-entropy, gradients, SGD update); ours = the whole step "
-              "`F.compile`d; losses checked against torch first.")
+              "`F.compile`d; the first steps' losses checked against torch's.")
         self.flush_notes()
 
     # -- overhead ------------------------------------------------------------
     def overhead(self) -> None:
-        np, F, MNN = self.np, self.F, self.MNN
-        import ops as O  # bench/ops.py
-
-        bench = O.Bench(argparse.Namespace(quick=self.q, threads=self.args.threads, only=["overhead"]), np,
-                        self.torch, F)
+        np = self.np
         rows = []
         us = lambda s: f"{s * 1e6:.3f}"  # noqa: E731
         for n in (1, 100):
-            rng = np.random.default_rng(n)
+            rng = np.random.default_rng(n)  # the arrays every worker builds
             a, b = rng.random(n, dtype=np.float32), rng.random(n, dtype=np.float32)
-            fns = bench.systems_for([a, b], lambda x, y: x + y, lambda x, y: x + y, lambda x, y: x + y, lazy=False)
-            if self.torch is None:
-                fns["torch"] = self.missing("torch")
-            if MNN is not None:
-                ma, mb = R.mnn_const(MNN, a), R.mnn_const(MNN, b)
-                fns["MNN"] = lambda ma=ma, mb=mb: ma + mb
-            else:
-                fns["MNN"] = self.missing("MNN")
             label = f"a + b, n={n}"
-            t = self.timed("overhead", label, fns, a.astype(np.float64) + b, 1e-6, rounds=self.rounds(9),
-                           budget=0.05 if self.q else 0.3, min_time=0.002, settle=0.0,
-                           get={"MNN": lambda v: R.mnn_read(np, v)})
+            t = self.timed("overhead", label, ["ours", "numpy", "torch", "MNN"], {"n": n},
+                           a.astype(np.float64) + b, 1e-6, rounds=self.rounds(9),
+                           budget=0.05 if self.q else 0.3, min_time=0.002)
             rows.append([f"`a + b`, {n} element{'s' if n > 1 else ''}",
                          *(self.fmt(t[s], us) for s in ("ours", "numpy", "torch", "MNN")),
                          *(self.ratio(t, "ours", r, label) for r in ("numpy", "torch", "MNN"))])
@@ -683,6 +698,26 @@ class Suite:
         print(H.markdown_table(["op", "ours", "numpy", "torch", "MNN", "ours/numpy", "ours/torch", "ours/MNN"], rows))
         print("\nMNN's `a + b` runs eagerly too (its default mode computes when the op is created).")
         self.flush_notes()
+
+
+def run_sections(suite: Suite, args: argparse.Namespace, info: dict[str, Any], failed: list[str]) -> None:
+    """Runs the chosen sections in order; a section that raises is reported and the next one runs."""
+    for section in SECTIONS:
+        if section not in args.sections:
+            continue
+        t0 = time.perf_counter()
+        try:
+            getattr(suite, section)()
+        except Exception as e:  # noqa: BLE001  (report the section, run the next)
+            import traceback
+
+            suite.notes, suite.na, suite.unstable_seen = [], {}, False
+            failed.append(section)
+            print(f"## {section}\n\nsection failed: {R.short(e, 400)}\n")
+            traceback.print_exc(limit=4)
+            print()
+        info.setdefault("section_seconds", {})[section] = round(time.perf_counter() - t0, 1)
+        sys.stdout.flush()
 
 
 def find_cli(args: argparse.Namespace) -> tuple[Optional[str], str]:
@@ -701,15 +736,18 @@ def find_cli(args: argparse.Namespace) -> tuple[Optional[str], str]:
 
 # --------------------------------------------------------------------------- chart
 
-def save_chart(path: str, entries: list[tuple[str, str, float]], title: str) -> str:
-    """Horizontal bar chart (log scale) of ours / reference per workload, one bar per reference."""
+def save_chart(path: str, entries: list[tuple], title: str) -> str:
+    """Horizontal bar chart (log scale) of ours / reference per workload, one bar per reference.
+
+    ``entries``: ``(workload, reference, ratio[, unstable])``; unstable ratios are drawn hatched."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    entries = [(*e[:3], bool(e[3]) if len(e) > 3 else False) for e in entries]
     workloads: list[str] = []
-    for w, _, _ in entries:
+    for w, _, _, _ in entries:
         if w not in workloads:
             workloads.append(w)
     refs = [r for r in REFERENCES if any(e[1] == r for e in entries)]
@@ -717,25 +755,30 @@ def save_chart(path: str, entries: list[tuple[str, str, float]], title: str) -> 
     height = 0.8 / max(1, len(refs))
     fig, ax = plt.subplots(figsize=(8.5, 0.32 * len(workloads) + 1.6))
     for i, ref in enumerate(refs):
-        ys, vals = [], []
-        for w, r, v in entries:
+        ys, vals, shaky = [], [], []
+        for w, r, v, u in entries:
             if r == ref:
                 ys.append(workloads.index(w) + (i - (len(refs) - 1) / 2) * height)
                 vals.append(v)
+                shaky.append(u)
         # bars grow from parity (1.0) towards the ratio: right = ours slower, left = ours faster
-        ax.barh(ys, [v - 1.0 for v in vals], height=height, left=1.0, color=colors.get(ref), label=f"vs {ref}")
+        bars = ax.barh(ys, [v - 1.0 for v in vals], height=height, left=1.0, color=colors.get(ref), label=f"vs {ref}")
+        for bar, u in zip(bars, shaky):
+            if u:
+                bar.set_hatch("////")
+                bar.set_alpha(0.55)
         for y, v in zip(ys, vals):
             ax.text(v * (1.04 if v >= 1 else 0.96), y, f"{v:.2f}", va="center", ha="left" if v >= 1 else "right",
                     fontsize=5.5)
     ax.set_xscale("log")
-    lo = min(v for _, _, v in entries)
-    hi = max(v for _, _, v in entries)
+    lo = min(e[2] for e in entries)
+    hi = max(e[2] for e in entries)
     ax.set_xlim(min(0.5, lo / 1.6), max(2.0, hi * 1.6))
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_yticks(range(len(workloads)))
     ax.set_yticklabels(workloads, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("ours / reference time (log scale; < 1 = ours faster)")
+    ax.set_xlabel("ours / reference time (log scale; < 1 = ours faster; hatched = unstable timing)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.grid(axis="x", which="both", alpha=0.3)
@@ -760,27 +803,20 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     import numpy as np
 
-    blas = H.limit_blas_threads(args.threads)
-    mods: dict[str, Any] = {}
-    reasons: dict[str, str] = {}
-    versions: dict[str, str] = {"numpy": np.__version__}
-    for name in ("torch", "onnxruntime", "onnx", "MNN"):
-        if name in args.skip:
-            mod, ver = None, "skipped (--skip)"
-        else:
-            mod, ver = R.import_mnn(args.threads) if name == "MNN" else R.import_optional(name)
-        mods[name], versions[name] = mod, ver
-        if mod is None:
-            reasons[name] = f"{name} {ver}"
-    if mods["onnx"] is None and mods["onnxruntime"] is not None:
-        reasons.setdefault("onnxruntime", "onnx is not installed (needed to build the models)")
-    torch = mods["torch"]
-    if torch is not None and torch.get_num_threads() != args.threads:
-        torch.set_num_threads(args.threads)  # only when it differs: see bench/ops.py
-    import mnn_expr as F
-
-    F.set_thread_number(args.threads)
-    versions["mnn_expr"] = f"{getattr(F, '__version__', '?')} ({os.path.dirname(F.__file__)})"
+    needed = {"gemm": ("ours", "numpy", "torch", "MNN"), "conv": ("ours", "torch", "onnxruntime"),
+              "models": ("torch", "onnxruntime", "MNN", "ours"), "train": ("torch", "ours"),
+              "overhead": ("ours", "numpy", "torch", "MNN")}
+    systems = [s for s in ("ours", "numpy", "torch", "onnxruntime", "MNN")
+               if any(s in needed[sec] for sec in args.sections)]
+    workers = Workers(systems, args.threads, args.quick, args.skip)
+    blas = H.limit_blas_threads(args.threads)  # the parent's numpy only computes references
+    versions: dict[str, str] = {}
+    for system in ("numpy", "torch", "onnxruntime", "MNN", "ours"):
+        if system in workers.version:
+            versions[system if system != "ours" else "mnn_expr"] = workers.version[system]
+        elif system in workers.reason:
+            versions[system if system != "ours" else "mnn_expr"] = f"n/a ({workers.reason[system]})"
+    _, versions["onnx"] = R.import_optional("onnx")
     cli, why = find_cli(args)
     versions["mnnx-run"] = cli or f"n/a ({why})"
     mpl, versions["matplotlib"] = R.import_optional("matplotlib")
@@ -800,35 +836,24 @@ def main(argv: Optional[list[str]] = None) -> int:
         info["cpus_busy_start"], info["cpus_stolen_start"] = busy
         print(f"- other processes right now: {busy[0]:.2f} of {os.cpu_count()} CPUs busy, {busy[1]:.2f} stolen by the "
               f"hypervisor (1 s sample){f'; --wait-idle: {waited}' if waited else ''}")
-    print(f"- sections: {', '.join(args.sections)}; every system uses {args.threads} thread(s): "
-          f"torch.set_num_threads, onnxruntime intra_op_num_threads (inter-op 1), MNN set_thread_number / "
-          f"thread_num, numpy's BLAS via {blas.via}, mnn_expr.set_thread_number, mnnx-run --threads")
-    for ref, why in reasons.items():
-        print(f"- n/a: {ref}: {why}")
+    print(f"- sections: {', '.join(args.sections)}; each system runs in its own worker process, "
+          f"{args.threads} thread(s) each: torch.set_num_threads, onnxruntime intra_op_num_threads (inter-op 1), "
+          f"MNN set_thread_number / thread_num, numpy's BLAS via {blas.via}, mnn_expr.set_thread_number, "
+          f"mnnx-run --threads")
+    for system, why in workers.reason.items():
+        print(f"- n/a: {system}: {why}")
     print()
     warning = H.warn_if_loaded()
     if warning:
         print(f"> {warning}\n")
     sys.stdout.flush()
 
-    suite = Suite(args, np, mods, reasons, F, peak)
+    suite = Suite(args, np, workers, peak)
     failed: list[str] = []
-    for section in SECTIONS:
-        if section not in args.sections:
-            continue
-        t0 = time.perf_counter()
-        try:
-            getattr(suite, section)()
-        except Exception as e:  # noqa: BLE001  (report the section, run the next)
-            import traceback
-
-            suite.notes, suite.na = [], {}
-            failed.append(section)
-            print(f"## {section}\n\nsection failed: {R.short(e, 400)}\n")
-            traceback.print_exc(limit=4)
-            print()
-        info.setdefault("section_seconds", {})[section] = round(time.perf_counter() - t0, 1)
-        sys.stdout.flush()
+    try:
+        run_sections(suite, args, info, failed)
+    finally:
+        workers.close()
 
     if args.chart and suite.chart:
         if mpl is None:
@@ -861,8 +886,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.json:
         info["load_1min_end"] = load_end
         H.write_json(args.json, {"machine": info, "args": vars(args), "results": suite.results,
-                                 "ratios": [{"workload": w, "reference": r, "ours_over_reference": v}
-                                            for w, r, v in suite.chart],
+                                 "ratios": [{"workload": w, "reference": r, "ours_over_reference": v, "unstable": u}
+                                            for w, r, v, u in suite.chart],
                                  "errors": suite.errors, "failed_sections": failed})
         print(f"wrote {args.json}")
     return 1 if (failed or suite.errors) else 0
