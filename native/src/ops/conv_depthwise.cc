@@ -84,6 +84,7 @@ MNN_ALWAYS_INLINE void dw_channels(const DwJob& jb, const T* x, const T* w, cons
     T* planes = t_planes.get<T>(size_t(pl.S * pl.PL));
     T* wide = t_wide.get<T>(size_t(Qv));
     const int64_t* off = pl.tap_off.data();
+    const bool full = epi_has_full(e);
     for (int64_t c = c0; c < c1; ++c) {
         fill_planes<T, L>(d, pl, x + (n * d.C + c) * d.H * d.W, 0, 1, planes);
         for (int64_t og = 0; og < Og; ++og) {
@@ -92,8 +93,13 @@ MNN_ALWAYS_INLINE void dw_channels(const DwJob& jb, const T* x, const T* w, cons
             if (taps == 9) dw_wide<T, L, 9>(off, taps, planes, wo, pl.Q, wide);
             else dw_wide<T, L, 0>(off, taps, planes, wo, pl.Q, wide);
             T* yo = y + (n * d.O + o) * P;
-            for (int64_t oh = 0; oh < d.OH; ++oh) simd::copy<T, L>(yo + oh * d.OW, wide + oh * pl.Wp, d.OW);
-            epilogue_block<T, L>(e, n, o, 1, 0, yo, P, P);
+            if (full) {  // a tensor operand is laid out like y: finish there
+                for (int64_t oh = 0; oh < d.OH; ++oh) simd::copy<T, L>(yo + oh * d.OW, wide + oh * pl.Wp, d.OW);
+                epilogue_block<T, L>(e, n, o, 1, 0, yo, P, P);
+            } else {  // the whole wide plane in whole vectors, then its real columns out
+                epilogue_block<T, L>(e, n, o, 1, 0, wide, Qv, Qv);
+                for (int64_t oh = 0; oh < d.OH; ++oh) simd::copy<T, L>(yo + oh * d.OW, wide + oh * pl.Wp, d.OW);
+            }
         }
     }
 }

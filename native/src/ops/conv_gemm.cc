@@ -391,12 +391,17 @@ MNN_ALWAYS_INLINE void gemm_t_task(const JobT<T>& jb, int64_t g, int64_t c) {
         ks.macro(P, nc, kc, Ag + pc * jb.ppad, Bg + pc * jb.npad + c0 * kc, tile, ldt, T(1), p == 0 ? T(0) : T(1));
     }
     T* yg = jb.y + (g * jb.M + c0) * P;
+    const bool full = epi_has_full(*jb.epi);
+    if (!full && ldt <= 1024) {  // the epilogue on the tile, whole vectors of channels, then transposed out
+        T zeros[1024] = {};
+        epilogue_block_t<T, L>(*jb.epi, g * jb.M + c0, P, tile, ldt, ldt, zeros);
+    }
     for (int64_t o = 0; o < nc; ++o) {
         T* row = yg + o * P;
         const T* col = tile + o;
         for (int64_t q = 0; q < P; ++q) row[q] = col[q * ldt];
     }
-    epilogue_block<T, L>(*jb.epi, jb.n, g * jb.M + c0, nc, 0, yg, P, P);
+    if (full || ldt > 1024) epilogue_block<T, L>(*jb.epi, jb.n, g * jb.M + c0, nc, 0, yg, P, P);
 }
 
 #define MNN_PACKPOS_F32(L) pack_positions<float, L>(jb, g, i)
