@@ -278,6 +278,45 @@ MNN_ALWAYS_INLINE void pack_panel(int nr, const T* base, const int64_t* koff, in
     }
 }
 
+// The epilogue as the GEMM kernel's store program (gemm_kernels.h) for a block whose first row is
+// channel o of image n and first column position p: false when it has a step the program lacks.
+template <typename T>
+bool store_program(const EpiRt<T>& e, int64_t n, int64_t o, int64_t p, gemmk::StoreEpi<T>& s) {
+    using SE = gemmk::StoreEpi<T>;
+    s.n = 0;
+    auto add = [&](typename SE::Op op, const T* ptr, int64_t ld, T c) {
+        if (s.n == 6) return false;
+        s.steps[s.n++] = {op, ptr, ld, c};
+        return true;
+    };
+    if (e.bias && !add(SE::AddRow, e.bias + o, 0, T(0))) return false;
+    for (int k = 0; k < e.n_ops; ++k) {
+        const typename EpiRt<T>::Op& op = e.ops[k];
+        bool ok = false;
+        switch (op.kind) {
+            case EpilogueOp::Relu: ok = add(SE::Relu, nullptr, 0, T(0)); break;
+            case EpilogueOp::Add:  // (x + y == y + x bit for bit: the operand's side does not matter)
+                if (op.operand == EpilogueOp::Channel) ok = add(SE::AddRow, op.ptr + o, 0, T(0));
+                else if (op.operand == EpilogueOp::Full) ok = add(SE::AddFull, op.ptr + (n * e.O + o) * e.P + p, e.P, T(0));
+                break;
+            case EpilogueOp::Max:
+                if (op.operand == EpilogueOp::Scalar) {
+                    const T c = op.ptr[0];
+                    if (epi_plain_operand(c)) ok = add(SE::MaxC, nullptr, 0, c);
+                    else if (c == T(0) && !std::signbit(c)) ok = add(SE::MaxPZ, nullptr, 0, T(0));
+                }
+                break;
+            case EpilogueOp::Min:
+                if (op.operand == EpilogueOp::Scalar && epi_plain_operand(op.ptr[0]))
+                    ok = add(SE::MinC, nullptr, 0, op.ptr[0]);
+                break;
+            default: break;
+        }
+        if (!ok) return false;
+    }
+    return true;
+}
+
 // Output channels [i0, i1) of group g at the output positions of panels [q0, q1) (nr each): the
 // GEMM straight into y, then the epilogue on that block in place.  Several panels per task
 // when the depth is small keep the block's rows long (fewer pages and passes per output row).
@@ -321,6 +360,11 @@ MNN_ALWAYS_INLINE void gemm_task(const Job<T>& jb, int64_t g, int64_t i0, int64_
         }
         // The last depth block a few register rows at a time, each finished by the epilogue while
         // its rows are still in L1.
+        gemmk::StoreEpi<T> prog;
+        if (ks.macro_epi && store_program(*jb.epi, jb.n, g * Og + i0, j0, prog)) {  // finished in registers
+            ks.macro_epi(rows, ncols, kc, A + pc * jb.mpad + i0 * kc, bpanels, C, P, p == 0 ? T(0) : T(1), &prog);
+            continue;
+        }
         const int64_t chunk = 2 * ks.mr;
         for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
             const int64_t m = std::min(chunk, rows - r0);
