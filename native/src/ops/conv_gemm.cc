@@ -38,7 +38,7 @@ namespace {
 
 // 64-byte aligned per-thread scratch that only grows.
 using simd::Scratch;
-thread_local Scratch t_planes, t_bpanel;
+thread_local Scratch t_planes, t_bpanel, t_apack;
 
 // ---- packed weights ---------------------------------------------------------------------------
 
@@ -394,6 +394,7 @@ struct JobT {
     T* y;                 // this image's output
     int64_t n;
     int64_t M, K, kc_max, nk, npad, ppad, Cg, chunk;
+    int64_t pos_blocks;  // tasks split the positions into this many blocks of whole MR panels
 };
 
 // A panel i (positions [i*MR, i*MR + MR)) of group g, every depth block.
@@ -418,34 +419,36 @@ MNN_ALWAYS_INLINE void pack_positions(const JobT<T>& jb, int64_t g, int64_t i) {
     }
 }
 
-// Output channels [c * chunk * NR, ...) of group g at every position.
+// Output channels [c * chunk * NR, ...) of group g at the positions of block pb.
 template <typename T, int L>
-MNN_ALWAYS_INLINE void gemm_t_task(const JobT<T>& jb, int64_t g, int64_t c) {
+MNN_ALWAYS_INLINE void gemm_t_task(const JobT<T>& jb, int64_t g, int64_t c, int64_t pb) {
     const gemmk::KernelSet<T>& ks = *jb.ks;
     const DirectConv& d = *jb.d;
-    const int64_t NR = ks.nr, P = d.OH * d.OW;
+    const int64_t NR = ks.nr, MR = ks.mr, P = d.OH * d.OW, npos = jb.ppad / MR;
     const int64_t c0 = c * jb.chunk * NR, nc = std::min(jb.chunk * NR, jb.M - c0);
-    if (nc <= 0) return;
-    const int64_t ldt = (nc + L - 1) / L * L;
-    T* tile = t_bpanel.get<T>(size_t(P * ldt));
+    const int64_t p0 = pb * npos / jb.pos_blocks * MR, p1 = std::min(P, (pb + 1) * npos / jb.pos_blocks * MR);
+    if (nc <= 0 || p1 <= p0) return;
+    const int64_t np = p1 - p0, ldt = (nc + L - 1) / L * L;
+    T* tile = t_bpanel.get<T>(size_t(np * ldt));
     const T* Ag = jb.A + g * jb.ppad * jb.K;
     const T* Bg = jb.B + g * jb.npad * jb.K;
     for (int64_t p = 0; p < jb.nk; ++p) {
         const int64_t pc = p * jb.kc_max, kc = std::min(jb.kc_max, jb.K - pc);
-        ks.macro(P, nc, kc, Ag + pc * jb.ppad, Bg + pc * jb.npad + c0 * kc, tile, ldt, T(1), p == 0 ? T(0) : T(1));
+        ks.macro(np, nc, kc, Ag + pc * jb.ppad + p0 * kc, Bg + pc * jb.npad + c0 * kc, tile, ldt, T(1),
+                 p == 0 ? T(0) : T(1));
     }
-    T* yg = jb.y + (g * jb.M + c0) * P;
+    T* yg = jb.y + (g * jb.M + c0) * P + p0;
     const bool full = epi_has_full(*jb.epi);
     if (!full && ldt <= 1024) {  // the epilogue on the tile, whole vectors of channels, then transposed out
         T zeros[1024] = {};
-        epilogue_block_t<T, L>(*jb.epi, g * jb.M + c0, P, tile, ldt, ldt, zeros);
+        epilogue_block_t<T, L>(*jb.epi, g * jb.M + c0, np, tile, ldt, ldt, zeros);
     }
     for (int64_t o = 0; o < nc; ++o) {
         T* row = yg + o * P;
         const T* col = tile + o;
-        for (int64_t q = 0; q < P; ++q) row[q] = col[q * ldt];
+        for (int64_t q = 0; q < np; ++q) row[q] = col[q * ldt];
     }
-    if (full || ldt > 1024) epilogue_block<T, L>(*jb.epi, jb.n, g * jb.M + c0, nc, 0, yg, P, P);
+    if (full || ldt > 1024) epilogue_block<T, L>(*jb.epi, jb.n, g * jb.M + c0, nc, p0, yg, P, np);
 }
 
 #define MNN_PACKPOS_F32(L) pack_positions<float, L>(jb, g, i)
@@ -454,10 +457,12 @@ MNN_ISA_VARIANTS_LANES(pack_positions_f32, (const JobT<float>& jb, int64_t g, in
 MNN_ISA_VARIANTS_LANES(pack_positions_f64, (const JobT<double>& jb, int64_t g, int64_t i), MNN_PACKPOS_F64, 8, 4, 2)
 inline auto pack_positions_for(CpuLevel level, float) { return pack_positions_f32_for(level); }
 inline auto pack_positions_for(CpuLevel level, double) { return pack_positions_f64_for(level); }
-#define MNN_TTASK_F32(L) gemm_t_task<float, L>(jb, g, c)
-#define MNN_TTASK_F64(L) gemm_t_task<double, L>(jb, g, c)
-MNN_ISA_VARIANTS_LANES(gemm_t_task_f32, (const JobT<float>& jb, int64_t g, int64_t c), MNN_TTASK_F32, 16, 8, 4)
-MNN_ISA_VARIANTS_LANES(gemm_t_task_f64, (const JobT<double>& jb, int64_t g, int64_t c), MNN_TTASK_F64, 8, 4, 2)
+#define MNN_TTASK_F32(L) gemm_t_task<float, L>(jb, g, c, pb)
+#define MNN_TTASK_F64(L) gemm_t_task<double, L>(jb, g, c, pb)
+MNN_ISA_VARIANTS_LANES(gemm_t_task_f32, (const JobT<float>& jb, int64_t g, int64_t c, int64_t pb), MNN_TTASK_F32,
+                       16, 8, 4)
+MNN_ISA_VARIANTS_LANES(gemm_t_task_f64, (const JobT<double>& jb, int64_t g, int64_t c, int64_t pb), MNN_TTASK_F64,
+                       8, 4, 2)
 inline auto gemm_t_task_for(CpuLevel level, float) { return gemm_t_task_f32_for(level); }
 inline auto gemm_t_task_for(CpuLevel level, double) { return gemm_t_task_f64_for(level); }
 
@@ -518,22 +523,26 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
         const int64_t MR = ks.mr, NR = ks.nr, npos = (P + MR - 1) / MR, ppad = npos * MR;
         const int64_t chpan = (Og + NR - 1) / NR;
         const int64_t chunk = std::max<int64_t>(1, chpan * G / (4 * threads));
-        const int64_t tasks = G * ((chpan + chunk - 1) / chunk);
-        std::vector<T> apack(size_t(G * ppad * K));
+        const int64_t chunks = (chpan + chunk - 1) / chunk;
+        // Few channel chunks (a layer with few output channels): split the positions too.
+        const int64_t pos_blocks = G * chunks >= 4 * threads ? 1
+                                   : std::min(npos, (4 * threads + G * chunks - 1) / (G * chunks));
+        const int64_t tasks = G * chunks * pos_blocks;
+        T* apack = t_apack.get<T>(size_t(G * ppad * K));
         const auto pack = pack_positions_for(level, T());
         const auto task = gemm_t_task_for(level, T());
         for (int64_t n = 0; n < d.N; ++n) {
             const T* xn = x + n * d.C * d.H * d.W;
             make_planes_of(xn);
-            const JobT<T> jb{&ks, &d, &pl, static_cast<const T*>(pw->data), apack.data(), pl.identity ? xn : planes,
+            const JobT<T> jb{&ks, &d, &pl, static_cast<const T*>(pw->data), apack, pl.identity ? xn : planes,
                              koff.data(), &epi, y + n * d.O * P, n, Og, K, pw->kc_max, pw->nk, pw->mpad, ppad, Cg,
-                             chunk};
+                             chunk, pos_blocks};
             parallel_for(G * npos, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, K)), [&](int64_t a, int64_t b) {
                 for (int64_t t = a; t < b; ++t) pack(jb, t / npos, t % npos);
             });
             parallel_for(tasks, flops < (int64_t(1) << 21) ? tasks : 1, [&](int64_t a, int64_t b) {
-                const int64_t per_g = tasks / G;
-                for (int64_t t = a; t < b; ++t) task(jb, t / per_g, t % per_g);
+                for (int64_t t = a; t < b; ++t)
+                    task(jb, t / (chunks * pos_blocks), t / pos_blocks % chunks, t % pos_blocks);
             });
         }
         return;
