@@ -61,7 +61,7 @@ template <> struct Vec<double> {
 // A panel rows are MR apart per k, B panel rows 2*W apart.
 template <typename T, int ROWS, int NV, int MR>
 void uk(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta, typename Vec<T>::mask last,
-        const StoreEpi<T>* epi = nullptr) {
+        const StoreEpi<T>* epi = nullptr, const T* pf = nullptr) {
     using V = Vec<T>;
     using reg = typename V::reg;
     constexpr int NR = 2 * V::W;
@@ -74,6 +74,23 @@ void uk(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta, 
     }
     MNN_UNROLL
     for (int i = 0; i < ROWS; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    if (pf) {  // the next B panel (same depth) on its way to L2 meanwhile: one panel row per k
+        for (int64_t k = 0; k < kc; ++k) {
+            _mm_prefetch(reinterpret_cast<const char*>(pf + k * NR), _MM_HINT_T1);
+            if (NR * sizeof(T) > 64) _mm_prefetch(reinterpret_cast<const char*>(pf + k * NR) + 64, _MM_HINT_T1);
+            reg bv[NV];
+            MNN_UNROLL
+            for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * V::W);
+            MNN_UNROLL
+            for (int i = 0; i < ROWS; ++i) {
+                reg av = V::set1(a[i]);
+                MNN_UNROLL
+                for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(av, bv[v], acc[i][v]);
+            }
+            a += MR;
+            b += NR;
+        }
+    } else
     for (int64_t k = 0; k < kc; ++k) {
         reg bv[NV];
         MNN_UNROLL
@@ -186,19 +203,19 @@ void uk(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta, 
 template <typename T, int MR, int R>
 struct Rows {
     static MNN_INLINE void run(int64_t m, int nv, int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha,
-                               T beta, typename Vec<T>::mask last, const StoreEpi<T>* epi) {
+                               T beta, typename Vec<T>::mask last, const StoreEpi<T>* epi, const T* pf) {
         if (m == R) {
-            if (nv == 2) uk<T, R, 2, MR>(kc, a, b, c, ldc, alpha, beta, last, epi);
-            else uk<T, R, 1, MR>(kc, a, b, c, ldc, alpha, beta, last, epi);
+            if (nv == 2) uk<T, R, 2, MR>(kc, a, b, c, ldc, alpha, beta, last, epi, pf);
+            else uk<T, R, 1, MR>(kc, a, b, c, ldc, alpha, beta, last, epi, pf);
         } else {
-            Rows<T, MR, R - 1>::run(m, nv, kc, a, b, c, ldc, alpha, beta, last, epi);
+            Rows<T, MR, R - 1>::run(m, nv, kc, a, b, c, ldc, alpha, beta, last, epi, pf);
         }
     }
 };
 template <typename T, int MR>
 struct Rows<T, MR, 0> {
     static MNN_INLINE void run(int64_t, int, int64_t, const T*, const T*, T*, int64_t, T, T, typename Vec<T>::mask,
-                               const StoreEpi<T>*) {}
+                               const StoreEpi<T>*, const T*) {}
 };
 
 // The register tiles over an mc x nc block; with `epi`, each tile's steps get their operands
@@ -228,8 +245,11 @@ MNN_INLINE void macro_impl_epi(int64_t mc, int64_t nc, int64_t kc, const T* Ap, 
                 }
                 e = &local;
             }
-            if (m == kMr && nv == 2) uk<T, kMr, 2, kMr>(kc, ap, bp, c, ldc, alpha, beta, last, e);
-            else Rows<T, kMr, kMr>::run(m, nv, kc, ap, bp, c, ldc, alpha, beta, last, e);
+            // The block's first row panel fetches the next B panel (it streams from memory when B
+            // is a layer's weights; the other row panels find the current one in L1).
+            const T* pf = i == 0 && j + NR < nc ? bp + NR * kc : nullptr;
+            if (m == kMr && nv == 2) uk<T, kMr, 2, kMr>(kc, ap, bp, c, ldc, alpha, beta, last, e, pf);
+            else Rows<T, kMr, kMr>::run(m, nv, kc, ap, bp, c, ldc, alpha, beta, last, e, pf);
         }
     }
 }
