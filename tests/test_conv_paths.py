@@ -52,6 +52,9 @@ CASES = [
     ("depthwise_multiplier", 1, 8, 10, 11, 16, 3, 3, (1, 1), (0, 1, 2, 1), (1, 1), 8),
     ("depthwise_5x5_dilated", 1, 12, 16, 13, 12, 5, 5, (1, 2), (4, 4, 4, 4), (2, 2), 12),
     ("depthwise_1x1", 1, 10, 6, 5, 10, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 10),
+    # at most 64 output positions: channels as vectors (a partial last block of channels)
+    ("depthwise_small_plane", 1, 40, 7, 7, 40, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 40),
+    ("depthwise_small_dilated", 2, 20, 9, 8, 20, 3, 3, (2, 1), (2, 0, 1, 2), (2, 2), 20),
     ("depthwise_wide_row", 1, 4, 3, 70, 4, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 4),
 ]
 
