@@ -161,6 +161,7 @@ struct Job {
     T* y;                 // this image's output
     int64_t n;            // image index (epilogue operands)
     int64_t M, K, kc_max, nk, mpad, Cg;
+    bool same = false;    // reading the input itself with zero padding by masks (pack_panel_same)
 };
 
 // A panel's output positions [j0, j0 + n) as runs of consecutive wide positions (one per output
@@ -258,6 +259,41 @@ MNN_ISA_AVX512 inline void pack_panel_vecs(const float* base, const int64_t* kof
         _mm512_store_ps(dst + k * 32 + 16, x1);
     }
 }
+
+// Stride 1 with as many output as input columns (3x3 pad 1): the input itself is the plane
+// (koff[k] = c*H*W + (i*dh - pt)*W + j*dw - pl), output position q reads base + koff[k] + q, and
+// the taps that fall into the padding are masked off per vector: no padded copy of the input.
+// mask[t][v]: lanes of vector v of the panel valid for tap t.
+inline void same_masks(const DirectConv& d, int64_t j0, int64_t n, uint32_t (*mask)[2]) {
+    const int64_t P = d.OH * d.OW, taps = d.kh * d.kw;
+    for (int64_t t = 0; t < taps; ++t) mask[t][0] = mask[t][1] = 0;
+    int64_t oh = j0 / d.OW, ow = j0 - oh * d.OW;
+    for (int64_t l = 0; l < n && j0 + l < P; ++l) {
+        for (int64_t i = 0; i < d.kh; ++i) {
+            const int64_t ih = oh + i * d.dh - d.pt;
+            if (ih < 0 || ih >= d.H) continue;
+            for (int64_t j = 0; j < d.kw; ++j) {
+                const int64_t iw = ow + j * d.dw - d.pl;
+                if (iw >= 0 && iw < d.W) mask[i * d.kw + j][l >> 4] |= 1u << (l & 15);
+            }
+        }
+        if (++ow == d.OW) {
+            ow = 0;
+            ++oh;
+        }
+    }
+}
+
+MNN_ISA_AVX512 inline void pack_panel_same(const float* base, const int64_t* koff, int64_t k0, int64_t kc,
+                                           int64_t taps, const uint32_t (*mask)[2], int64_t q0, float* dst) {
+    int64_t t = k0 % taps;
+    for (int64_t k = 0; k < kc; ++k) {
+        const float* s = base + koff[k0 + k] + q0;
+        _mm512_store_ps(dst + k * 32, _mm512_maskz_loadu_ps(__mmask16(mask[t][0]), s));
+        _mm512_store_ps(dst + k * 32 + 16, _mm512_maskz_loadu_ps(__mmask16(mask[t][1]), s + 16));
+        if (++t == taps) t = 0;
+    }
+}
 #endif
 
 template <typename T, int L>
@@ -330,16 +366,26 @@ MNN_ALWAYS_INLINE void gemm_task(const Job<T>& jb, int64_t g, int64_t i0, int64_
     const int64_t j0 = q0 * nr, ncols = std::min<int64_t>(q1 * nr, P) - j0, rows = i1 - i0;
     if (ncols <= 0) return;
     const int64_t npanels = (ncols + nr - 1) / nr;
-    const T* base = jb.planes + g * jb.Cg * pl.S * pl.PL;
+    const T* base = jb.planes + g * jb.Cg * (jb.same ? d.H * d.W : pl.S * pl.PL);
     const T* A = jb.A + g * jb.mpad * jb.K;
     T* yg = jb.y + g * Og * P;
     T* bpanels = t_bpanel.get<T>(size_t(jb.kc_max * nr * npanels));
     T* C = yg + i0 * P + j0;
+    uint32_t same_mask[4][64][2];  // (same mode: per panel of the task, computed with the first depth block)
     for (int64_t p = 0; p < jb.nk; ++p) {
         const int64_t pc = p * jb.kc_max, kc = std::min(jb.kc_max, jb.K - pc);
         for (int64_t h = 0; h < npanels; ++h) {
             const int64_t jh = j0 + h * nr, n = std::min<int64_t>(nr, P - jh);
             T* bp = bpanels + h * kc * nr;
+#if defined(MNN_SPAN_MASKS)
+            if constexpr (std::is_same_v<T, float> && simd::masked<T, L>())
+                if (jb.same) {
+                    if (p == 0) same_masks(d, jh, n, same_mask[h]);
+                    pack_panel_same(reinterpret_cast<const float*>(base), jb.koff, pc, kc, d.kh * d.kw, same_mask[h],
+                                    jh, reinterpret_cast<float*>(bp));
+                    continue;
+                }
+#endif
             Runs runs;
             panel_runs(d, pl, jh, n, runs);
 #if defined(MNN_SPAN_MASKS)
@@ -505,14 +551,22 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
     const bool transposed = use_transposed(ks, P, Og, K);
     std::shared_ptr<const Packed> pw = packed_weights<T>(w, G, ks, level, transposed);
     const Planes pl = make_planes(d, 16, true);  // (slack: the panel packer's unmasked 16-lane loads)
+    // Stride 1, as many output as input columns, AVX-512 float: the input itself with masked taps.
+    const bool same = std::is_same_v<T, float> && level == CpuLevel::Avx512 && !transposed && !pl.identity &&
+                      ks.nr == 32 && d.sh == 1 && d.sw == 1 && d.OW == d.W && taps <= 64;
     std::vector<int64_t> koff(static_cast<size_t>(K));
     for (int64_t c = 0; c < Cg; ++c)
-        for (int64_t t = 0; t < taps; ++t) koff[size_t(c * taps + t)] = c * pl.S * pl.PL + pl.tap_off[size_t(t)];
+        for (int64_t i = 0; i < d.kh; ++i)
+            for (int64_t j = 0; j < d.kw; ++j) {
+                const int64_t t = i * d.kw + j;
+                koff[size_t(c * taps + t)] = same ? c * d.H * d.W + (i * d.dh - d.pt) * d.W + j * d.dw - d.pl
+                                                  : c * pl.S * pl.PL + pl.tap_off[size_t(t)];
+            }
 
     const int threads = std::max(1, get_thread_number());
     const int64_t flops = 2 * Og * K * P * G;
     const auto fill = fill_planes_for(level, T());
-    T* planes = pl.identity ? nullptr : t_planes.get<T>(size_t(d.C * pl.S * pl.PL));
+    T* planes = pl.identity || same ? nullptr : t_planes.get<T>(size_t(d.C * pl.S * pl.PL));
     auto make_planes_of = [&](const T* xn) {
         if (!pl.identity)
             parallel_for(d.C, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, pl.S * pl.PL)),
@@ -561,9 +615,9 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
     const auto task = gemm_task_for(level, T());
     for (int64_t n = 0; n < d.N; ++n) {
         const T* xn = x + n * d.C * d.H * d.W;
-        make_planes_of(xn);
-        const Job<T> jb{&ks, &d, &pl, static_cast<const T*>(pw->data), pl.identity ? xn : planes, koff.data(), &epi,
-                        y + n * d.O * P, n, Og, K, pw->kc_max, pw->nk, pw->mpad, Cg};
+        if (!same) make_planes_of(xn);
+        const Job<T> jb{&ks, &d, &pl, static_cast<const T*>(pw->data), pl.identity || same ? xn : planes, koff.data(),
+                        &epi, y + n * d.O * P, n, Og, K, pw->kc_max, pw->nk, pw->mpad, Cg, same};
         parallel_for(tasks, grain, [&](int64_t a, int64_t b) {
             for (int64_t t = a; t < b; ++t) {
                 const int64_t qg = t % ngroups, r = (t / ngroups) % rb, g = t / (ngroups * rb);
