@@ -609,7 +609,7 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
     while (pg > 1 && G * ((npan + pg - 1) / pg) < 8 * threads) pg /= 2;
     const int64_t ngroups = (npan + pg - 1) / pg;
     int64_t rb = 1;
-    while (G * ngroups * rb < 3 * threads && rb * 2 <= mp) rb *= 2;
+    while (G * ngroups * rb < 8 * threads && rb * 2 <= mp) rb *= 2;
     const int64_t tasks = G * rb * ngroups;
     const int64_t grain = flops < (int64_t(1) << 21) ? tasks : 1;  // tiny layers: one thread
     const auto task = gemm_task_for(level, T());
