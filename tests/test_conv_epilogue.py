@@ -120,6 +120,31 @@ def test_residual_on_few_positions():
     _close(y, torch.relu(_conv_ref(x, w, b, padding=1) + _t(r)), 5e-4)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_few_positions_channel_and_scalar_operands(dtype):
+    """7x7 outputs, 1x1 and 3x3: the epilogue runs on the transposed tile (channels as vectors)."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 160, 7, 7)).astype(dtype)
+    w1 = rng.standard_normal((200, 160, 1, 1)).astype(dtype)
+    w3 = rng.standard_normal((40, 160, 3, 3)).astype(dtype)
+    b = rng.standard_normal(200).astype(dtype)
+    ch = rng.standard_normal((1, 200, 1, 1)).astype(dtype)
+
+    def build(x, w1, w3, b, ch):
+        y1 = F.minimum(F.maximum(F.conv2d(x, w1, b), 0.0), 6.0)
+        y2 = 2.0 - F.conv2d(x, w1 * 0.5) * ch  # per-channel multiply, then a scalar first
+        y3 = F.relu(F.reshape(ch, [200, 1, 1])[:40] - F.conv2d(x, w3, padding=1))  # per-channel first
+        return [y1, y2, y3]
+
+    (y1, y2, y3), n = run_both(build, x, w1, w3, b, ch)
+    assert n == 6
+    tol = 1e-9 if dtype == np.float64 else 5e-4
+    c1 = _conv_ref(x, w1, b)
+    _close(y1, torch.clamp(c1, 0, 6), tol)
+    _close(y2, 2.0 - _conv_ref(x, 0.5 * w1) * _t(ch), tol)
+    _close(y3, torch.relu(_t(ch)[:, :40] - _conv_ref(x, w3, padding=1)), tol)
+
+
 @pytest.mark.parametrize("kind", ["depthwise", "depthwise_s2", "pointwise", "direct", "stride2", "float64"])
 def test_every_conv_path_fuses(kind):
     rng = np.random.default_rng(3)

@@ -46,12 +46,18 @@ CASES = [
     ("small_spatial", 1, 128, 7, 7, 96, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),
     ("small_spatial_groups_batch", 2, 64, 7, 7, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 2),
     ("small_spatial_1x1_s2", 1, 200, 13, 13, 300, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), 1),
+    # stride 1, as many output as input columns: the input itself, padding taps masked off
+    ("same_dilated", 1, 40, 20, 21, 24, 3, 3, (1, 1), (2, 2, 2, 2), (2, 2), 1),
+    ("same_5x5_uneven_rows", 2, 24, 17, 30, 20, 5, 5, (1, 1), (1, 2, 3, 2), (1, 1), 1),
     ("direct_small", 2, 4, 9, 10, 6, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),
     ("depthwise", 1, 24, 14, 14, 24, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 24),
     ("depthwise_s2", 2, 16, 15, 12, 16, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 16),
     ("depthwise_multiplier", 1, 8, 10, 11, 16, 3, 3, (1, 1), (0, 1, 2, 1), (1, 1), 8),
     ("depthwise_5x5_dilated", 1, 12, 16, 13, 12, 5, 5, (1, 2), (4, 4, 4, 4), (2, 2), 12),
     ("depthwise_1x1", 1, 10, 6, 5, 10, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 10),
+    # at most 64 output positions: channels as vectors (a partial last block of channels)
+    ("depthwise_small_plane", 1, 40, 7, 7, 40, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 40),
+    ("depthwise_small_dilated", 2, 20, 9, 8, 20, 3, 3, (2, 1), (2, 0, 1, 2), (2, 2), 20),
     ("depthwise_wide_row", 1, 4, 3, 70, 4, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 4),
 ]
 

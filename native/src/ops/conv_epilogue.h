@@ -178,6 +178,56 @@ MNN_ALWAYS_INLINE void epilogue_block(const EpiRt<T>& e, int64_t n, int64_t o0, 
     }
 }
 
+// The epilogue, in place, on a block laid out the other way: rows are output positions,
+// columns c in [0, ncols) are channels o0 + c, at d + r * ld (ncols a multiple of L; the padding
+// columns are computed too).  Operands per channel are read as vectors; no Full operand.
+template <typename T, int L>
+MNN_ALWAYS_INLINE void epilogue_block_t(const EpiRt<T>& e, int64_t o0, int64_t rows, T* d, int64_t ld,
+                                        int64_t ncols, const T* pad_values) {
+    // pad_values: ncols values to stand in for channels past the layer's last (any finite values)
+    auto channel_values = [&](const T* src, T* dst) {
+        for (int64_t c = 0; c < ncols; ++c) dst[c] = o0 + c < e.O ? src[o0 + c] : pad_values[c];
+    };
+    T cv[1024];
+    auto pass = [&](auto f, bool per_channel, T c, bool swap) {
+        for (int64_t r = 0; r < rows; ++r) {
+            T* row = d + r * ld;
+            if (per_channel) {
+                if (swap) epi_whole<T, L, true, true>(row, ncols, cv, T(0), f);
+                else epi_whole<T, L, true, false>(row, ncols, cv, T(0), f);
+            } else {
+                if (swap) epi_whole<T, L, false, true>(row, ncols, nullptr, c, f);
+                else epi_whole<T, L, false, false>(row, ncols, nullptr, c, f);
+            }
+        }
+    };
+    if (e.bias) {
+        channel_values(e.bias, cv);
+        pass(EpiAdd(), true, T(0), false);
+    }
+    for (int k = 0; k < e.n_ops; ++k) {
+        const typename EpiRt<T>::Op& op = e.ops[k];
+        const bool chan = op.operand == EpilogueOp::Channel;
+        if (chan) channel_values(op.ptr, cv);
+        const T c = op.operand == EpilogueOp::Scalar ? op.ptr[0] : T(0);
+        switch (op.kind) {
+            case EpilogueOp::Relu: pass(EpiRelu(), false, T(0), false); break;
+            case EpilogueOp::Add: pass(EpiAdd(), chan, c, op.swap); break;
+            case EpilogueOp::Sub: pass(EpiSub(), chan, c, op.swap); break;
+            case EpilogueOp::Mul: pass(EpiMul(), chan, c, op.swap); break;
+            case EpilogueOp::Max:
+                if (!chan && epi_plain_operand(c)) pass(EpiMaxC(), false, c, false);
+                else if (!chan && c == T(0) && !std::signbit(c)) pass(EpiMaxPZ(), false, c, false);
+                else pass(EpiMax(), chan, c, op.swap);
+                break;
+            case EpilogueOp::Min:
+                if (!chan && epi_plain_operand(c)) pass(EpiMinC(), false, c, false);
+                else pass(EpiMin(), chan, c, op.swap);
+                break;
+        }
+    }
+}
+
 template <typename T>
 inline bool epi_has_full(const EpiRt<T>& e) {
     for (int k = 0; k < e.n_ops; ++k)

@@ -38,7 +38,7 @@ namespace {
 
 // 64-byte aligned per-thread scratch that only grows.
 using simd::Scratch;
-thread_local Scratch t_planes, t_bpanel;
+thread_local Scratch t_planes, t_bpanel, t_apack;
 
 // ---- packed weights ---------------------------------------------------------------------------
 
@@ -161,6 +161,7 @@ struct Job {
     T* y;                 // this image's output
     int64_t n;            // image index (epilogue operands)
     int64_t M, K, kc_max, nk, mpad, Cg;
+    bool same = false;    // reading the input itself with zero padding by masks (pack_panel_same)
 };
 
 // A panel's output positions [j0, j0 + n) as runs of consecutive wide positions (one per output
@@ -258,6 +259,41 @@ MNN_ISA_AVX512 inline void pack_panel_vecs(const float* base, const int64_t* kof
         _mm512_store_ps(dst + k * 32 + 16, x1);
     }
 }
+
+// Stride 1 with as many output as input columns (3x3 pad 1): the input itself is the plane
+// (koff[k] = c*H*W + (i*dh - pt)*W + j*dw - pl), output position q reads base + koff[k] + q, and
+// the taps that fall into the padding are masked off per vector: no padded copy of the input.
+// mask[t][v]: lanes of vector v of the panel valid for tap t.
+inline void same_masks(const DirectConv& d, int64_t j0, int64_t n, uint32_t (*mask)[2]) {
+    const int64_t P = d.OH * d.OW, taps = d.kh * d.kw;
+    for (int64_t t = 0; t < taps; ++t) mask[t][0] = mask[t][1] = 0;
+    int64_t oh = j0 / d.OW, ow = j0 - oh * d.OW;
+    for (int64_t l = 0; l < n && j0 + l < P; ++l) {
+        for (int64_t i = 0; i < d.kh; ++i) {
+            const int64_t ih = oh + i * d.dh - d.pt;
+            if (ih < 0 || ih >= d.H) continue;
+            for (int64_t j = 0; j < d.kw; ++j) {
+                const int64_t iw = ow + j * d.dw - d.pl;
+                if (iw >= 0 && iw < d.W) mask[i * d.kw + j][l >> 4] |= 1u << (l & 15);
+            }
+        }
+        if (++ow == d.OW) {
+            ow = 0;
+            ++oh;
+        }
+    }
+}
+
+MNN_ISA_AVX512 inline void pack_panel_same(const float* base, const int64_t* koff, int64_t k0, int64_t kc,
+                                           int64_t taps, const uint32_t (*mask)[2], int64_t q0, float* dst) {
+    int64_t t = k0 % taps;
+    for (int64_t k = 0; k < kc; ++k) {
+        const float* s = base + koff[k0 + k] + q0;
+        _mm512_store_ps(dst + k * 32, _mm512_maskz_loadu_ps(__mmask16(mask[t][0]), s));
+        _mm512_store_ps(dst + k * 32 + 16, _mm512_maskz_loadu_ps(__mmask16(mask[t][1]), s + 16));
+        if (++t == taps) t = 0;
+    }
+}
 #endif
 
 template <typename T, int L>
@@ -278,6 +314,45 @@ MNN_ALWAYS_INLINE void pack_panel(int nr, const T* base, const int64_t* koff, in
     }
 }
 
+// The epilogue as the GEMM kernel's store program (gemm_kernels.h) for a block whose first row is
+// channel o of image n and first column position p: false when it has a step the program lacks.
+template <typename T>
+bool store_program(const EpiRt<T>& e, int64_t n, int64_t o, int64_t p, gemmk::StoreEpi<T>& s) {
+    using SE = gemmk::StoreEpi<T>;
+    s.n = 0;
+    auto add = [&](typename SE::Op op, const T* ptr, int64_t ld, T c) {
+        if (s.n == 6) return false;
+        s.steps[s.n++] = {op, ptr, ld, c};
+        return true;
+    };
+    if (e.bias && !add(SE::AddRow, e.bias + o, 0, T(0))) return false;
+    for (int k = 0; k < e.n_ops; ++k) {
+        const typename EpiRt<T>::Op& op = e.ops[k];
+        bool ok = false;
+        switch (op.kind) {
+            case EpilogueOp::Relu: ok = add(SE::Relu, nullptr, 0, T(0)); break;
+            case EpilogueOp::Add:  // (x + y == y + x bit for bit: the operand's side does not matter)
+                if (op.operand == EpilogueOp::Channel) ok = add(SE::AddRow, op.ptr + o, 0, T(0));
+                else if (op.operand == EpilogueOp::Full) ok = add(SE::AddFull, op.ptr + (n * e.O + o) * e.P + p, e.P, T(0));
+                break;
+            case EpilogueOp::Max:
+                if (op.operand == EpilogueOp::Scalar) {
+                    const T c = op.ptr[0];
+                    if (epi_plain_operand(c)) ok = add(SE::MaxC, nullptr, 0, c);
+                    else if (c == T(0) && !std::signbit(c)) ok = add(SE::MaxPZ, nullptr, 0, T(0));
+                }
+                break;
+            case EpilogueOp::Min:
+                if (op.operand == EpilogueOp::Scalar && epi_plain_operand(op.ptr[0]))
+                    ok = add(SE::MinC, nullptr, 0, op.ptr[0]);
+                break;
+            default: break;
+        }
+        if (!ok) return false;
+    }
+    return true;
+}
+
 // Output channels [i0, i1) of group g at the output positions of panels [q0, q1) (nr each): the
 // GEMM straight into y, then the epilogue on that block in place.  Several panels per task
 // when the depth is small keep the block's rows long (fewer pages and passes per output row).
@@ -291,16 +366,26 @@ MNN_ALWAYS_INLINE void gemm_task(const Job<T>& jb, int64_t g, int64_t i0, int64_
     const int64_t j0 = q0 * nr, ncols = std::min<int64_t>(q1 * nr, P) - j0, rows = i1 - i0;
     if (ncols <= 0) return;
     const int64_t npanels = (ncols + nr - 1) / nr;
-    const T* base = jb.planes + g * jb.Cg * pl.S * pl.PL;
+    const T* base = jb.planes + g * jb.Cg * (jb.same ? d.H * d.W : pl.S * pl.PL);
     const T* A = jb.A + g * jb.mpad * jb.K;
     T* yg = jb.y + g * Og * P;
     T* bpanels = t_bpanel.get<T>(size_t(jb.kc_max * nr * npanels));
     T* C = yg + i0 * P + j0;
+    uint32_t same_mask[4][64][2];  // (same mode: per panel of the task, computed with the first depth block)
     for (int64_t p = 0; p < jb.nk; ++p) {
         const int64_t pc = p * jb.kc_max, kc = std::min(jb.kc_max, jb.K - pc);
         for (int64_t h = 0; h < npanels; ++h) {
             const int64_t jh = j0 + h * nr, n = std::min<int64_t>(nr, P - jh);
             T* bp = bpanels + h * kc * nr;
+#if defined(MNN_SPAN_MASKS)
+            if constexpr (std::is_same_v<T, float> && simd::masked<T, L>())
+                if (jb.same) {
+                    if (p == 0) same_masks(d, jh, n, same_mask[h]);
+                    pack_panel_same(reinterpret_cast<const float*>(base), jb.koff, pc, kc, d.kh * d.kw, same_mask[h],
+                                    jh, reinterpret_cast<float*>(bp));
+                    continue;
+                }
+#endif
             Runs runs;
             panel_runs(d, pl, jh, n, runs);
 #if defined(MNN_SPAN_MASKS)
@@ -321,6 +406,11 @@ MNN_ALWAYS_INLINE void gemm_task(const Job<T>& jb, int64_t g, int64_t i0, int64_
         }
         // The last depth block a few register rows at a time, each finished by the epilogue while
         // its rows are still in L1.
+        gemmk::StoreEpi<T> prog;
+        if (ks.macro_epi && store_program(*jb.epi, jb.n, g * Og + i0, j0, prog)) {  // finished in registers
+            ks.macro_epi(rows, ncols, kc, A + pc * jb.mpad + i0 * kc, bpanels, C, P, p == 0 ? T(0) : T(1), &prog);
+            continue;
+        }
         const int64_t chunk = 2 * ks.mr;
         for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
             const int64_t m = std::min(chunk, rows - r0);
@@ -350,6 +440,7 @@ struct JobT {
     T* y;                 // this image's output
     int64_t n;
     int64_t M, K, kc_max, nk, npad, ppad, Cg, chunk;
+    int64_t pos_blocks;  // tasks split the positions into this many blocks of whole MR panels
 };
 
 // A panel i (positions [i*MR, i*MR + MR)) of group g, every depth block.
@@ -374,29 +465,36 @@ MNN_ALWAYS_INLINE void pack_positions(const JobT<T>& jb, int64_t g, int64_t i) {
     }
 }
 
-// Output channels [c * chunk * NR, ...) of group g at every position.
+// Output channels [c * chunk * NR, ...) of group g at the positions of block pb.
 template <typename T, int L>
-MNN_ALWAYS_INLINE void gemm_t_task(const JobT<T>& jb, int64_t g, int64_t c) {
+MNN_ALWAYS_INLINE void gemm_t_task(const JobT<T>& jb, int64_t g, int64_t c, int64_t pb) {
     const gemmk::KernelSet<T>& ks = *jb.ks;
     const DirectConv& d = *jb.d;
-    const int64_t NR = ks.nr, P = d.OH * d.OW;
+    const int64_t NR = ks.nr, MR = ks.mr, P = d.OH * d.OW, npos = jb.ppad / MR;
     const int64_t c0 = c * jb.chunk * NR, nc = std::min(jb.chunk * NR, jb.M - c0);
-    if (nc <= 0) return;
-    const int64_t ldt = (nc + L - 1) / L * L;
-    T* tile = t_bpanel.get<T>(size_t(P * ldt));
+    const int64_t p0 = pb * npos / jb.pos_blocks * MR, p1 = std::min(P, (pb + 1) * npos / jb.pos_blocks * MR);
+    if (nc <= 0 || p1 <= p0) return;
+    const int64_t np = p1 - p0, ldt = (nc + L - 1) / L * L;
+    T* tile = t_bpanel.get<T>(size_t(np * ldt));
     const T* Ag = jb.A + g * jb.ppad * jb.K;
     const T* Bg = jb.B + g * jb.npad * jb.K;
     for (int64_t p = 0; p < jb.nk; ++p) {
         const int64_t pc = p * jb.kc_max, kc = std::min(jb.kc_max, jb.K - pc);
-        ks.macro(P, nc, kc, Ag + pc * jb.ppad, Bg + pc * jb.npad + c0 * kc, tile, ldt, T(1), p == 0 ? T(0) : T(1));
+        ks.macro(np, nc, kc, Ag + pc * jb.ppad + p0 * kc, Bg + pc * jb.npad + c0 * kc, tile, ldt, T(1),
+                 p == 0 ? T(0) : T(1));
     }
-    T* yg = jb.y + (g * jb.M + c0) * P;
+    T* yg = jb.y + (g * jb.M + c0) * P + p0;
+    const bool full = epi_has_full(*jb.epi);
+    if (!full && ldt <= 1024) {  // the epilogue on the tile, whole vectors of channels, then transposed out
+        T zeros[1024] = {};
+        epilogue_block_t<T, L>(*jb.epi, g * jb.M + c0, np, tile, ldt, ldt, zeros);
+    }
     for (int64_t o = 0; o < nc; ++o) {
         T* row = yg + o * P;
         const T* col = tile + o;
-        for (int64_t q = 0; q < P; ++q) row[q] = col[q * ldt];
+        for (int64_t q = 0; q < np; ++q) row[q] = col[q * ldt];
     }
-    epilogue_block<T, L>(*jb.epi, jb.n, g * jb.M + c0, nc, 0, yg, P, P);
+    if (full || ldt > 1024) epilogue_block<T, L>(*jb.epi, jb.n, g * jb.M + c0, nc, p0, yg, P, np);
 }
 
 #define MNN_PACKPOS_F32(L) pack_positions<float, L>(jb, g, i)
@@ -405,10 +503,12 @@ MNN_ISA_VARIANTS_LANES(pack_positions_f32, (const JobT<float>& jb, int64_t g, in
 MNN_ISA_VARIANTS_LANES(pack_positions_f64, (const JobT<double>& jb, int64_t g, int64_t i), MNN_PACKPOS_F64, 8, 4, 2)
 inline auto pack_positions_for(CpuLevel level, float) { return pack_positions_f32_for(level); }
 inline auto pack_positions_for(CpuLevel level, double) { return pack_positions_f64_for(level); }
-#define MNN_TTASK_F32(L) gemm_t_task<float, L>(jb, g, c)
-#define MNN_TTASK_F64(L) gemm_t_task<double, L>(jb, g, c)
-MNN_ISA_VARIANTS_LANES(gemm_t_task_f32, (const JobT<float>& jb, int64_t g, int64_t c), MNN_TTASK_F32, 16, 8, 4)
-MNN_ISA_VARIANTS_LANES(gemm_t_task_f64, (const JobT<double>& jb, int64_t g, int64_t c), MNN_TTASK_F64, 8, 4, 2)
+#define MNN_TTASK_F32(L) gemm_t_task<float, L>(jb, g, c, pb)
+#define MNN_TTASK_F64(L) gemm_t_task<double, L>(jb, g, c, pb)
+MNN_ISA_VARIANTS_LANES(gemm_t_task_f32, (const JobT<float>& jb, int64_t g, int64_t c, int64_t pb), MNN_TTASK_F32,
+                       16, 8, 4)
+MNN_ISA_VARIANTS_LANES(gemm_t_task_f64, (const JobT<double>& jb, int64_t g, int64_t c, int64_t pb), MNN_TTASK_F64,
+                       8, 4, 2)
 inline auto gemm_t_task_for(CpuLevel level, float) { return gemm_t_task_f32_for(level); }
 inline auto gemm_t_task_for(CpuLevel level, double) { return gemm_t_task_f64_for(level); }
 
@@ -451,14 +551,22 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
     const bool transposed = use_transposed(ks, P, Og, K);
     std::shared_ptr<const Packed> pw = packed_weights<T>(w, G, ks, level, transposed);
     const Planes pl = make_planes(d, 16, true);  // (slack: the panel packer's unmasked 16-lane loads)
+    // Stride 1, as many output as input columns, AVX-512 float: the input itself with masked taps.
+    const bool same = std::is_same_v<T, float> && level == CpuLevel::Avx512 && !transposed && !pl.identity &&
+                      ks.nr == 32 && d.sh == 1 && d.sw == 1 && d.OW == d.W && taps <= 64;
     std::vector<int64_t> koff(static_cast<size_t>(K));
     for (int64_t c = 0; c < Cg; ++c)
-        for (int64_t t = 0; t < taps; ++t) koff[size_t(c * taps + t)] = c * pl.S * pl.PL + pl.tap_off[size_t(t)];
+        for (int64_t i = 0; i < d.kh; ++i)
+            for (int64_t j = 0; j < d.kw; ++j) {
+                const int64_t t = i * d.kw + j;
+                koff[size_t(c * taps + t)] = same ? c * d.H * d.W + (i * d.dh - d.pt) * d.W + j * d.dw - d.pl
+                                                  : c * pl.S * pl.PL + pl.tap_off[size_t(t)];
+            }
 
     const int threads = std::max(1, get_thread_number());
     const int64_t flops = 2 * Og * K * P * G;
     const auto fill = fill_planes_for(level, T());
-    T* planes = pl.identity ? nullptr : t_planes.get<T>(size_t(d.C * pl.S * pl.PL));
+    T* planes = pl.identity || same ? nullptr : t_planes.get<T>(size_t(d.C * pl.S * pl.PL));
     auto make_planes_of = [&](const T* xn) {
         if (!pl.identity)
             parallel_for(d.C, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, pl.S * pl.PL)),
@@ -469,22 +577,26 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
         const int64_t MR = ks.mr, NR = ks.nr, npos = (P + MR - 1) / MR, ppad = npos * MR;
         const int64_t chpan = (Og + NR - 1) / NR;
         const int64_t chunk = std::max<int64_t>(1, chpan * G / (4 * threads));
-        const int64_t tasks = G * ((chpan + chunk - 1) / chunk);
-        std::vector<T> apack(size_t(G * ppad * K));
+        const int64_t chunks = (chpan + chunk - 1) / chunk;
+        // Few channel chunks (a layer with few output channels): split the positions too.
+        const int64_t pos_blocks = G * chunks >= 4 * threads ? 1
+                                   : std::min(npos, (4 * threads + G * chunks - 1) / (G * chunks));
+        const int64_t tasks = G * chunks * pos_blocks;
+        T* apack = t_apack.get<T>(size_t(G * ppad * K));
         const auto pack = pack_positions_for(level, T());
         const auto task = gemm_t_task_for(level, T());
         for (int64_t n = 0; n < d.N; ++n) {
             const T* xn = x + n * d.C * d.H * d.W;
             make_planes_of(xn);
-            const JobT<T> jb{&ks, &d, &pl, static_cast<const T*>(pw->data), apack.data(), pl.identity ? xn : planes,
+            const JobT<T> jb{&ks, &d, &pl, static_cast<const T*>(pw->data), apack, pl.identity ? xn : planes,
                              koff.data(), &epi, y + n * d.O * P, n, Og, K, pw->kc_max, pw->nk, pw->mpad, ppad, Cg,
-                             chunk};
+                             chunk, pos_blocks};
             parallel_for(G * npos, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, K)), [&](int64_t a, int64_t b) {
                 for (int64_t t = a; t < b; ++t) pack(jb, t / npos, t % npos);
             });
             parallel_for(tasks, flops < (int64_t(1) << 21) ? tasks : 1, [&](int64_t a, int64_t b) {
-                const int64_t per_g = tasks / G;
-                for (int64_t t = a; t < b; ++t) task(jb, t / per_g, t % per_g);
+                for (int64_t t = a; t < b; ++t)
+                    task(jb, t / (chunks * pos_blocks), t / pos_blocks % chunks, t % pos_blocks);
             });
         }
         return;
@@ -497,15 +609,15 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
     while (pg > 1 && G * ((npan + pg - 1) / pg) < 8 * threads) pg /= 2;
     const int64_t ngroups = (npan + pg - 1) / pg;
     int64_t rb = 1;
-    while (G * ngroups * rb < 3 * threads && rb * 2 <= mp) rb *= 2;
+    while (G * ngroups * rb < 8 * threads && rb * 2 <= mp) rb *= 2;
     const int64_t tasks = G * rb * ngroups;
     const int64_t grain = flops < (int64_t(1) << 21) ? tasks : 1;  // tiny layers: one thread
     const auto task = gemm_task_for(level, T());
     for (int64_t n = 0; n < d.N; ++n) {
         const T* xn = x + n * d.C * d.H * d.W;
-        make_planes_of(xn);
-        const Job<T> jb{&ks, &d, &pl, static_cast<const T*>(pw->data), pl.identity ? xn : planes, koff.data(), &epi,
-                        y + n * d.O * P, n, Og, K, pw->kc_max, pw->nk, pw->mpad, Cg};
+        if (!same) make_planes_of(xn);
+        const Job<T> jb{&ks, &d, &pl, static_cast<const T*>(pw->data), pl.identity || same ? xn : planes, koff.data(),
+                        &epi, y + n * d.O * P, n, Og, K, pw->kc_max, pw->nk, pw->mpad, Cg, same};
         parallel_for(tasks, grain, [&](int64_t a, int64_t b) {
             for (int64_t t = a; t < b; ++t) {
                 const int64_t qg = t % ngroups, r = (t / ngroups) % rb, g = t / (ngroups * rb);

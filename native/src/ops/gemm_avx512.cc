@@ -30,6 +30,12 @@ template <> struct Vec<float> {
     static MNN_INLINE reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
     static MNN_INLINE reg loadu(const float* p, mask m) { return _mm512_maskz_loadu_ps(m, p); }
     static MNN_INLINE void storeu(float* p, mask m, reg v) { _mm512_mask_storeu_ps(p, m, v); }
+    static MNN_INLINE reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+    static MNN_INLINE reg max(reg a, reg b) { return _mm512_max_ps(a, b); }  // a > b ? a : b
+    static MNN_INLINE reg min(reg a, reg b) { return _mm512_min_ps(a, b); }  // a < b ? a : b
+    static MNN_INLINE reg keep_gt0_or_nan(reg x) {  // (x > 0 || x != x) ? x : +0
+        return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, zero(), _CMP_NLE_UQ), x);
+    }
 };
 
 template <> struct Vec<double> {
@@ -43,12 +49,19 @@ template <> struct Vec<double> {
     static MNN_INLINE reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
     static MNN_INLINE reg loadu(const double* p, mask m) { return _mm512_maskz_loadu_pd(m, p); }
     static MNN_INLINE void storeu(double* p, mask m, reg v) { _mm512_mask_storeu_pd(p, m, v); }
+    static MNN_INLINE reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
+    static MNN_INLINE reg max(reg a, reg b) { return _mm512_max_pd(a, b); }
+    static MNN_INLINE reg min(reg a, reg b) { return _mm512_min_pd(a, b); }
+    static MNN_INLINE reg keep_gt0_or_nan(reg x) {
+        return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(x, zero(), _CMP_NLE_UQ), x);
+    }
 };
 
 // C[0:ROWS, 0:NV*W] (the last vector limited by `last`) = alpha * A B + beta * C.
 // A panel rows are MR apart per k, B panel rows 2*W apart.
 template <typename T, int ROWS, int NV, int MR>
-void uk(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta, typename Vec<T>::mask last) {
+void uk(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta, typename Vec<T>::mask last,
+        const StoreEpi<T>* epi = nullptr, const T* pf = nullptr) {
     using V = Vec<T>;
     using reg = typename V::reg;
     constexpr int NR = 2 * V::W;
@@ -61,6 +74,23 @@ void uk(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta, 
     }
     MNN_UNROLL
     for (int i = 0; i < ROWS; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    if (pf) {  // the next B panel (same depth) on its way to L2 meanwhile: one panel row per k
+        for (int64_t k = 0; k < kc; ++k) {
+            _mm_prefetch(reinterpret_cast<const char*>(pf + k * NR), _MM_HINT_T1);
+            if (NR * sizeof(T) > 64) _mm_prefetch(reinterpret_cast<const char*>(pf + k * NR) + 64, _MM_HINT_T1);
+            reg bv[NV];
+            MNN_UNROLL
+            for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * V::W);
+            MNN_UNROLL
+            for (int i = 0; i < ROWS; ++i) {
+                reg av = V::set1(a[i]);
+                MNN_UNROLL
+                for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(av, bv[v], acc[i][v]);
+            }
+            a += MR;
+            b += NR;
+        }
+    } else
     for (int64_t k = 0; k < kc; ++k) {
         reg bv[NV];
         MNN_UNROLL
@@ -73,6 +103,79 @@ void uk(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta, 
         }
         a += MR;
         b += NR;
+    }
+    if (epi) {  // (alpha is 1): C's old values (beta), then the program's steps, then one store
+        if (beta != T(0)) {
+            const reg vb = V::set1(beta);
+            MNN_UNROLL
+            for (int i = 0; i < ROWS; ++i) {
+                MNN_UNROLL
+                for (int v = 0; v < NV; ++v)
+                    acc[i][v] = V::fmadd(vb, V::loadu(c + i * ldc + v * V::W, v == NV - 1 ? last : full), acc[i][v]);
+            }
+        }
+        for (int s = 0; s < epi->n; ++s) {
+            const typename StoreEpi<T>::Step& st = epi->steps[s];
+            switch (st.op) {
+                case StoreEpi<T>::AddRow:
+                    MNN_UNROLL
+                    for (int i = 0; i < ROWS; ++i) {
+                        const reg r = V::set1(st.ptr[i]);
+                        MNN_UNROLL
+                        for (int v = 0; v < NV; ++v) acc[i][v] = V::add(acc[i][v], r);
+                    }
+                    break;
+                case StoreEpi<T>::AddFull:
+                    MNN_UNROLL
+                    for (int i = 0; i < ROWS; ++i) {
+                        MNN_UNROLL
+                        for (int v = 0; v < NV; ++v)
+                            acc[i][v] = V::add(acc[i][v], V::loadu(st.ptr + i * st.ld + v * V::W,
+                                                                   v == NV - 1 ? last : full));
+                    }
+                    break;
+                case StoreEpi<T>::Relu: {
+                    const reg z = V::zero();
+                    MNN_UNROLL
+                    for (int i = 0; i < ROWS; ++i) {
+                        MNN_UNROLL
+                        for (int v = 0; v < NV; ++v) acc[i][v] = V::max(acc[i][v], z);
+                    }
+                    break;
+                }
+                case StoreEpi<T>::MaxC: {
+                    const reg cv = V::set1(st.c);
+                    MNN_UNROLL
+                    for (int i = 0; i < ROWS; ++i) {
+                        MNN_UNROLL
+                        for (int v = 0; v < NV; ++v) acc[i][v] = V::max(cv, acc[i][v]);
+                    }
+                    break;
+                }
+                case StoreEpi<T>::MinC: {
+                    const reg cv = V::set1(st.c);
+                    MNN_UNROLL
+                    for (int i = 0; i < ROWS; ++i) {
+                        MNN_UNROLL
+                        for (int v = 0; v < NV; ++v) acc[i][v] = V::min(cv, acc[i][v]);
+                    }
+                    break;
+                }
+                case StoreEpi<T>::MaxPZ:
+                    MNN_UNROLL
+                    for (int i = 0; i < ROWS; ++i) {
+                        MNN_UNROLL
+                        for (int v = 0; v < NV; ++v) acc[i][v] = V::keep_gt0_or_nan(acc[i][v]);
+                    }
+                    break;
+            }
+        }
+        MNN_UNROLL
+        for (int i = 0; i < ROWS; ++i) {
+            MNN_UNROLL
+            for (int v = 0; v < NV; ++v) V::storeu(c + i * ldc + v * V::W, v == NV - 1 ? last : full, acc[i][v]);
+        }
+        return;
     }
     const reg va = V::set1(alpha);
     if (beta == T(0)) {
@@ -100,23 +203,28 @@ void uk(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta, 
 template <typename T, int MR, int R>
 struct Rows {
     static MNN_INLINE void run(int64_t m, int nv, int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha,
-                               T beta, typename Vec<T>::mask last) {
+                               T beta, typename Vec<T>::mask last, const StoreEpi<T>* epi, const T* pf) {
         if (m == R) {
-            if (nv == 2) uk<T, R, 2, MR>(kc, a, b, c, ldc, alpha, beta, last);
-            else uk<T, R, 1, MR>(kc, a, b, c, ldc, alpha, beta, last);
+            if (nv == 2) uk<T, R, 2, MR>(kc, a, b, c, ldc, alpha, beta, last, epi, pf);
+            else uk<T, R, 1, MR>(kc, a, b, c, ldc, alpha, beta, last, epi, pf);
         } else {
-            Rows<T, MR, R - 1>::run(m, nv, kc, a, b, c, ldc, alpha, beta, last);
+            Rows<T, MR, R - 1>::run(m, nv, kc, a, b, c, ldc, alpha, beta, last, epi, pf);
         }
     }
 };
 template <typename T, int MR>
 struct Rows<T, MR, 0> {
-    static MNN_INLINE void run(int64_t, int, int64_t, const T*, const T*, T*, int64_t, T, T, typename Vec<T>::mask) {}
+    static MNN_INLINE void run(int64_t, int, int64_t, const T*, const T*, T*, int64_t, T, T, typename Vec<T>::mask,
+                               const StoreEpi<T>*, const T*) {}
 };
 
+// The register tiles over an mc x nc block; with `epi`, each tile's steps get their operands
+// offset to the tile (rows i, columns j of the block).
 template <typename T>
-void macro(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T alpha, T beta) {
+MNN_INLINE void macro_impl_epi(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc,
+                               T alpha, T beta, const StoreEpi<T>* epi) {
     constexpr int W = Vec<T>::W, NR = 2 * W;
+    StoreEpi<T> local;
     for (int64_t j = 0; j < nc; j += NR) {
         const T* bp = Bp + (j / NR) * NR * kc;
         const int64_t n = imin(NR, nc - j);
@@ -127,10 +235,34 @@ void macro(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* Bp, T* C, i
             const T* ap = Ap + (i / kMr) * kMr * kc;
             const int64_t m = imin(kMr, mc - i);
             T* c = C + i * ldc + j;
-            if (m == kMr && nv == 2) uk<T, kMr, 2, kMr>(kc, ap, bp, c, ldc, alpha, beta, last);
-            else Rows<T, kMr, kMr>::run(m, nv, kc, ap, bp, c, ldc, alpha, beta, last);
+            const StoreEpi<T>* e = nullptr;
+            if (epi) {
+                local = *epi;
+                for (int s = 0; s < local.n; ++s) {
+                    typename StoreEpi<T>::Step& st = local.steps[s];
+                    if (st.op == StoreEpi<T>::AddRow) st.ptr += i;
+                    else if (st.op == StoreEpi<T>::AddFull) st.ptr += i * st.ld + j;
+                }
+                e = &local;
+            }
+            // The block's first row panel fetches the next B panel (it streams from memory when B
+            // is a layer's weights; the other row panels find the current one in L1).
+            const T* pf = i == 0 && j + NR < nc ? bp + NR * kc : nullptr;
+            if (m == kMr && nv == 2) uk<T, kMr, 2, kMr>(kc, ap, bp, c, ldc, alpha, beta, last, e, pf);
+            else Rows<T, kMr, kMr>::run(m, nv, kc, ap, bp, c, ldc, alpha, beta, last, e, pf);
         }
     }
+}
+
+template <typename T>
+void macro(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T alpha, T beta) {
+    macro_impl_epi<T>(mc, nc, kc, Ap, Bp, C, ldc, alpha, beta, nullptr);
+}
+
+template <typename T>
+void macro_epi(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T beta,
+               const StoreEpi<T>* epi) {
+    macro_impl_epi<T>(mc, nc, kc, Ap, Bp, C, ldc, T(1), beta, epi);
 }
 
 template <typename T>
@@ -144,6 +276,7 @@ KernelSet<T> kernel_set(int64_t mc) {
     ks.pack_a = &pack_a_impl<T, kMr>;
     ks.pack_b = &pack_b_impl<T, 2 * Vec<T>::W>;
     ks.macro = &macro<T>;
+    ks.macro_epi = &macro_epi<T>;
     return ks;
 }
 

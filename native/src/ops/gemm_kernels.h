@@ -12,6 +12,28 @@
 namespace mnn {
 namespace gemmk {
 
+// A short program applied to a tile's final values in registers, before they are stored
+// (convolution epilogues, ops/conv_epilogue.h): each step one of
+//   AddRow  x += row_values[row]            (bias, a per-channel operand)
+//   AddFull x += full[row * ld + col]       (a residual)
+//   Relu    x = x > 0 ? x : 0
+//   MaxC    x = c > x ? c : x               (maximum with a value neither NaN nor zero)
+//   MinC    x = c < x ? c : x               (minimum with such a value)
+//   MaxPZ   x = (x > 0 || x != x) ? x : +0  (maximum with +0.0)
+// Row and column indices are relative to the C pointer given to macro_epi.
+template <typename T>
+struct StoreEpi {
+    enum Op : uint8_t { AddRow, AddFull, Relu, MaxC, MinC, MaxPZ };
+    struct Step {
+        Op op;
+        const T* ptr;  // AddRow: one value per row; AddFull: the tensor (row stride ld)
+        int64_t ld;
+        T c;
+    };
+    Step steps[6];
+    int n = 0;
+};
+
 // A kernel set: register tile MR x NR, cache blocks and the three routines the
 // driver needs.  Packed panels are zero-padded to full MR / NR and 64-byte
 // aligned; the driver allocates them.
@@ -29,6 +51,10 @@ struct KernelSet {
     void (*pack_b)(bool trans, const T* B, int64_t ldb, int64_t kc, int64_t nc, T* Bp);
     // C[0:mc, 0:nc] = alpha * Ap @ Bp + beta * C (C is never read when beta == 0).
     void (*macro)(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T alpha, T beta);
+    // macro with alpha = 1, then `epi` applied in registers before the store; null when the
+    // kernel set has none (the caller then finishes the tile itself).
+    void (*macro_epi)(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T beta,
+                      const StoreEpi<T>* epi) = nullptr;
 };
 
 KernelSet<float> generic_f32();
