@@ -58,7 +58,7 @@ class Context:
         self.torch = self.ort = self.MNN = self.F = None
         if system == "numpy":
             self.blas = H.limit_blas_threads(threads)
-            self.version = f"{np.__version__} ({self.blas.describe()})"
+            self.version = np.__version__  # the header prints its BLAS (same library as the parent's)
         elif system == "torch":
             import torch
 
