@@ -61,6 +61,7 @@ SECTIONS = ("gemm", "conv", "models", "train", "overhead")
 REFERENCES = ("numpy", "torch", "onnxruntime", "MNN")
 DEFAULT_CHART = os.path.join("bench", "out", "suite.png")
 
+BUSY_WARN = 0.25  # other processes' average CPU use during the run above which the end of the report warns
 MODEL_TOL = 1e-3  # models: max |got - torch| <= MODEL_TOL * max |torch| + MODEL_TOL
 GEMM_SIZES = (64, 128, 256, 512, 1024, 2048)
 GEMM_SIZES_QUICK = (64, 256)
@@ -880,9 +881,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     secs = ", ".join(f"{k} {v:.0f} s" for k, v in info.get("section_seconds", {}).items())
     print(f"Ran in {total:.1f} s ({secs}); load average (1 min) at the end: "
           f"{'?' if load_end is None else f'{load_end:.2f}'}.")
-    warning = H.warn_if_loaded()
-    if warning:
-        print(f"> {warning}")
+    if info.get("other_cpu_seconds") is not None and info["other_cpu_seconds"] / max(total, 1e-9) > BUSY_WARN:
+        # the load average at the end counts this run's own threads: other processes' CPU time says more
+        print(f"> WARNING: other processes used {info['other_cpu_seconds'] / total:.2f} CPUs on average during the "
+              f"run (> {BUSY_WARN}): timings, especially multi-threaded ones, are unreliable; rerun when it is idle.")
     if args.json:
         info["load_1min_end"] = load_end
         H.write_json(args.json, {"machine": info, "args": vars(args), "results": suite.results,
