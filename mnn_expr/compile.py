@@ -20,6 +20,13 @@ a new optimizer state entry) retraces.
 >>> f(F.array([1.0, 2.0]), F.array([3.0, 4.0]))["prod"].tolist()
 [3.0, 8.0]
 
+Dynamic dims: ``dynamic_axes`` names axes whose size may change between calls (a batch axis,
+a sequence length).  The first call traces ``fn`` twice, at its size and at another, and
+merges the two traces into one graph whose reshapes and slices follow the sizes at run time;
+every later call, whatever those sizes, runs that graph natively (one plan per new size, no
+Python).  A function whose graph depends on a size (a Python number taken from ``x.shape``)
+cannot be generalised: it is compiled per size instead, with a warning that says why.
+
 Limits (they raise errors that say so): inside ``fn``, values cannot be read (``bool()``,
 ``float()``, ``read()``: use ``F.where``); random draws would repeat the same numbers each
 call, so ``fn`` may not draw them.
@@ -28,6 +35,7 @@ call, so ``fn`` may not draw them.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from typing import Any, Optional
 
@@ -36,8 +44,9 @@ import numpy as np
 from . import _native
 from ._native import Var
 from ._var import value_leaf
-from .creation import placeholder
+from .creation import asarray, placeholder
 from .executor import _tracing, evaluate, lazy_eval
+from .graph_capture import build_graph, merge_dynamic, to_subgraph
 
 __all__ = ["compile", "Compiled"]
 
@@ -156,6 +165,11 @@ class _Program:
         self.out_spec: Any = None
         self.new_handles: list = []  # per handle: its traced new value, or None when fn leaves it
         self.new_opt_states: list = []  # per optimizer: per parameter, {key: traced Var or constant}
+        self.graph: Any = None  # dynamic dims: the merged graph (_native.SubGraph) that every call runs
+
+    def placeholders(self) -> list:
+        """Every input of the program: state handles, optimizer state, then the arguments."""
+        return self.handle_phs + list(self.opt_phs.values()) + self.inputs
 
     def pending(self) -> list:
         news = [v for v in self.new_handles if v is not None]
@@ -217,8 +231,11 @@ class Compiled:
     (5.0, 9.0, 2)
     """
 
-    def __init__(self, fn: Callable, state: Any = None, fold_constants: bool = True) -> None:
+    def __init__(self, fn: Callable, state: Any = None, fold_constants: bool = True,
+                 dynamic_axes: Any = None) -> None:
         self.fn, self.state, self.fold_constants = fn, state, fold_constants
+        self.dynamic_axes = _check_dynamic_axes(dynamic_axes)
+        self.dynamic_fallback: Optional[str] = None  # why the traces could not be generalised, if so
         self._programs: dict = {}
         self.traces = 0  # how many signatures were traced
         self.folded = 0  # constant sub-expressions computed at trace time (all traces)
@@ -236,18 +253,68 @@ class Compiled:
         spec = _flatten((args, kwargs), leaves)
         state = _State()
         state.add(self.state)
-        key = (spec, tuple(_info(v) for v in leaves), state.signature())
-        return key, spec, leaves, state
+        dynamic = self.dynamic_axes is not None and self.dynamic_fallback is None
+        dyn = self._dynamic_dims(args, kwargs) if dynamic else []
+        infos = tuple(_info(v, d) for v, d in zip(leaves, dyn or [()] * len(leaves)))
+        key = (spec, infos, state.signature())
+        return key, spec, leaves, state, dyn
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        key, spec, leaves, state = self._signature(args, kwargs)
+        key, spec, leaves, state, dyn = self._signature(args, kwargs)
         prog = self._programs.get(key)
         if prog is None:
-            prog = self._trace(spec, leaves, state)
+            prog = self._trace_dynamic(spec, leaves, state, dyn) if any(dyn) else self._trace(spec, leaves, state)
+            if prog is None:  # could not be generalised: per size from now on
+                key, spec, leaves, state, dyn = self._signature(args, kwargs)
+                prog = self._programs.get(key) or self._trace(spec, leaves, state)
             self._programs[key] = prog
         return self._run(prog, leaves, state)
 
-    def _trace(self, spec: Any, leaves: list, state: _State) -> _Program:
+    def _dynamic_dims(self, args: tuple, kwargs: dict) -> list:
+        """Per Var leaf of the arguments (in _flatten's order), the set of its dynamic axes."""
+        out: list = []
+        named = self.dynamic_axes if isinstance(self.dynamic_axes, dict) else None
+
+        def walk(tree: Any, axes: tuple) -> None:
+            if isinstance(tree, Var):
+                bad = [a for a in axes if not -tree.ndim <= a < tree.ndim]
+                if named is not None and bad:
+                    raise ValueError(f"compile: dynamic axis {bad[0]} is out of range for an argument of shape "
+                                     f"{tuple(tree.shape)}")
+                out.append({a % tree.ndim for a in axes if -tree.ndim <= a < tree.ndim})
+            elif isinstance(tree, (list, tuple)):
+                for t in tree:
+                    walk(t, axes)
+            elif isinstance(tree, dict):
+                for t in tree.values():
+                    walk(t, axes)
+
+        for i, a in enumerate(args):
+            walk(a, tuple(named.get(i, ())) if named is not None else tuple(self.dynamic_axes))
+        for k, a in kwargs.items():
+            walk(a, tuple(named.get(k, ())) if named is not None else tuple(self.dynamic_axes))
+        return out
+
+    def _trace_dynamic(self, spec: Any, leaves: list, state: _State, dyn: list) -> Optional[_Program]:
+        """Traces at the arguments' sizes and again with every dynamic dim changed, and merges the two
+        traces into one graph (None, with a warning, when they cannot be merged)."""
+        others = [v if not d else _placeholder_like(v, "", tuple(n + 2 if k in d else n for k, n in enumerate(v.shape)))
+                  for v, d in zip(leaves, dyn)]  # (+2: a size of 1 would broadcast)
+        progs = [self._trace(spec, ls, state, dynamic=True) for ls in (leaves, others)]
+        try:
+            g, g2 = (build_graph(p.pending(), [f"out{i}" for i in range(len(p.pending()))], p.placeholders(),
+                                 [f"in{i}" for i in range(len(p.placeholders()))], {}) for p in progs)
+            merge_dynamic(g, g2, "compile")
+        except ValueError as e:
+            self.dynamic_fallback = str(e)
+            warnings.warn(f"{e}\ncompile: {getattr(self.fn, '__name__', 'the function')} is compiled per size instead "
+                          "of once for all sizes of its dynamic axes", stacklevel=3)
+            return None
+        progs[0].graph = to_subgraph(g)
+        self.traces -= 1  # one signature, traced twice
+        return progs[0]
+
+    def _trace(self, spec: Any, leaves: list, state: _State, dynamic: bool = False) -> _Program:
         prog = _Program()
         saved_handles = [h._alias() for _, h in state.handles]
         saved_states = [opt._states for opt in state.optimizers]
@@ -264,7 +331,7 @@ class Compiled:
             for j, opt in enumerate(state.optimizers):
                 opt._states = [{k: prog.opt_phs[(j, i, k)] if _is_input(v) else v for k, v in st.items()}
                                for i, st in enumerate(opt._states)]
-            with _tracing(), lazy_eval(True):
+            with _tracing(dynamic), lazy_eval(True):
                 out = self.fn(*args, **kwargs)
             prog.new_handles = [None if h._same(ph) else h._alias()
                                 for (_, h), ph in zip(state.handles, prog.handle_phs)]
@@ -276,31 +343,39 @@ class Compiled:
                 opt._states = st
         prog.out_spec = _flatten(out, prog.outputs)
         _check_no_random(prog.pending())
-        if self.fold_constants:
+        if self.fold_constants and not dynamic:  # (folded values would bake in the traced sizes)
             self.folded += _fold_constants(prog.pending())
         self.traces += 1
         return prog
 
     def _run(self, prog: _Program, leaves: list, state: _State) -> Any:
-        for (_, h), ph in zip(state.handles, prog.handle_phs):
-            ph._write_var(h)  # (shares the value: no copy)
-        for key, v in state.opt_vars():
-            if isinstance(v, Var):
-                prog.opt_phs[key]._write_var(v)
-            else:
-                prog.opt_phs[key]._write(np.asarray(v, _NUMBER_DTYPES[type(v)]))
-        for ph, v in zip(prog.inputs, leaves):
-            ph._write_var(v)
-        pending = prog.pending()
-        if pending:
-            evaluate(*pending)
-            self._memory = _native.last_plan_memory()
+        values = self._compute(prog, leaves, state)  # aligned with prog.pending()
+        computed = {v._id(): c for v, c in zip(prog.pending(), values)}
         for (_, h), new in zip(state.handles, prog.new_handles):
             if new is not None:
-                h._rebind(_leaf_value(new, like=h))
+                h._rebind(_leaf_value(computed[new._id()], like=h))
         for opt, states, old in zip(state.optimizers, prog.new_opt_states, [o._states for o in state.optimizers]):
-            opt._states = [{k: _stored(v, st_old.get(k)) for k, v in st.items()} for st, st_old in zip(states, old)]
-        return _unflatten(prog.out_spec, [_leaf_value(v) for v in prog.outputs], [0])
+            opt._states = [{k: _stored(computed.get(v._id(), v) if isinstance(v, Var) else v, st_old.get(k))
+                            for k, v in st.items()} for st, st_old in zip(states, old)]
+        return _unflatten(prog.out_spec, [_leaf_value(computed[v._id()]) for v in prog.outputs], [0])
+
+    def _compute(self, prog: _Program, leaves: list, state: _State) -> list:
+        """The program's pending values on these arguments and state, computed in one native call."""
+        inputs = [h for _, h in state.handles]
+        inputs += [v if isinstance(v, Var) else asarray(np.asarray(v, _NUMBER_DTYPES[type(v)]))
+                   for _, v in state.opt_vars()]
+        inputs += leaves
+        if prog.graph is not None:  # dynamic dims: run the merged graph at these sizes
+            with lazy_eval(True):
+                values = prog.graph.run(inputs)
+        else:
+            for ph, v in zip(prog.placeholders(), inputs):
+                ph._write_var(v)  # (shares the value: no copy)
+            values = prog.pending()
+        if values:
+            evaluate(*values)
+            self._memory = _native.last_plan_memory()
+        return values
 
 
 def _stored(v: Any, old: Any) -> Any:
@@ -312,28 +387,50 @@ def _stored(v: Any, old: Any) -> Any:
     return _leaf_value(v)
 
 
-def _placeholder_like(v: Any, name: str) -> Var:
+def _placeholder_like(v: Any, name: str, shape: Optional[tuple] = None) -> Var:
     if not isinstance(v, Var):  # a number in an optimizer's state
         return placeholder((), "int64" if isinstance(v, int) else "float64", name=name)
-    ph = placeholder(v.shape, v.dtype, name=name)
+    ph = placeholder(v.shape if shape is None else shape, v.dtype, name=name)
     if v.requires_grad:
         ph.requires_grad = True
     return ph
 
 
-def _info(v: Any) -> tuple:
+def _info(v: Any, dynamic: Any = ()) -> tuple:
+    """A leaf's part of a signature: its shape (None for a dynamic dim) and dtype."""
     if not isinstance(v, Var):
         return ((), type(v).__name__)
-    return (tuple(v.shape), v.dtype.name)
+    return (tuple(None if k in dynamic else d for k, d in enumerate(v.shape)), v.dtype.name)
+
+
+def _check_dynamic_axes(dynamic_axes: Any) -> Any:
+    """``{argument index or keyword: [axes]}``, or ``[axes]`` for every Var argument (checked)."""
+    if dynamic_axes is None:
+        return None
+    items = dynamic_axes.items() if isinstance(dynamic_axes, dict) else [(None, dynamic_axes)]
+    for key, axes in items:
+        if key is not None and not isinstance(key, (int, str)):
+            raise TypeError(f"compile: dynamic_axes keys are argument positions or keyword names, got {key!r}")
+        if not isinstance(axes, (list, tuple)) or not all(isinstance(a, int) for a in axes):
+            raise TypeError(f"compile: dynamic_axes must give a list of int axes, got {axes!r}")
+    return {k: list(v) for k, v in dynamic_axes.items()} if isinstance(dynamic_axes, dict) else list(dynamic_axes)
 
 
 def compile(fn: Optional[Callable] = None, *, state: Any = None,  # noqa: A001  (the library's verb)
-            fold_constants: bool = True) -> Any:
+            fold_constants: bool = True, dynamic_axes: Any = None) -> Any:
     """Compiles ``fn`` (also as a decorator, with or without ``state=``): see the module docs.
 
     ``state``: Modules, optimizers or Vars whose Vars ``fn`` reads (and may update).
     ``fold_constants``: compute sub-expressions that read no argument or state once, at trace
     time (``Compiled.folded`` counts them); off, they are recomputed on every call.
+    ``dynamic_axes``: axes whose size may change without a new trace: ``{0: [0]}`` (argument
+    0's axis 0; keyword arguments by name; every Var inside a nested argument), or ``[0]``
+    (axis 0 of every Var argument that has one).
+
+    >>> import mnn_expr as F
+    >>> norm = F.compile(lambda x: x / F.sum(x, axis=1, keepdims=True), dynamic_axes=[0])
+    >>> [norm(F.ones((n, 2))).shape for n in (3, 5)], norm.traces
+    ([(3, 2), (5, 2)], 1)
 
     >>> import mnn_expr as F
     >>> @F.compile
@@ -343,7 +440,7 @@ def compile(fn: Optional[Callable] = None, *, state: Any = None,  # noqa: A001  
     [[2.0, 2.0, 2.0]]
     """
     if fn is None:
-        return lambda f: Compiled(f, state, fold_constants)
+        return lambda f: Compiled(f, state, fold_constants, dynamic_axes)
     if not callable(fn):
         raise TypeError(f"compile: expected a function, got {type(fn).__name__}")
-    return Compiled(fn, state, fold_constants)
+    return Compiled(fn, state, fold_constants, dynamic_axes)

@@ -80,19 +80,31 @@ def evaluate(*vars) -> None:
 
 
 _TRACE_DEPTH = [0]  # > 0 while compile() traces a function
+_DYNAMIC_DEPTH = [0]  # > 0 while it traces for dynamic dims
 
 
 class _tracing:  # noqa: N801  (a context manager used by compile)
+    def __init__(self, dynamic: bool = False) -> None:
+        self.dynamic = dynamic
+
     def __enter__(self) -> None:
         _TRACE_DEPTH[0] += 1
+        _DYNAMIC_DEPTH[0] += self.dynamic
 
     def __exit__(self, *exc: Any) -> None:
         _TRACE_DEPTH[0] -= 1
+        _DYNAMIC_DEPTH[0] -= self.dynamic
 
 
 def is_tracing() -> bool:
     """True while :func:`mnn_expr.compile` traces a function (values are symbolic then)."""
     return _TRACE_DEPTH[0] > 0
+
+
+def is_tracing_dynamic() -> bool:
+    """True while :func:`mnn_expr.compile` traces for ``dynamic_axes``: the graph must not bake
+    in sizes (gradient rules then broadcast with ``broadcast_like`` and count at run time)."""
+    return _DYNAMIC_DEPTH[0] > 0
 
 
 def set_memory_planning(on: bool) -> None:

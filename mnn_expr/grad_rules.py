@@ -29,6 +29,7 @@ from . import _native
 from ._core import apply, apply1
 from ._native import Var
 from .creation import zeros
+from .executor import is_tracing_dynamic
 
 Rule = Callable[[Var, list, list, dict, list], list]
 RULES: dict[str, Rule] = {}
@@ -87,7 +88,10 @@ def _sum(x: Var, axes: Any, keepdims: bool = False) -> Var:
     return apply1("reduce_sum", [x], axes=[int(a) for a in axes], keepdims=keepdims)
 
 
-def _zeros(shape: Any, dtype: Any) -> Var:
+def _zeros(shape: Any, dtype: Any, like: Optional[Var] = None) -> Var:
+    """Zeros of ``shape``; shaped after ``like`` (same shape) when tracing for dynamic dims."""
+    if like is not None and is_tracing_dynamic() and tuple(like.shape) == tuple(shape):
+        return apply1("broadcast_like", [zeros((), dtype), like])
     return zeros(tuple(shape), dtype)
 
 
@@ -112,9 +116,15 @@ def unbroadcast(g: Var, shape: Any) -> Var:
     return _reshape(g, shape)
 
 
-def _bcast(ct: Var, shape: Any) -> Var:
+def _bcast(ct: Var, shape: Any, like: Optional[Var] = None) -> Var:
+    """``ct`` broadcast to ``shape``; to ``like``'s shape at run time (``like`` has ``shape``) when
+    tracing for dynamic dims, so the graph does not bake in the traced size."""
     shape = [int(d) for d in shape]
-    return ct if tuple(shape) == ct.shape else apply1("broadcast_to", [ct], shape=shape)
+    if tuple(shape) == ct.shape:
+        return ct
+    if like is not None and is_tracing_dynamic() and tuple(like.shape) == tuple(shape):
+        return apply1("broadcast_like", [ct, like])
+    return apply1("broadcast_to", [ct], shape=shape)
 
 
 def _scatter_add_flat(ct: Var, idmap: np.ndarray, n: int, shape: Any) -> Var:
@@ -245,8 +255,8 @@ def _binary(name: str, fn: Callable[[Var, Var, Var, Var], tuple]) -> None:
     def vjp(ct: Var, inputs: list, outputs: list, attrs: dict, needs: list) -> list:
         a, b = inputs
         ga, gb = fn(ct, a, b, outputs[0])
-        return [None if ga is None else unbroadcast(_bcast(ga, ct.shape), a.shape),
-                None if gb is None else unbroadcast(_bcast(gb, ct.shape), b.shape)]
+        return [None if ga is None else unbroadcast(_bcast(ga, ct.shape, ct), a.shape),
+                None if gb is None else unbroadcast(_bcast(gb, ct.shape, ct), b.shape)]
     RULES[name] = vjp
 
 
@@ -327,12 +337,16 @@ def _keep(ct: Var, x: Var, attrs: dict) -> Var:
 @_rule("reduce_sum")
 def _reduce_sum(ct, inputs, outputs, attrs, needs):  # 1 for every summed element
     x = inputs[0]
-    return [_bcast(_keep(ct, x, attrs), x.shape)]
+    return [_bcast(_keep(ct, x, attrs), x.shape, x)]
 
 
 @_rule("reduce_mean")
 def _reduce_mean(ct, inputs, outputs, attrs, needs):  # 1/n
     x = inputs[0]
+    if is_tracing_dynamic():  # n counted when the graph runs: the sum of ones over the reduced axes
+        ones = apply1("broadcast_like", [_native.cast(_const(np.ones(())), ct.dtype.name), x])
+        n = _sum(ones, _reduced_axes(x, attrs), keepdims=True)
+        return [_bcast(_b("divide", _keep(ct, x, attrs), n), x.shape, x)]
     n = int(np.prod([x.shape[a] for a in _reduced_axes(x, attrs)], dtype=np.int64))
     return [_bcast(_b("multiply", _keep(ct, x, attrs), 1.0 / max(n, 1)), x.shape)]
 
@@ -432,6 +446,11 @@ def _broadcast_rule(ct, inputs, outputs, attrs, needs):  # sum over broadcast ax
     return [unbroadcast(ct, inputs[0].shape)]
 
 
+@_rule("broadcast_like")
+def _broadcast_like_rule(ct, inputs, outputs, attrs, needs):  # as broadcast_to; `like` only gives the shape
+    return [unbroadcast(ct, inputs[0].shape), None]
+
+
 @_rule("concat")
 def _concat_rule(ct, inputs, outputs, attrs, needs):  # each input gets its slice
     axis = attrs["axis"] % ct.ndim
@@ -516,14 +535,14 @@ def _gather_rule(ct, inputs, outputs, attrs, needs):  # scatter-add ct to the ga
     perm_x = [axis] + [i for i in range(x.ndim) if i != axis]
     xt_shape = [x.shape[i] for i in perm_x]
     i2 = _reshape(idx, list(idx.shape) + [1])
-    g = apply1("scatter_nd", [_zeros(xt_shape, ct.dtype), i2, ctt], reduction="add")
+    g = apply1("scatter_nd", [_zeros(xt_shape, ct.dtype, x), i2, ctt], reduction="add")
     return [_transpose(g, list(np.argsort(perm_x))), None]
 
 
 @_rule("gather_nd")
 def _gather_nd_rule(ct, inputs, outputs, attrs, needs):  # scatter-add
     x, idx = inputs
-    return [apply1("scatter_nd", [_zeros(x.shape, ct.dtype), idx, ct], reduction="add"), None]
+    return [apply1("scatter_nd", [_zeros(x.shape, ct.dtype, x), idx, ct], reduction="add"), None]
 
 
 @_rule("take_along_axis")
@@ -531,8 +550,8 @@ def _take_along_rule(ct, inputs, outputs, attrs, needs):  # put-add along the ax
     x, idx = inputs
     axis = attrs["axis"] % x.ndim
     shape = [x.shape[i] if i == axis else ct.shape[i] for i in range(x.ndim)]
-    ib = _bcast(idx, [idx.shape[i] if i == axis else ct.shape[i] for i in range(x.ndim)])
-    g = apply1("put_along_axis", [_zeros(shape, ct.dtype), ib, ct], axis=axis, reduction="add")
+    ib = _bcast(idx, [idx.shape[i] if i == axis else ct.shape[i] for i in range(x.ndim)], ct)
+    g = apply1("put_along_axis", [_zeros(shape, ct.dtype, x), ib, ct], axis=axis, reduction="add")
     return [unbroadcast(g, x.shape), None]
 
 

@@ -25,9 +25,11 @@ import numpy as np
 from . import _native
 from ._native import Var
 
-__all__ = ["Value", "Node", "Graph", "build_graph", "to_subgraph", "Body", "capture_body"]
+__all__ = ["Value", "Node", "Graph", "build_graph", "to_subgraph", "Body", "capture_body", "merge_dynamic",
+           "dynamic_infos", "SLICE_TO_END"]
 
 _KIND_PLACEHOLDER = 1
+SLICE_TO_END = 2**62  # a slice end past any axis (the slice rule clamps it to the axis length)
 
 
 @dataclass
@@ -134,6 +136,77 @@ def to_subgraph(g: Graph) -> Any:
     constants = [(i, array(np.require(a, requirements="C"), dtype=g.values[i].dtype)) for i, a in g.constants.items()]
     nodes = [(n.op, dict(n.attrs), list(n.inputs), list(n.outputs)) for n in g.nodes]
     return _native.subgraph(values, list(g.inputs), list(g.outputs), constants, nodes)
+
+
+# ---- dynamic dims: two traces at different sizes merged into one graph -----------------------------
+
+def dynamic_infos(infos: list, dynamic: list) -> list:
+    """The input infos with every dynamic dimension changed (d -> d + 2: avoids 1, which broadcasts)."""
+    return [(tuple(d + 2 if k in dyn else d for k, d in enumerate(shape)), dt)
+            for (shape, dt), dyn in zip(infos, dynamic)]
+
+
+def _graph_of_body(body: Any) -> Graph:
+    """A control-flow body (``_native.SubGraph``) as a :class:`Graph`."""
+    d = body.describe()
+    g = Graph()
+    g.values = [Value(n, dt, tuple(None if s < 0 else s for s in shape)) for n, dt, shape in d["values"]]
+    g.nodes = [Node(op, dict(attrs), list(ins), list(outs)) for op, attrs, ins, outs in d["nodes"]]
+    g.inputs, g.outputs = list(d["inputs"]), list(d["outputs"])
+    g.constants = {i: np.array(v.numpy()) for i, v in d["constants"]}
+    return g
+
+
+def _merge_bodies(a: Any, b: Any, what: str) -> Any:
+    ga, gb = _graph_of_body(a), _graph_of_body(b)
+    merge_dynamic(ga, gb, what)
+    return to_subgraph(ga)
+
+
+def merge_dynamic(g: Graph, g2: Graph, what: str = "export") -> None:
+    """Marks the dims that differ between two traces as dynamic and generalises the attributes
+    that differ (or raises)."""
+    if [n.op for n in g.nodes] != [n.op for n in g2.nodes] or \
+            [(n.inputs, n.outputs) for n in g.nodes] != [(n.inputs, n.outputs) for n in g2.nodes]:
+        raise ValueError(f"{what}: the function builds a different graph when a dynamic axis changes size; "
+                         "use static shapes")
+    for n, n2 in zip(g.nodes, g2.nodes):
+        for key, val in n.attrs.items():
+            val2 = n2.attrs[key]
+            if isinstance(val, _native.SubGraph) and isinstance(val2, _native.SubGraph):
+                n.attrs[key] = _merge_bodies(val, val2, what)  # a control-flow body: merged the same way
+                continue
+            if val == val2:
+                continue
+            if n.op == "reshape" and key == "shape":
+                val, val2 = g.values[n.outputs[0]].shape, g2.values[n2.outputs[0]].shape  # -1 resolved
+                if sum(a != b for a, b in zip(val, val2)) == 1:
+                    n.attrs[key] = [-1 if a != b else a for a, b in zip(val, val2)]
+                    continue
+            if n.op == "slice" and key in ("begins", "ends"):
+                # A bound that moves with the axis size is relative to the axis end: to the end
+                # itself, or a fixed offset before it (x[-2:], x[:-1]).
+                shape, shape2 = g.values[n.inputs[0]].shape, g2.values[n2.inputs[0]].shape
+                out = []
+                for k, (a, b) in enumerate(zip(val, val2)):
+                    if a == b:
+                        out.append(a)
+                    elif a >= shape[k] and b >= shape2[k]:
+                        out.append(SLICE_TO_END)
+                    elif a - shape[k] == b - shape2[k] and a < shape[k]:
+                        out.append(a - shape[k])
+                    else:
+                        out.append(None)
+                if None not in out:
+                    n.attrs[key] = out
+                    continue
+            raise ValueError(f"{what}: attribute {key!r} of op {n.op!r} depends on a dynamic axis ({val} vs {val2}); "
+                             "the graph could not run at other sizes. Use static shapes.")
+    for i, (v, v2) in enumerate(zip(g.values, g2.values)):
+        if i in g.constants and (v.shape != v2.shape or not np.array_equal(g.constants[i], g2.constants[i])):
+            raise ValueError(f"{what}: constant {v.name!r} depends on a dynamic axis ({v.dtype}{list(v.shape)}); "
+                             "compute it from the inputs instead")
+        v.shape = tuple(None if a != b else a for a, b in zip(v.shape, v2.shape))
 
 
 @dataclass

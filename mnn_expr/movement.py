@@ -328,6 +328,22 @@ def broadcast_to(x: ArrayLike, shape: Any) -> Var:
     return _ap("broadcast_to", [x], shape=shape)
 
 
+def broadcast_like(x: ArrayLike, like: Var) -> Var:
+    """``x`` broadcast to the shape of ``like`` (torch's ``expand_as``); ``like``'s values are
+    not read.  In a graph the target size comes from ``like`` when it runs, so the same graph
+    serves every size of a dynamic dim (gradient rules use it when ``F.compile`` traces with
+    ``dynamic_axes``).
+
+    >>> import mnn_expr as F
+    >>> F.broadcast_like(F.array([1, 2, 3]), F.zeros((2, 3))).tolist()
+    [[1, 2, 3], [1, 2, 3]]
+    """
+    x = asarray(x)
+    if not isinstance(like, Var):
+        raise TypeError(f"broadcast_like: like must be a Var, got {type(like).__name__}")
+    return _ap("broadcast_like", [x, like])
+
+
 def _broadcast_shape(shapes: Sequence[tuple], op: str) -> tuple:
     try:
         return tuple(np.broadcast_shapes(*shapes))
@@ -750,7 +766,7 @@ def slice(x: ArrayLike, starts: Any, sizes: Any) -> Var:  # noqa: A001  (MNN's n
 
 __all__ = [
     "raster", "reshape", "ravel", "flatten", "expand_dims", "unsqueeze", "squeeze", "atleast_1d",
-    "atleast_2d", "atleast_3d", "transpose", "permute_dims", "swapaxes", "moveaxis", "broadcast_to",
+    "atleast_2d", "atleast_3d", "transpose", "permute_dims", "swapaxes", "moveaxis", "broadcast_to", "broadcast_like",
     "broadcast_arrays",
     "concatenate", "concat", "stack", "hstack", "vstack", "dstack", "column_stack", "row_stack", "split",
     "array_split", "unstack", "tile", "repeat", "pad", "flip", "reverse", "fliplr", "flipud", "roll", "slice",

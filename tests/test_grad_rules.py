@@ -310,6 +310,8 @@ def test_broadcast_to(pair: tuple, seed: int) -> None:
     target = (2,) + tuple(target)
     x = np.random.default_rng(seed).standard_normal(src)
     check(lambda v: ap("broadcast_to", [v], shape=list(target)), [x], seed)
+    like = F.zeros(target)
+    check(lambda v: ap("broadcast_like", [v, like]), [x], seed)
 
 
 @FEW

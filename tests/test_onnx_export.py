@@ -284,6 +284,7 @@ def test_indexing_front_end():
 def test_broadcast_concat_tile_flip():
     x = rand(3, 1)
     check("broadcast_to", prim("broadcast_to", shape=[2, 3, 4]), [x])
+    check("broadcast_like", lambda v, like: F.broadcast_like(v, like), [x, rand(2, 3, 4)])
     check("concat", prim("concat", axis=1), [rand(2, 3), rand(2, 1), rand(2, 2)])
     check("tile", prim("tile", reps=[2, 3]), [rand(2, 3)])
     check("flip", prim("flip", axes=[0, 2]), [rand(2, 3, 4)])

@@ -62,6 +62,10 @@ def _broadcast_to(c: Ctx) -> list:
     return [c.e.emit("Expand", [c.x[0], c.e.const(np.array(shape, np.int64))])]
 
 
+def _broadcast_like(c: Ctx) -> list:
+    return [c.e.emit("Expand", [c.x[0], c.e.emit("Shape", [c.x[1]])])]
+
+
 def _concat(c: Ctx) -> list:
     return [c.e.emit("Concat", c.x, axis=int(c.attrs["axis"]))]
 

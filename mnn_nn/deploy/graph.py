@@ -27,15 +27,20 @@ import numpy as np
 from mnn_expr._native import Var
 
 import mnn_expr as F
-from mnn_expr import _native
 from mnn_expr.control_flow import for_inference
 from mnn_expr.executor import _tracing
-from mnn_expr.graph_capture import _KIND_PLACEHOLDER, Graph, Node, Value, build_graph, to_subgraph
+from mnn_expr.graph_capture import (
+    _KIND_PLACEHOLDER,
+    SLICE_TO_END,
+    Graph,
+    Node,
+    Value,
+    build_graph,
+    dynamic_infos,
+    merge_dynamic,
+)
 
 __all__ = ["Value", "Node", "Graph", "trace", "graph_of", "SLICE_TO_END"]
-
-SLICE_TO_END = 2**62  # a slice end past any axis (the slice rule clamps it to the axis length)
-
 
 def _as_inputs(example_inputs: Any) -> list:
     if isinstance(example_inputs, (Var, np.ndarray)):
@@ -118,75 +123,6 @@ def graph_of(outputs: Sequence[Var], names: Optional[Sequence[str]] = None) -> G
     return build_graph(outs, names, phs, in_names, {})
 
 
-def _dynamic_infos(infos: list, dynamic: list) -> list:
-    """The input infos with every dynamic dimension changed (d -> d + 2: avoids 1, which broadcasts)."""
-    return [(tuple(d + 2 if k in dyn else d for k, d in enumerate(shape)), dt)
-            for (shape, dt), dyn in zip(infos, dynamic)]
-
-
-def _graph_of_body(body: Any) -> Graph:
-    """A control-flow body (``_native.SubGraph``) as a :class:`Graph`."""
-    d = body.describe()
-    g = Graph()
-    g.values = [Value(n, dt, tuple(None if s < 0 else s for s in shape)) for n, dt, shape in d["values"]]
-    g.nodes = [Node(op, dict(attrs), list(ins), list(outs)) for op, attrs, ins, outs in d["nodes"]]
-    g.inputs, g.outputs = list(d["inputs"]), list(d["outputs"])
-    g.constants = {i: np.array(v.numpy()) for i, v in d["constants"]}
-    return g
-
-
-def _merge_bodies(a: Any, b: Any) -> Any:
-    ga, gb = _graph_of_body(a), _graph_of_body(b)
-    _merge_dynamic(ga, gb)
-    return to_subgraph(ga)
-
-
-def _merge_dynamic(g: Graph, g2: Graph) -> None:
-    """Marks the dims that differ between two traces as dynamic and generalises the attributes
-    that differ (or raises)."""
-    if [n.op for n in g.nodes] != [n.op for n in g2.nodes] or \
-            [(n.inputs, n.outputs) for n in g.nodes] != [(n.inputs, n.outputs) for n in g2.nodes]:
-        raise ValueError("export: the model builds a different graph when a dynamic axis changes size; "
-                         "export it with static shapes")
-    for n, n2 in zip(g.nodes, g2.nodes):
-        for key, val in n.attrs.items():
-            val2 = n2.attrs[key]
-            if isinstance(val, _native.SubGraph) and isinstance(val2, _native.SubGraph):
-                n.attrs[key] = _merge_bodies(val, val2)  # a control-flow body: merged the same way
-                continue
-            if val == val2:
-                continue
-            if n.op == "reshape" and key == "shape":
-                val, val2 = g.values[n.outputs[0]].shape, g2.values[n2.outputs[0]].shape  # -1 resolved
-                if sum(a != b for a, b in zip(val, val2)) == 1:
-                    n.attrs[key] = [-1 if a != b else a for a, b in zip(val, val2)]
-                    continue
-            if n.op == "slice" and key in ("begins", "ends"):
-                # A bound that moves with the axis size is relative to the axis end: to the end
-                # itself, or a fixed offset before it (x[-2:], x[:-1]).
-                shape, shape2 = g.values[n.inputs[0]].shape, g2.values[n2.inputs[0]].shape
-                out = []
-                for k, (a, b) in enumerate(zip(val, val2)):
-                    if a == b:
-                        out.append(a)
-                    elif a >= shape[k] and b >= shape2[k]:
-                        out.append(SLICE_TO_END)
-                    elif a - shape[k] == b - shape2[k] and a < shape[k]:
-                        out.append(a - shape[k])
-                    else:
-                        out.append(None)
-                if None not in out:
-                    n.attrs[key] = out
-                    continue
-            raise ValueError(f"export: attribute {key!r} of op {n.op!r} depends on a dynamic axis ({val} vs {val2}); "
-                             "the exported graph could not run at other sizes. Export with static shapes.")
-    for i, (v, v2) in enumerate(zip(g.values, g2.values)):
-        if i in g.constants and (v.shape != v2.shape or not np.array_equal(g.constants[i], g2.constants[i])):
-            raise ValueError(f"export: constant {v.name!r} depends on a dynamic axis ({v.dtype}{list(v.shape)}); "
-                             "compute it from the inputs instead")
-        v.shape = tuple(None if a != b else a for a, b in zip(v.shape, v2.shape))
-
-
 def trace(model: Union[Callable, Any], example_inputs: Any, *, input_names: Optional[Sequence[str]] = None,
           output_names: Optional[Sequence[str]] = None,
           dynamic_axes: Optional[dict] = None) -> Graph:
@@ -219,6 +155,6 @@ def trace(model: Union[Callable, Any], example_inputs: Any, *, input_names: Opti
     with for_inference():  # no gradient is taken of an export: control flow stays if/loop ops
         g = _trace_once(model, infos, names, output_names, const_names)
         if any(dynamic):
-            g2 = _trace_once(model, _dynamic_infos(infos, dynamic), names, output_names, const_names)
-            _merge_dynamic(g, g2)
+            g2 = _trace_once(model, dynamic_infos(infos, dynamic), names, output_names, const_names)
+            merge_dynamic(g, g2)
     return g

@@ -170,7 +170,7 @@ def _trace_step(step: Callable, inputs: list, state: Any) -> tuple:
     """Traces a training step as F.compile does: (the program, its state)."""
     from mnn_expr.compile import Compiled
     compiled = Compiled(step, state)
-    _, spec, leaves, st = compiled._signature(tuple(inputs), {})
+    _, spec, leaves, st, _ = compiled._signature(tuple(inputs), {})
     return compiled._trace(spec, leaves, st), st
 
 

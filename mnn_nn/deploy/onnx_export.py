@@ -88,6 +88,7 @@ ONNX_OPS: dict = {
     "cumsum": ew._cumsum, "cumprod": ew._cumprod,
     # movement
     "reshape": st._reshape, "transpose": st._transpose, "slice": st._slice, "broadcast_to": st._broadcast_to,
+    "broadcast_like": st._broadcast_like,
     "concat": st._concat, "pad": st._pad, "tile": st._tile, "flip": st._flip, "raster": st._raster,
     # indexing
     "gather": st._gather, "gather_nd": st._gather_nd, "take_along_axis": st._take_along_axis,

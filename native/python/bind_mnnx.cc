@@ -116,6 +116,13 @@ void bind_mnnx(nb::module_& m) {
         .def("describe", [](const SubGraph& s) { return describe(*s.g); },
              "The graph as plain data: {values: [(name, dtype, shape)], inputs, outputs, "
              "constants: [(value, Var)], nodes: [(op, attrs, inputs, outputs)]}.")
+        .def("run", [](const SubGraph& s, nb::handle inputs) {
+            std::vector<VarPtr> outs = mnn::run_graph(*s.g, to_vars(inputs, "subgraph"), {});
+            std::vector<Var> r;
+            for (auto& v : outs) r.push_back(Var{v});
+            return r;
+        }, "Runs the graph on Vars (in the current eager/lazy mode; F.compile with dynamic_axes runs its "
+           "program this way); returns the outputs.")
         .def("__repr__", [](const SubGraph& s) {
             return mnn::fmt("SubGraph(", s.g->inputs.size(), " inputs, ", s.g->nodes.size(), " nodes, ",
                             s.g->outputs.size(), " outputs)");

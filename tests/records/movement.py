@@ -216,6 +216,15 @@ RECORDS += [
         covers=("broadcast_to",),
     ),
     OpRecord(
+        "broadcast_like",
+        lambda F, x, like: F.broadcast_like(x, like),
+        lambda a, like: np.broadcast_to(a, like.shape),
+        nargs=2,
+        dtypes=MOVE,
+        shapes=broadcast_shapes(2).map(lambda s: (s[0], np.broadcast_shapes(*s))),
+        covers=("broadcast_like",),
+    ),
+    OpRecord(
         "broadcast_arrays",
         lambda F, x, y: F.broadcast_arrays(x, y),
         lambda a, b: np.broadcast_arrays(a, b),

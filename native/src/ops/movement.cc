@@ -207,6 +207,20 @@ void lower_broadcast_to(const Attrs&, const Infos& in, const TensorInfo& out, st
     add_region(regs, 0, out.shape, 0, broadcast_strides(in[0].shape, out.shape), 0, strides_of(out.shape));
 }
 
+// broadcast_like: broadcast_to with the target taken from the second input's shape.
+Infos broadcast_like_infer(const Attrs&, const Infos& in) {
+    const Shape& target = in[1].shape;
+    const Shape& s = in[0].shape;
+    bool ok = target.size() >= s.size();
+    for (size_t i = 0; ok && i < s.size(); ++i) {
+        int64_t d = s[s.size() - 1 - i], t = target[target.size() - 1 - i];
+        ok = d == t || d == 1;
+    }
+    MNN_CHECK_VALUE(ok, "broadcast_like: cannot broadcast ", info_str(in[0]), " to the shape of ", info_str(in[1]),
+                    " (each input dim, aligned from the right, must equal the target or be 1)");
+    return {TensorInfo{in[0].dtype, target}};
+}
+
 // ---- concat -----------------------------------------------------------------------
 
 Infos concat_infer(const Attrs& a, const Infos& in) {
@@ -473,7 +487,8 @@ void movement_kernel(const Attrs& a, const std::vector<Tensor>& in, std::vector<
             break;
         case OpType::Transpose: lower_transpose(a, infos, oi, regs); break;
         case OpType::Slice: lower_slice(a, infos, oi, regs); break;
-        case OpType::BroadcastTo: lower_broadcast_to(a, infos, oi, regs); break;
+        case OpType::BroadcastTo:
+        case OpType::BroadcastLike: lower_broadcast_to(a, infos, oi, regs); break;
         case OpType::Concat: lower_concat(a, infos, oi, regs); break;
         case OpType::Tile: lower_tile(a, infos, oi, regs); break;
         case OpType::Flip: lower_flip(a, infos, oi, regs); break;
@@ -502,7 +517,8 @@ void movement_kernel(const Attrs& a, const std::vector<Tensor>& in, std::vector<
 void register_movement_ops() {
     struct { OpType op; InferFn infer; } rules[] = {
         {OpType::Reshape, reshape_infer},     {OpType::Transpose, transpose_infer}, {OpType::Slice, slice_infer},
-        {OpType::BroadcastTo, broadcast_to_infer}, {OpType::Concat, concat_infer}, {OpType::Pad, pad_infer},
+        {OpType::BroadcastTo, broadcast_to_infer}, {OpType::BroadcastLike, broadcast_like_infer},
+        {OpType::Concat, concat_infer},       {OpType::Pad, pad_infer},
         {OpType::Tile, tile_infer},           {OpType::Flip, flip_infer},           {OpType::Raster, raster_infer},
     };
     for (auto& r : rules) register_op(r.op, r.infer, movement_kernel, /*half_native=*/true);
