@@ -280,10 +280,25 @@ def runtime_cli() -> str:
         return found
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     built = sorted(glob.glob(os.path.join(root, "build", "*", "mnnx-run")), key=os.path.getmtime, reverse=True)
+    built = [b for b in built if _runs_here(b)]  # (not a cross build for another CPU)
     if built:
         return built[0]
     raise FileNotFoundError("mnnx-run was not found: `pip install .` puts it on PATH; or build it alone with "
                             "`cmake -S . -B build/rt -DMNN_BUILD_TOOLS=ON && cmake --build build/rt --target mnnx-run`")
+
+
+_ELF_MACHINES = {"x86_64": 62, "amd64": 62, "aarch64": 183, "arm64": 183}
+
+
+def _runs_here(path: str) -> bool:
+    """False for an ELF executable built for another CPU than this one (a cross build)."""
+    import platform
+    want = _ELF_MACHINES.get(platform.machine().lower())
+    with open(path, "rb") as f:
+        head = f.read(20)
+    if want is None or len(head) < 20 or head[:4] != b"\x7fELF":
+        return True
+    return int.from_bytes(head[18:20], "little") == want
 
 
 # ---- MNN's spellings ----------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/tuple.h>
 
+#include "core/cpu.h"
 #include "core/thread_pool.h"
 #include "graph/passes.h"
 #include "graph/profile.h"
@@ -452,6 +453,8 @@ void bind_functions(nb::module_& m) {
           "Forgets the packed convolution weights (they are packed again on next use).");
     m.def("set_thread_number", &mnn::set_thread_number);
     m.def("get_thread_number", &mnn::get_thread_number);
+    m.def("cpu_level", [] { return std::string(mnn::cpu_level_name(mnn::active_level())); },
+          "The SIMD kernel level in use: generic, avx2, avx512 (x86-64) or neon (AArch64), capped by MNN_CPU_LEVEL.");
 }
 
 }  // namespace mnnpy

@@ -158,7 +158,7 @@ int run(int argc, char** argv) {
     auto model = Model::load(model_path);
     const auto& ins = model->inputs();
     if (info) {
-        std::printf("producer: %s\n", model->producer().c_str());
+        std::printf("producer: %s\nkernels: %s\n", model->producer().c_str(), mnn::runtime::cpu_level());
         for (auto& [k, v] : model->metadata()) std::printf("  %s: %s\n", k.c_str(), v.c_str());
         for (auto& v : ins) std::printf("input  %s: %s%s\n", v.name.c_str(), v.dtype.c_str(), shape_str(v.shape).c_str());
         for (auto& v : model->outputs()) std::printf("output %s: %s%s\n", v.name.c_str(), v.dtype.c_str(), shape_str(v.shape).c_str());
@@ -216,8 +216,8 @@ int run(int argc, char** argv) {
         std::sort(ms.begin(), ms.end());
         double mean = 0;
         for (double x : ms) mean += x / double(ms.size());
-        std::printf("bench: %lld runs, %d threads: mean %.3f ms, median %.3f ms, min %.3f ms\n", bench,
-                    mnn::runtime::threads(), mean, ms[ms.size() / 2], ms.front());
+        std::printf("bench: %lld runs, %d threads, %s kernels: mean %.3f ms, median %.3f ms, min %.3f ms\n", bench,
+                    mnn::runtime::threads(), mnn::runtime::cpu_level(), mean, ms[ms.size() / 2], ms.front());
         if (profile_top > 0) {
             mnn::runtime::set_profiling(false);
             std::printf("%s", mnn::runtime::profile_report(int(profile_top)).c_str());

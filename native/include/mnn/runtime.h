@@ -61,6 +61,9 @@ private:
 
 void set_threads(int n);  // worker threads of the one pool (default: hardware threads)
 int threads();
+// The SIMD kernel level in use: "generic", "avx2", "avx512" (x86-64) or "neon" (AArch64);
+// chosen from the CPU at start-up, capped by MNN_CPU_LEVEL.
+const char* cpu_level();
 
 // The executor's per-op profiler (off unless MNN_PROFILE=1 is set): time per planned step,
 // summed per op type and per step over the runs made while it is on.

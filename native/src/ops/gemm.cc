@@ -37,6 +37,10 @@ const gemmk::KernelSet<float>& kernel_set<float>(CpuLevel level) {
     if (level == CpuLevel::Avx512) return avx512;
     if (level == CpuLevel::Avx2) return avx2;
 #endif
+#if defined(__aarch64__)
+    static const gemmk::KernelSet<float> neon = gemmk::neon_f32();
+    if (level == CpuLevel::Neon) return neon;
+#endif
     return generic;
 }
 
@@ -48,6 +52,10 @@ const gemmk::KernelSet<double>& kernel_set<double>(CpuLevel level) {
     static const gemmk::KernelSet<double> avx512 = gemmk::avx512_f64();
     if (level == CpuLevel::Avx512) return avx512;
     if (level == CpuLevel::Avx2) return avx2;
+#endif
+#if defined(__aarch64__)
+    static const gemmk::KernelSet<double> neon = gemmk::neon_f64();
+    if (level == CpuLevel::Neon) return neon;
 #endif
     return generic;
 }

@@ -1,5 +1,5 @@
 // Internal interface between the GEMM driver (gemm.cc) and its per-ISA
-// kernel files (gemm_generic.cc, gemm_avx2.cc, gemm_avx512.cc).
+// kernel files (gemm_generic.cc, gemm_avx2.cc, gemm_avx512.cc, gemm_neon.cc).
 //
 // The ISA files are compiled with their own -m flags and must stay free of
 // anything that could be shared across translation units (no standard-library
@@ -64,6 +64,10 @@ KernelSet<float> avx2_f32();
 KernelSet<double> avx2_f64();
 KernelSet<float> avx512_f32();
 KernelSet<double> avx512_f64();
+#endif
+#if defined(__aarch64__)
+KernelSet<float> neon_f32();
+KernelSet<double> neon_f64();
 #endif
 
 }  // namespace gemmk

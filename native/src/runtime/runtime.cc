@@ -1,6 +1,8 @@
 // The public runtime API (include/mnn/runtime.h) over the .mnnx reader and run_graph.
 #include "mnn/runtime.h"
 
+#include "core/cpu.h"
+
 #include "core/thread_pool.h"
 #include "format/mnnx.h"
 #include "graph/profile.h"
@@ -121,6 +123,8 @@ void set_threads(int n) {
     guarded([&] { set_thread_number(n); });
 }
 int threads() { return get_thread_number(); }
+
+const char* cpu_level() { return cpu_level_name(active_level()); }
 
 void set_profiling(bool on) { mnn::set_profiling(on); }
 void profile_reset() { mnn::profile_reset(); }
