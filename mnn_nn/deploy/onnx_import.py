@@ -148,9 +148,10 @@ def _input_var(v: Any, dtype: Optional[str]) -> Var:
 
 
 def _const_var(arr: np.ndarray, dtype: Optional[str] = None) -> Var:
-    """A constant Var of ``arr``'s values, sharing its memory when it can (values are never written),
-    cast to ``dtype`` when given (bfloat16 arrives as float32)."""
-    v = F.asarray(np.asarray(arr, order="C"))
+    """A constant Var of ``arr``'s values in memory of its own (borrowed numpy memory could be
+    rewritten, so kernels could not keep packed copies of it: conv weights would be repacked on
+    every call), cast to ``dtype`` when given (bfloat16 arrives as float32)."""
+    v = F.array(np.asarray(arr, order="C"))
     if dtype is not None and v.dtype.name != dtype:
         v = F.cast(v, dtype)
     return v
