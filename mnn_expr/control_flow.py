@@ -81,8 +81,9 @@ def _concrete(pred: Any, what: str) -> bool:
 def cond(pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
     """``true_fn(*operands)`` if ``pred`` else ``false_fn(*operands)``.
 
-    Inside ``compile`` with a traced predicate, both branches run and each result is
-    ``where(pred, true_result, false_result)``.
+    Inside ``compile`` (or export) with a traced predicate, both branches are traced into the
+    bodies of one ``if`` op, which runs only the branch taken; gradients flow through it (its
+    vjp is an ``if`` of the branches' vjps).
 
     >>> import mnn_expr as F
     >>> F.cond(False, lambda x: x + 1, lambda x: x - 1, F.array(1.0)).item()
@@ -133,20 +134,19 @@ def _union(*capture_lists: list) -> list:
 
 
 def _native_cond(p: Var, true_fn: Callable, false_fn: Callable, operands: tuple) -> Any:
-    """``cond`` as an ``if`` op with both branches as bodies; None when gradients are wanted."""
+    """``cond`` as an ``if`` op with both branches as bodies (its gradient is an ``if`` of their
+    vjps); None when the consumer wants control flow lowered."""
     from .graph_capture import capture_body
 
     leaves: list = []
     spec = _leaves(operands, leaves)
-    if _LOWERED[0] or _wants_grad(leaves):
+    if _LOWERED[0]:
         return None
 
     def call(fn: Callable) -> Callable:
         return lambda ps: fn(*_unflatten(spec, ps, [0]))
     t = capture_body(true_fn, _params(leaves), call(true_fn))
     f = capture_body(false_fn, _params(leaves), call(false_fn))
-    if _wants_grad(t.captures) or _wants_grad(f.captures):
-        return None
     if t.out_spec != f.out_spec:
         raise TypeError(f"cond: inside compile both branches must return the same structure, got {t.out_spec} and "
                         f"{f.out_spec}")

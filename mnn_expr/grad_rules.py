@@ -44,8 +44,8 @@ NON_DIFFERENTIABLE: dict[str, str] = {
     "argmin": "its output is an integer index",
     "random_uniform": "it is a random draw (no inputs to differentiate)",
     "random_normal": "it is a random draw (no inputs to differentiate)",
-    **{n: "control flow builds it only where no gradient is wanted (cond selects with where and loops unroll "
-          "when a value flowing in requires gradients)" for n in ("if", "loop")},
+    "loop": "control flow builds it only where no gradient is wanted (fori_loop and scan unroll when a value "
+            "flowing in requires gradients)",
 }
 
 # Outputs of differentiable primitives that carry no gradient (their integer indices).
@@ -843,6 +843,40 @@ def _avg_pool_rule(ct, inputs, outputs, attrs, needs):  # ct / divisor over each
     g = apply1("conv2d_transpose", [scaled, ker], stride=[sh, sw], pads=[pt, pl, 0, 0], dilation=[1, 1], groups=C,
                output_padding=[0, 0])
     return [_reshape(_fit(g, H, W), x.shape)]
+
+
+# ---- control flow ------------------------------------------------------------------------------
+
+@_rule("if")
+def _if_rule(ct, inputs, outputs, attrs, needs):  # an if whose branches are the branches' vjps
+    from .autograd import grad
+    from .control_flow import _params, _union
+    from .creation import placeholder
+    from .graph_capture import capture_body
+
+    j = next(k for k, o in enumerate(outputs) if o is not None)  # the output ct belongs to
+    pred, operands = inputs[0], inputs[1:]
+    wrt = [k for k, x in enumerate(operands) if needs[k + 1] and x.dtype.is_floating]
+    if not wrt:
+        return [None] * len(inputs)
+
+    def vjp(body: Any) -> Any:  # (operands..., ct) -> grads of output j w.r.t. operands[wrt]
+        params = _params(operands) + [placeholder(ct.shape, ct.dtype, name="ct")]
+        for k in wrt:
+            params[k].requires_grad = True
+
+        def call(ps: list) -> list:
+            return grad(body.run(ps[:-1])[j], [ps[k] for k in wrt], grad_outputs=ps[-1])
+        return capture_body(call, params, call)
+
+    t, f = vjp(attrs["then_graph"]), vjp(attrs["else_graph"])
+    caps = _union(t.captures, f.captures)
+    gs = _native.apply("if", [pred, *operands, ct, *caps], {"then_graph": t.subgraph(caps),
+                                                              "else_graph": f.subgraph(caps)})
+    out: list = [None] * len(inputs)
+    for k, g in zip(wrt, gs):
+        out[k + 1] = g
+    return out
 
 
 def rule_for(op: str) -> Optional[Rule]:

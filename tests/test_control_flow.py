@@ -113,6 +113,61 @@ def test_grad_through_cond_matches_finite_differences(x):
     np.testing.assert_allclose(compiled_grad(v).read(), _fd_grad(fn, x), rtol=1e-6, atol=1e-9)
 
 
+def _grad_graph_ops(f, x: np.ndarray) -> list:
+    """The primitives of the traced graph of grad(f) at x's shape (as F.compile builds it)."""
+    from mnn_expr.executor import _tracing
+    from mnn_expr.graph_capture import build_graph
+
+    ph = F.placeholder(x.shape, "float64")
+    ph.requires_grad = True
+    with _tracing(), F.lazy_eval(True):
+        g = F.grad(f(ph), [ph])[0]
+    return [n.op for n in build_graph([g], ["g"], [ph], ["x"]).nodes]
+
+
+def test_grad_through_cond_stays_an_if_op():
+    def f(v):
+        inner = lambda a: F.cond(a.sum() < 1.0, lambda b: b * b, lambda b: F.sin(b), a)  # noqa: E731
+        return (F.cond(v.max() > 0, lambda a: inner(a) * 3.0, lambda a: F.exp(a), v) ** 2).sum()
+
+    ops = _grad_graph_ops(f, np.zeros(3))
+    assert ops.count("if") == 2, ops  # the forward if and its vjp (cond is not lowered to where)
+    for x in (np.array([0.3, -0.1, 0.5]), np.array([0.9, 0.8, 0.1]), np.array([-0.4, -0.1, -0.2])):
+        def fn(a):
+            return float(f(F.array(a)).item())
+        v = F.array(x)
+        v.requires_grad = True
+        got = F.compile(lambda v: F.grad(f(v), [v])[0])(v).read()
+        np.testing.assert_allclose(got, _fd_grad(fn, x), rtol=1e-6, atol=1e-9)
+
+
+def test_compiled_training_step_through_cond_matches_eager():
+    import mnn_nn as nn
+    import mnn_optim as optim
+
+    def make():
+        lin = nn.Linear(3, 2).double()
+        return lin, optim.SGD(lin.parameters(), lr=0.1, momentum=0.5)
+
+    (l1, o1), (l2, o2) = make(), make()
+    l2.load_state_dict(l1.state_dict())
+
+    def step_of(lin, opt):
+        def step(x):
+            y = F.cond(x.sum() > 0, lambda a: F.tanh(lin(a)) * 2.0, lambda a: lin(a * a) - 1.0, x)
+            loss = (y ** 2).mean()
+            opt.step(loss)
+            return loss
+        return step
+
+    eager, compiled = step_of(l1, o1), F.compile(step_of(l2, o2), state=[l2, o2])
+    rng = np.random.default_rng(1)
+    for k in range(6):
+        x = rng.standard_normal((4, 3)) * (1 if k % 2 else -1)
+        assert compiled(F.array(x)).item() == pytest.approx(eager(F.array(x)).item(), rel=1e-12)
+    np.testing.assert_allclose(l2.weight.read(), l1.weight.read(), rtol=1e-12)
+
+
 def test_cond_branches_must_agree_inside_compile():
     with pytest.raises(TypeError, match="same structure"):
         F.compile(lambda x: F.cond(x.sum() > 0, lambda v: (v, v), lambda v: v, x))(F.ones(2))
