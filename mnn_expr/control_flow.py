@@ -37,6 +37,10 @@ __all__ = ["cond", "while_loop", "fori_loop", "scan", "lowered", "for_inference"
 
 _LOWERED = [0]  # > 0: build where/unrolled ops instead of if/loop while tracing
 _INFERENCE = [0]  # > 0: no gradient will be taken of what is traced (export): keep if/loop ops
+# Where gradients are wanted through fori_loop/scan, a loop whose unrolled graph stays under this many
+# ops unrolls (one fused, planned graph: a rolled loop pays a planned call per iteration, and its
+# gradient recomputes the forward); longer ones stay rolled and differentiate with the loop rule.
+UNROLL_OPS = 4096
 
 
 class for_inference:  # noqa: N801  (a context manager)
@@ -159,21 +163,24 @@ def _native_cond(p: Var, true_fn: Callable, false_fn: Callable, operands: tuple)
     return _unflatten(t.out_spec, outs, [0])
 
 
-def _native_loop(body: Callable, init_leaves: list, cond0: Var, trip: int, xs: list = ()) -> Any:
+def _native_loop(body: Callable, init_leaves: list, cond0: Var, trip: int, xs: list = (),
+                 differentiable: bool = True, unroll_small: bool = True) -> Any:
     """A ``loop`` op: ``body(i, state_leaves, xs) -> (cond, new_state_leaves, per_step_leaves)`` traced once.
-    Returns (final state leaves, stacked per-step leaves), or a string saying why it must unroll
-    (gradients are wanted, or the body changes the state's dtypes/shapes)."""
+    Returns (final state leaves, stacked per-step leaves), or a string saying why it cannot be one:
+    lowering was asked for, gradients are wanted through a loop that is not ``differentiable``
+    (its trip count depends on values) or that is small enough to unroll (``unroll_small``, see
+    UNROLL_OPS), or the body changes the state's dtypes/shapes."""
     from .creation import placeholder
     from .graph_capture import build_graph, capture_body, to_subgraph
 
     if _LOWERED[0]:
         return "lowered"
-    if _wants_grad([*init_leaves, *xs]):
+    if not differentiable and _wants_grad([*init_leaves, *xs]):
         return "gradients are wanted through it"
     i = placeholder((), "int64", name="i")
     params = [i, *_params(init_leaves)]
     b = capture_body(body, params, lambda ps: body(ps[0], ps[1:]))
-    if _wants_grad(b.captures):
+    if not differentiable and _wants_grad(b.captures):
         return "gradients are wanted through it"
     (c, new_state, per_step) = _unflatten(b.out_spec, b.outputs, [0])
     for k, (n, o) in enumerate(zip(new_state, init_leaves)):
@@ -183,9 +190,84 @@ def _native_loop(body: Callable, init_leaves: list, cond0: Var, trip: int, xs: l
     n = len(init_leaves)
     body_out = [c, *new_state, *b.captures, *per_step]
     names = [f"arg{k}" for k in range(len(params))] + [f"capture{k}" for k in range(len(b.captures))]
-    graph = to_subgraph(build_graph(body_out, [f"out{k}" for k in range(len(body_out))], params + b.captures, names))
+    g = build_graph(body_out, [f"out{k}" for k in range(len(body_out))], params + b.captures, names)
+    if unroll_small and 0 <= trip * len(g.nodes) <= UNROLL_OPS and _wants_grad([*init_leaves, *xs, *b.captures]):
+        return "small enough to unroll where gradients are wanted"
+    graph = to_subgraph(g)
     outs = _native.apply("loop", [cond0, *init_leaves, *b.captures], {"body": graph, "trip_count": trip})
     return outs[:n], outs[n + len(b.captures):]
+
+
+def _constant_truth(d: dict, value: int) -> bool:
+    """Whether value ``value`` of a described body is a constant true (through reshapes)."""
+    consts = dict(d["constants"])
+    producer = {o: (op, ins) for op, _, ins, outs in d["nodes"] for o in outs}
+    while value not in consts and producer.get(value, ("",))[0] == "reshape":
+        value = producer[value][1][0]
+    return value in consts and bool(consts[value].read())
+
+
+def loop_vjp(ct: Var, j: int, inputs: list, attrs: dict) -> list:
+    """Gradients of output ``j`` of a ``loop`` op (cotangent ``ct``) w.r.t. its inputs: the loop
+    runs again keeping each iteration's incoming carried values (those the body changes), then a
+    second loop runs the body's vjp from the last iteration to the first.  Only loops of a static
+    trip count whose condition stays true (fori_loop, scan) have one."""
+    from .autograd import grad
+    from .creation import placeholder, zeros
+    from .graph_capture import capture_body
+
+    body, trip = attrs["body"], int(attrs["trip_count"])
+    cond0, carried = inputs[0], list(inputs[1:])
+    n = len(carried)
+    d = body.describe()
+    always = _constant_truth(d, d["outputs"][0]) and not cond0._from_placeholder and bool(cond0.read())
+    if trip < 0 or not always:
+        raise NotImplementedError(
+            "grad: reverse-mode gradients cannot flow through a loop whose trip count depends on values "
+            "(while_loop); use fori_loop with int bounds or scan")
+    flt = [k for k in range(n) if carried[k].dtype.is_floating]
+    out: list = [None] * len(inputs)
+    y = j - n if j >= n else None  # the per-step output ct belongs to (else carried value j)
+    if trip == 0:  # the loop returned its inputs
+        if y is None:
+            out[1 + j] = ct
+        return out
+    varying = [k for k in range(n) if d["outputs"][1 + k] != d["inputs"][1 + k]]  # the rest pass through
+
+    def forward(i: Var, state: list) -> tuple:
+        outs = body.run([i, *state])
+        return outs[0], outs[1:1 + n], [state[k] for k in varying]
+    stacks = dict(zip(varying, _native_loop(forward, carried, cond0, trip, unroll_small=False)[1]))
+
+    params = [placeholder((), "int64", name="i"), *_params(carried),
+              *[placeholder(carried[k].shape, carried[k].dtype, name=f"ct{k}") for k in flt]]
+    if y is not None:
+        params.append(placeholder(ct.shape[1:], ct.dtype, name="ct_step"))
+    for k in flt:
+        params[1 + k].requires_grad = True
+
+    def step_vjp(ps: list) -> list:  # (i, carried..., cts...) -> grads of the carried floats
+        c, cts = ps[1:1 + n], ps[1 + n:]
+        outs = body.run([ps[0], *c])
+        pairs = [(outs[1 + k], s) for k, s in zip(flt, cts)]
+        if y is not None:
+            pairs.append((outs[1 + n + y], cts[-1]))
+        pairs = [(t, s) for t, s in pairs if t.requires_grad]
+        if not pairs:
+            return [zeros(c[k].shape, c[k].dtype) for k in flt]
+        return grad([t for t, _ in pairs], [c[k] for k in flt], grad_outputs=[s for _, s in pairs])
+    vb = capture_body(step_vjp, params, step_vjp)
+    vjp_graph = vb.subgraph()
+
+    def backward(r: Var, state: list) -> tuple:
+        i = (trip - 1) - r
+        c = [stacks[k][i] if k in stacks else carried[k] for k in range(n)]
+        extra = [ct[i]] if y is not None else []
+        return asarray(True), list(vjp_graph.run([i, *c, *state, *extra, *vb.captures])), []
+    init = [ct if k == j else zeros(carried[k].shape, carried[k].dtype) for k in flt]
+    for k, g in zip(flt, _native_loop(backward, init, asarray(True), trip, unroll_small=False)[0]):
+        out[1 + k] = g
+    return out
 
 
 def while_loop(cond_fn: Callable, body_fn: Callable, init: Any) -> Any:
@@ -209,7 +291,7 @@ def while_loop(cond_fn: Callable, body_fn: Callable, init: Any) -> Any:
             if _leaves(new, new_leaves) != spec:
                 raise TypeError("while_loop: body_fn must return the structure of init")
             return _truth(cond_fn(new)), new_leaves, []
-        done = _native_loop(body, leaves, _truth(cond_fn(init)), -1)
+        done = _native_loop(body, leaves, _truth(cond_fn(init)), -1, differentiable=False)
         if done == "lowered":
             raise NotImplementedError("while_loop: this consumer wants control flow lowered to plain ops (no graph "
                                       "bodies), and a loop whose trip count depends on values cannot be unrolled")
@@ -335,8 +417,6 @@ def _native_scan(fn: Callable, init: Any, x_leaves: list, x_spec: Any, n: int) -
             raise TypeError("scan: fn must return a carry of the structure of init")
         y_spec.append(_leaves(y, y_leaves))
         return asarray(True), new_leaves, y_leaves
-    if _wants_grad(x_leaves):
-        return None
     done = _native_loop(body, c_leaves, asarray(True), n, x_leaves)
     if isinstance(done, str):
         return None

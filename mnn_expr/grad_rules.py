@@ -44,8 +44,6 @@ NON_DIFFERENTIABLE: dict[str, str] = {
     "argmin": "its output is an integer index",
     "random_uniform": "it is a random draw (no inputs to differentiate)",
     "random_normal": "it is a random draw (no inputs to differentiate)",
-    "loop": "control flow builds it only where no gradient is wanted (fori_loop and scan unroll when a value "
-            "flowing in requires gradients)",
 }
 
 # Outputs of differentiable primitives that carry no gradient (their integer indices).
@@ -877,6 +875,12 @@ def _if_rule(ct, inputs, outputs, attrs, needs):  # an if whose branches are the
     for k, g in zip(wrt, gs):
         out[k + 1] = g
     return out
+
+
+@_rule("loop")
+def _loop_rule(ct, inputs, outputs, attrs, needs):  # the body's vjp run backwards (see control_flow.loop_vjp)
+    from .control_flow import loop_vjp
+    return loop_vjp(ct, next(k for k, o in enumerate(outputs) if o is not None), inputs, attrs)
 
 
 def rule_for(op: str) -> Optional[Rule]:

@@ -208,9 +208,80 @@ def test_scan_rnn_gradients_match_finite_differences():
                                rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(_grad(lambda v: rnn_loss(F.array(w), v, F.array(h0)), xs), _fd_grad(fx, xs),
                                rtol=1e-6, atol=1e-8)
-    # compiled (unrolled) == eager
     compiled = F.compile(rnn_loss)
     assert compiled(F.array(w), F.array(xs), F.array(h0)).item() == pytest.approx(fw(w), rel=1e-12)
+
+
+@pytest.fixture
+def rolled(monkeypatch):
+    """Loops stay rolled even where gradients are wanted (the default unrolls small ones)."""
+    from mnn_expr import control_flow
+    monkeypatch.setattr(control_flow, "UNROLL_OPS", 0)
+
+
+def test_grads_through_small_loops_unroll_by_default():
+    w = np.random.default_rng(2).standard_normal((3, 3)) * 0.5
+    ops = _grad_graph_ops(lambda v: F.fori_loop(0, 4, lambda i, a: F.tanh(F.matmul(a, v)), v).sum(), w)
+    assert "loop" not in ops and ops.count("tanh") == 4, ops
+
+
+def test_grads_through_scan_and_fori_loop_stay_rolled_loops(rolled):
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((3, 3)) * 0.5
+    xs = rng.standard_normal((6, 2, 3))
+    h0 = rng.standard_normal((2, 3))
+
+    def rnn_with_cond(v, xs_):  # cond inside the scan body: its vjp is an if inside the reverse loop
+        def cell(h, x):
+            h = F.cond(x.sum() > 0, lambda a: F.tanh(F.matmul(a, v) + x), lambda a: F.sin(a) * 0.5 + x, h)
+            return h, (h * h).sum()
+        h, ys = F.scan(cell, F.array(h0), xs_)
+        return (h * h).sum() + ys.sum()
+
+    def power_iteration(v):
+        return F.fori_loop(0, 4, lambda i, a: F.tanh(F.matmul(a, v)) * (1.0 + 0.1 * i), F.array(h0)).sum()
+
+    for f, x, wrt in ((lambda v: rnn_loss(v, F.array(xs), F.array(h0)), w, "w"),
+                      (lambda v: rnn_loss(F.array(w), v, F.array(h0)), xs, "xs"),
+                      (lambda v: rnn_with_cond(v, F.array(xs)), w, "w, cond inside"),
+                      (lambda v: rnn_with_cond(F.array(w), v), xs, "xs, cond inside"),
+                      (power_iteration, w, "fori_loop")):
+        ops = _grad_graph_ops(f, x)
+        assert ops.count("loop") >= 2 and "tanh" not in ops, (wrt, ops)  # (recomputed) forward and reverse: rolled
+        v = F.array(x)
+        v.requires_grad = True
+        got = F.compile(lambda v, f=f: F.grad(f(v), [v])[0])(v).read()
+        np.testing.assert_allclose(got, _fd_grad(lambda a, f=f: float(f(F.array(a)).item()), x), rtol=1e-6,
+                                   atol=1e-8, err_msg=wrt)
+
+
+def test_compiled_rnn_training_step_with_a_rolled_loop_matches_eager(rolled):
+    import mnn_nn as nn
+    import mnn_optim as optim
+
+    def make():
+        cell, head = nn.Linear(4, 4).double(), nn.Linear(4, 1).double()
+        return cell, head, optim.Adam([*cell.parameters(), *head.parameters()], lr=0.05)
+
+    (c1, h1, o1), (c2, h2, o2) = make(), make()
+    c2.load_state_dict(c1.state_dict())
+    h2.load_state_dict(h1.state_dict())
+
+    def step_of(cell, head, opt):
+        def step(xs, target):
+            h, _ = F.scan(lambda h, x: (F.tanh(cell(h) + x), None), F.zeros((2, 4), dtype="float64"), xs)
+            loss = ((head(h) - target) ** 2).mean()
+            opt.step(loss)
+            return loss
+        return step
+
+    eager, compiled = step_of(c1, h1, o1), F.compile(step_of(c2, h2, o2), state=[c2, h2, o2])
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        xs, t = rng.standard_normal((7, 2, 4)), rng.standard_normal((2, 1))
+        assert compiled(F.array(xs), F.array(t)).item() == pytest.approx(eager(F.array(xs), F.array(t)).item(),
+                                                                          rel=1e-10)
+    np.testing.assert_allclose(c2.weight.read(), c1.weight.read(), rtol=1e-10)
 
 
 def test_scan_with_cond_inside_eager_and_compiled():
