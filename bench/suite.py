@@ -57,7 +57,8 @@ if HERE not in sys.path:
 import _harness as H  # noqa: E402  (imports nothing heavy: numpy must not be loaded yet)
 import _refs as R  # noqa: E402  (likewise)
 
-SECTIONS = ("gemm", "conv", "models", "train", "overhead")
+SECTIONS = ("gemm", "conv", "models", "train", "overhead", "scaling")
+ONE_THREAD = "ours-1t"  # the scaling section's second worker of ours: the same library on one thread
 REFERENCES = ("numpy", "torch", "onnxruntime", "MNN")
 DEFAULT_CHART = os.path.join("bench", "out", "suite.png")
 
@@ -245,7 +246,8 @@ class Workers:
                 self.reason[system] = "skipped (--skip)"
                 continue
             parent, child = mp.Pipe()
-            proc = mp.Process(target=W.worker_main, args=(child, system, threads, [ROOT, HERE]), daemon=True,
+            lib, n = ("ours", 1) if system == ONE_THREAD else (system, threads)
+            proc = mp.Process(target=W.worker_main, args=(child, lib, n, [ROOT, HERE]), daemon=True,
                               name=f"bench-{system}")
             proc.start()
             child.close()
@@ -653,19 +655,27 @@ class Suite:
         self.flush_notes()
 
     # -- train ---------------------------------------------------------------
-    def train(self) -> None:
+    def lenet_state(self) -> str:
+        """An .npz of the LeNet-5 weights bench/train.py gives every system (torch's initial ones, seed 0);
+        the caller removes it."""
         import train as T  # bench/train.py
 
-        np, torch = self.np, self.torch()
-        if torch is None:
-            print("## Training step\n\nn/a: bench/train.py needs torch (the reference and the initial weights).\n")
-            return
-        torch.manual_seed(0)  # the initial weights bench/train.py gives every system
+        torch = self.torch()
+        torch.manual_seed(0)
         state = {k: v.detach().numpy() for k, v in T.torch_model("lenet", torch).state_dict().items()}
         fd, path = tempfile.mkstemp(suffix=".npz", prefix="mnnpy-suite-lenet-")
         os.close(fd)
+        self.np.savez(path, **state)
+        return path
+
+    def train(self) -> None:
+        import train as T  # bench/train.py
+
+        if self.torch() is None:
+            print("## Training step\n\nn/a: bench/train.py needs torch (the reference and the initial weights).\n")
+            return
+        path = self.lenet_state()
         try:
-            np.savez(path, **state)
             # ref None: torch's losses of the first steps are the reference for ours (rtol-like 1e-4)
             t = self.timed("train", "LeNet-5 step", ["torch", "ours"], {"model": "lenet", "state": path}, None, 1e-4,
                            rounds=self.rounds(15, 5), budget=0.1 if self.q else 1.0, min_time=T.SAMPLE_TIME)
@@ -698,6 +708,55 @@ class Suite:
         print("## Per-op overhead (eager `a + b` on float32, µs per call; bench/ops.py's systems)\n")
         print(H.markdown_table(["op", "ours", "numpy", "torch", "MNN", "ours/numpy", "ours/torch", "ours/MNN"], rows))
         print("\nMNN's `a + b` runs eagerly too (its default mode computes when the op is created).")
+        self.flush_notes()
+
+
+    # -- scaling -------------------------------------------------------------
+    def scaling(self) -> None:
+        """Ours on the suite's thread count vs on one thread, per workload (the same worker code)."""
+        import _workers as W
+        import models as M
+        import train as T
+
+        n = self.args.threads
+        gemm_n = 256 if self.q else 1024
+        work: list[tuple[str, str, dict, float]] = [("gemm", f"GEMM {gemm_n}", {"n": gemm_n}, 0.25)]
+        for label, cin, cout, hw, k, stride, groups in CONV_SHAPES[:1] if self.q else CONV_SHAPES:
+            spec = {"cin": cin, "cout": cout, "hw": hw, "k": k, "stride": stride, "groups": groups}
+            W.conv_arrays(self.np, spec)  # (each worker builds the same arrays from the spec)
+            work.append(("conv", f"conv {label}", spec, 0.4))
+        tmp = tempfile.mkdtemp(prefix="mnnpy-suite-scaling-")
+        rows = []
+        try:
+            torch = self.torch()
+            if torch is not None:
+                for name in ([] if self.q else self.args.models):
+                    tmodel = M.build(name, torch)
+                    tmodel.bench_name = name
+                    x = self.np.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(self.np.float32)
+                    d = os.path.join(tmp, name)
+                    os.makedirs(d)
+                    spec = self.prepare_model(M, tmodel, x, d, f"{M.LABELS[name]} b1 (scaling)")
+                    if spec.get("mnnx"):
+                        work.append(("models", f"{M.LABELS[name]} b1", spec, 0.8))
+                work.append(("train", "LeNet-5 step", {"model": "lenet", "state": self.lenet_state()}, 1.0))
+            for section, label, spec, budget in work:
+                min_time = T.SAMPLE_TIME if section == "train" else 0.02
+                t = self.timed(section, label, [ONE_THREAD, "ours"], spec, None, MODEL_TOL,
+                               rounds=self.rounds(7), budget=0.05 if self.q else budget,
+                               min_time=0.005 if self.q else min_time)
+                speedup = (f"{t[ONE_THREAD] / t['ours']:.2f}x"
+                           if all(isinstance(t[s], float) for s in (ONE_THREAD, "ours")) else "-")
+                rows.append([label, self.fmt(t[ONE_THREAD]), self.fmt(t["ours"]), speedup])
+        finally:
+            for _, _, spec, _ in work:
+                if spec.get("model") == "lenet":
+                    os.unlink(spec["state"])
+            shutil.rmtree(tmp, ignore_errors=True)
+        print(f"## Thread scaling (ours: 1 thread vs {n}; median time per call)\n")
+        print(H.markdown_table(["workload", "1 thread", f"{n} threads", "speedup"], rows))
+        print(f"\nThe same workloads as above (models: `mnn_nn.load` of the converted model, lazily), timed in two "
+              f"workers of ours interleaved, one on 1 thread and one on {n}; outputs checked against each other.")
         self.flush_notes()
 
 
@@ -806,8 +865,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     needed = {"gemm": ("ours", "numpy", "torch", "MNN"), "conv": ("ours", "torch", "onnxruntime"),
               "models": ("torch", "onnxruntime", "MNN", "ours"), "train": ("torch", "ours"),
-              "overhead": ("ours", "numpy", "torch", "MNN")}
-    systems = [s for s in ("ours", "numpy", "torch", "onnxruntime", "MNN")
+              "overhead": ("ours", "numpy", "torch", "MNN"), "scaling": ("ours", ONE_THREAD, "torch")}
+    systems = [s for s in ("ours", ONE_THREAD, "numpy", "torch", "onnxruntime", "MNN")
                if any(s in needed[sec] for sec in args.sections)]
     workers = Workers(systems, args.threads, args.quick, args.skip)
     blas = H.limit_blas_threads(args.threads)  # the parent's numpy only computes references

@@ -17,10 +17,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUITE = os.path.join(ROOT, "bench", "suite.py")
 
 
-def test_quick_gemm_and_conv(tmp_path):
+def test_quick_gemm_conv_and_scaling(tmp_path):
     chart = tmp_path / "suite.png"
     out_json = tmp_path / "suite.json"
-    proc = subprocess.run([sys.executable, SUITE, "--quick", "--sections", "gemm,conv", "--threads", "2",
+    proc = subprocess.run([sys.executable, SUITE, "--quick", "--sections", "gemm,conv,scaling", "--threads", "2",
                            "--chart", str(chart), "--json", str(out_json)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     out = proc.stdout
@@ -33,6 +33,8 @@ def test_quick_gemm_and_conv(tmp_path):
     rows = [line for line in gemm.splitlines() if line.startswith("| 64 ") or line.startswith("| 256 ")]
     assert len(rows) == 2, gemm
     assert "3x3 64->64, 56x56" in out and "dw 3x3 576ch, 14x14" in out
+    scaling = out.split("## Thread scaling", 1)[1]
+    assert "| GEMM 256 " in scaling and "| LeNet-5 step " in scaling and "x |" in scaling, scaling
     # every system has a number or says why not; none gave a wrong answer
     assert "WRONG" not in out
     if importlib.util.find_spec("matplotlib") is not None:

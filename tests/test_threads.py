@@ -280,3 +280,17 @@ def test_python_threads_share_the_pool() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT, env=env
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_idle_pool_threads_sleep() -> None:
+    """Between ops the pool's workers sleep (after a ~100 µs spin), so numpy's or torch's threads in
+    the same process get the cores: no oversubscription.  Process CPU time over an idle half second
+    stays near zero (a spinning worker would use the whole half second)."""
+    F.set_thread_number(2)
+    x = F.array(np.random.default_rng(0).standard_normal(2_000_000).astype(np.float32))
+    for _ in range(3):
+        F.exp(x).read()
+    time.sleep(0.05)
+    t0 = time.process_time()
+    time.sleep(0.5)
+    assert time.process_time() - t0 < 0.05
