@@ -38,8 +38,9 @@ __all__ = ["cond", "while_loop", "fori_loop", "scan", "lowered", "for_inference"
 _LOWERED = [0]  # > 0: build where/unrolled ops instead of if/loop while tracing
 _INFERENCE = [0]  # > 0: no gradient will be taken of what is traced (export): keep if/loop ops
 # Where gradients are wanted through fori_loop/scan, a loop whose unrolled graph stays under this many
-# ops unrolls (one fused, planned graph: a rolled loop pays a planned call per iteration, and its
-# gradient recomputes the forward); longer ones stay rolled and differentiate with the loop rule.
+# ops unrolls (one fused, planned graph: a rolled loop runs its body's plan per iteration, and its
+# gradient recomputes the forward: a 20-step RNN step 1.0 ms unrolled, 4.2 ms rolled); longer ones
+# stay rolled and differentiate with the loop rule.
 UNROLL_OPS = 4096
 
 

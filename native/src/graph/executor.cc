@@ -350,14 +350,22 @@ void clear_plan_cache() {
     c.stats = {};
 }
 
-void evaluate(const std::vector<VarPtr>& vars) {
-    const bool prof = profiling();
-    const ProfileClock::time_point t_run = prof ? ProfileClock::now() : ProfileClock::time_point();
-    // 1. Collect pending nodes in topological order (iterative DFS).
+namespace {
+
+// The pending subgraph behind some Vars: its nodes in topological order and the computed
+// values it reads (leaves).
+struct Pending {
     std::vector<Node*> order;
     std::unordered_map<Node*, int> node_index;
-    std::vector<VarImpl*> leaves;  // computed Vars the subgraph reads
+    std::vector<VarImpl*> leaves;
     std::unordered_map<VarImpl*, int> leaf_index;
+    std::vector<int> out_base;  // per node: the slot of its first output (slots 0..L-1 are the leaves)
+    int n_slots = 0;
+};
+
+// 1. Collect pending nodes in topological order (iterative DFS).
+Pending collect(const std::vector<VarPtr>& vars) {
+    Pending p;
     for (const VarPtr& target : vars) {
         if (target->computed()) continue;
         if (!target->node)
@@ -366,42 +374,53 @@ void evaluate(const std::vector<VarPtr>& vars) {
         std::vector<std::pair<Node*, size_t>> stack{{target->node.get(), 0}};
         while (!stack.empty()) {
             auto& [n, i] = stack.back();
-            if (i == 0 && node_index.count(n)) { stack.pop_back(); continue; }
+            if (i == 0 && p.node_index.count(n)) { stack.pop_back(); continue; }
             if (i < n->inputs.size()) {
                 VarImpl* in = n->inputs[i++].get();
                 if (in->computed()) {
-                    if (!leaf_index.count(in)) { leaf_index[in] = int(leaves.size()); leaves.push_back(in); }
+                    if (!p.leaf_index.count(in)) { p.leaf_index[in] = int(p.leaves.size()); p.leaves.push_back(in); }
                 } else if (!in->node) {
                     throw ValueError(fmt("cannot evaluate: placeholder '", in->name, "' ", info_str(in->info),
                                          " has no value; write() one first"));
-                } else if (!node_index.count(in->node.get())) {
+                } else if (!p.node_index.count(in->node.get())) {
                     stack.push_back({in->node.get(), 0});
                 }
             } else {
-                node_index[n] = int(order.size());
-                order.push_back(n);
+                p.node_index[n] = int(p.order.size());
+                p.order.push_back(n);
                 stack.pop_back();
             }
         }
     }
-    if (order.empty()) return;
+    p.out_base.resize(p.order.size());
+    p.n_slots = int(p.leaves.size());
+    for (size_t k = 0; k < p.order.size(); ++k) {
+        p.out_base[k] = p.n_slots;
+        p.n_slots += int(p.order[k]->output_infos.size());
+    }
+    return p;
+}
 
-    // 2. Structural key: leaf infos, then ops, output infos and wiring in order.
-    //    A plan holds the schedule, lifetimes and fusion groups, which depend on
-    //    shapes and dtypes but not on attribute values (kernels read attrs from
-    //    the nodes at run time), so e.g. a new random seed reuses the plan.
-    //    Where a graph pass relied on a value (equal attributes, a scalar 1), the
-    //    plan carries a guard, checked below before the plan is reused.
+// The slot of Var t's value in a plan of `p` (before aliasing).
+int slot_of(const Pending& p, const VarPtr& t) { return p.out_base[size_t(p.node_index.at(t->node.get()))] + t->output_index; }
+
+// 2-3. The structural key of `p` (leaf infos, then ops, output infos and wiring in order) and
+//    its cached plan, or a new one.  A plan holds the schedule, lifetimes and fusion groups,
+//    which depend on shapes and dtypes but not on attribute values (kernels read attrs from
+//    the nodes at run time), so e.g. a new random seed reuses the plan.  Where a graph pass
+//    relied on a value (equal attributes, a scalar 1), the plan carries a guard, checked
+//    before the plan is reused.
+std::shared_ptr<Plan> plan_for(const Pending& p, const std::vector<VarPtr>& vars) {
     auto input_ref = [&](const VarPtr& in, std::string& key) {
-        auto it = leaf_index.find(in.get());
-        if (it != leaf_index.end()) { key += 'L'; key += std::to_string(it->second); }
-        else { key += 'N'; key += std::to_string(node_index[in->node.get()]); key += '.'; key += std::to_string(in->output_index); }
+        auto it = p.leaf_index.find(in.get());
+        if (it != p.leaf_index.end()) { key += 'L'; key += std::to_string(it->second); }
+        else { key += 'N'; key += std::to_string(p.node_index.at(in->node.get())); key += '.'; key += std::to_string(in->output_index); }
         key += ',';
     };
     std::string key;
-    key.reserve(order.size() * 24);
-    for (VarImpl* l : leaves) { key += info_str(l->info); key += '|'; }
-    for (Node* n : order) {
+    key.reserve(p.order.size() * 24);
+    for (VarImpl* l : p.leaves) { key += info_str(l->info); key += '|'; }
+    for (Node* n : p.order) {
         key += std::to_string(int(n->op));
         key += '(';
         for (const TensorInfo& o : n->output_infos) { key += info_str(o); key += ';'; }
@@ -417,155 +436,196 @@ void evaluate(const std::vector<VarPtr>& vars) {
     for (const VarPtr& t : vars) {  // which outputs are wanted changes lifetimes
         if (t->computed()) continue;
         key += 'T';
-        key += std::to_string(node_index[t->node.get()]);
+        key += std::to_string(p.node_index.at(t->node.get()));
         key += '.';
         key += std::to_string(t->output_index);
     }
 
-    // 3. Find or build the plan: slots 0..L-1 are leaves, then node outputs.
-    std::vector<int> out_base(order.size());
-    int n_slots = int(leaves.size());
-    for (size_t k = 0; k < order.size(); ++k) { out_base[k] = n_slots; n_slots += int(order[k]->output_infos.size()); }
     auto& cache = plan_cache();
-    std::shared_ptr<Plan> plan;
     {
         std::lock_guard<std::mutex> lk(cache.mu);
         auto it = cache.plans.find(key);
         // A plan whose passes relied on values that changed (guards) is rebuilt and replaced.
-        if (it != cache.plans.end() && guards_hold(it->second->guards, it->second->attrs, order, leaves)) {
-            plan = it->second;
+        if (it != cache.plans.end() && guards_hold(it->second->guards, it->second->attrs, p.order, p.leaves)) {
             ++cache.stats.hits;
+            return it->second;
         }
     }
-    if (!plan) {
-        plan = std::make_shared<Plan>();
-        plan->id = ++g_plan_ids;
-        plan->n_slots = n_slots;
-        std::vector<int> targets;
-        for (const VarPtr& t : vars)
-            if (!t->computed()) targets.push_back(out_base[node_index[t->node.get()]] + t->output_index);
-        // Graph passes rewrite the schedule; the plan is made from the steps that still run.
-        PassProgram prog = make_pass_program(order, leaves, leaf_index, node_index, out_base, targets);
-        run_passes(prog, executor_config().passes);
-        plan->alias = std::move(prog.alias);
-        plan->attrs = std::move(prog.attrs);
-        plan->guards = std::move(prog.guards);
-        plan->epilogues = std::move(prog.epilogues);
-        plan->passes = prog.counts;
-        std::vector<int> last_use(n_slots, -1);
-        for (PassStep& ps : prog.steps) {
-            if (ps.dropped) continue;
-            Step s;
-            s.node = ps.node;
-            s.attrs = ps.attrs;
-            s.epilogue = ps.epilogue;
-            s.in_slots = std::move(ps.in_slots);
-            s.out_slots = std::move(ps.out_slots);
-            for (int i : s.in_slots) last_use[i] = int(plan->steps.size());
-            plan->steps.push_back(std::move(s));
-        }
-        // Targets (their sources, when aliased) stay alive to the end; other intermediates die
-        // after their last reader, or after their own step when nobody reads them.
-        std::unordered_set<int> keep;
-        for (int t : targets) keep.insert(plan->alias[t]);
-        for (size_t k = 0; k < plan->steps.size(); ++k)
-            for (int sl : plan->steps[k].out_slots)
-                if (!keep.count(sl) && last_use[sl] < 0) last_use[sl] = int(k);
-        for (int sl = int(leaves.size()); sl < n_slots; ++sl)
-            if (!keep.count(sl) && last_use[sl] >= 0) plan->steps[last_use[sl]].free_after.push_back(sl);
-        // Which steps the device runs (the rest run on the CPU, with copies where values cross).
-        plan->on_device.assign(plan->steps.size(), 0);
-        if (device)
-            for (size_t k = 0; k < plan->steps.size(); ++k) {
-                const Node* nd = order[size_t(plan->steps[k].node)];
-                std::vector<TensorInfo> in_infos;
-                for (const VarPtr& in : nd->inputs) in_infos.push_back(in->info);
-                plan->on_device[k] = device->supports(nd->op, in_infos);
-            }
-        // (Blocked elementwise passes are a CPU schedule: with a device they are left to it.)
-        if (executor_config().fuse_elementwise && !device) find_groups(*plan, order, last_use, keep);
-        else plan->group_of.assign(plan->steps.size(), -1);
-        if (executor_config().plan_memory) plan_memory(*plan, order, int(leaves.size()), last_use, keep);
-        else plan->offset.assign(size_t(n_slots), -1);
-        std::lock_guard<std::mutex> lk(cache.mu);
-        if (cache.plans.size() >= kMaxPlans) cache.plans.clear();  // bounded: a crude but safe eviction
-        cache.plans[key] = plan;
-        ++cache.stats.misses;
+    auto plan = std::make_shared<Plan>();
+    plan->id = ++g_plan_ids;
+    plan->n_slots = p.n_slots;
+    std::vector<int> targets;
+    for (const VarPtr& t : vars)
+        if (!t->computed()) targets.push_back(slot_of(p, t));
+    // Graph passes rewrite the schedule; the plan is made from the steps that still run.
+    PassProgram prog = make_pass_program(p.order, p.leaves, p.leaf_index, p.node_index, p.out_base, targets);
+    run_passes(prog, executor_config().passes);
+    plan->alias = std::move(prog.alias);
+    plan->attrs = std::move(prog.attrs);
+    plan->guards = std::move(prog.guards);
+    plan->epilogues = std::move(prog.epilogues);
+    plan->passes = prog.counts;
+    std::vector<int> last_use(size_t(p.n_slots), -1);
+    for (PassStep& ps : prog.steps) {
+        if (ps.dropped) continue;
+        Step s;
+        s.node = ps.node;
+        s.attrs = ps.attrs;
+        s.epilogue = ps.epilogue;
+        s.in_slots = std::move(ps.in_slots);
+        s.out_slots = std::move(ps.out_slots);
+        for (int i : s.in_slots) last_use[size_t(i)] = int(plan->steps.size());
+        plan->steps.push_back(std::move(s));
     }
-    t_last_passes = plan->passes;
+    // Targets (their sources, when aliased) stay alive to the end; other intermediates die
+    // after their last reader, or after their own step when nobody reads them.
+    std::unordered_set<int> keep;
+    for (int t : targets) keep.insert(plan->alias[size_t(t)]);
+    for (size_t k = 0; k < plan->steps.size(); ++k)
+        for (int sl : plan->steps[k].out_slots)
+            if (!keep.count(sl) && last_use[size_t(sl)] < 0) last_use[size_t(sl)] = int(k);
+    for (int sl = int(p.leaves.size()); sl < p.n_slots; ++sl)
+        if (!keep.count(sl) && last_use[size_t(sl)] >= 0) plan->steps[size_t(last_use[size_t(sl)])].free_after.push_back(sl);
+    // Which steps the device runs (the rest run on the CPU, with copies where values cross).
+    plan->on_device.assign(plan->steps.size(), 0);
+    if (device)
+        for (size_t k = 0; k < plan->steps.size(); ++k) {
+            const Node* nd = p.order[size_t(plan->steps[k].node)];
+            std::vector<TensorInfo> in_infos;
+            for (const VarPtr& in : nd->inputs) in_infos.push_back(in->info);
+            plan->on_device[k] = device->supports(nd->op, in_infos);
+        }
+    // (Blocked elementwise passes are a CPU schedule: with a device they are left to it.)
+    if (executor_config().fuse_elementwise && !device) find_groups(*plan, p.order, last_use, keep);
+    else plan->group_of.assign(plan->steps.size(), -1);
+    if (executor_config().plan_memory) plan_memory(*plan, p.order, int(p.leaves.size()), last_use, keep);
+    else plan->offset.assign(size_t(p.n_slots), -1);
+    std::lock_guard<std::mutex> lk(cache.mu);
+    if (cache.plans.size() >= kMaxPlans) cache.plans.clear();  // bounded: a crude but safe eviction
+    cache.plans[key] = plan;
+    ++cache.stats.misses;
+    return plan;
+}
 
-    // 4. Run: single steps one by one, groups as blocked passes.  With a device backend, a
-    //    value crossing between the device and the CPU is copied once per direction.
-    std::vector<Tensor> slots(plan->n_slots), crossed(plan->n_slots);
-    auto on = [&](int sl, bool want_device) -> const Tensor& {
-        const Tensor& t = slots[sl];
+// 4. One run of a plan: its slots (leaves first), the copies of values that crossed between
+//    the device and the CPU, and the arena of its planned intermediates.
+struct PlanRun {
+    Plan& plan;
+    const std::vector<Node*>& order;
+    Backend* device;
+    std::vector<Tensor> slots, crossed;
+    std::shared_ptr<Storage> arena;
+
+    PlanRun(Plan& p, const std::vector<Node*>& o) : plan(p), order(o), device(executor_config().backend.get()) {
+        slots.resize(size_t(p.n_slots));
+        crossed.resize(size_t(p.n_slots));
+    }
+    // Slot `sl` where a step wants it: on the device or on the host (copied once per direction).
+    const Tensor& on(int sl, bool want_device) {
+        const Tensor& t = slots[size_t(sl)];
+        if (!device) return t;
         bool is_device = t.storage && t.storage->device;
         if (is_device == want_device) return t;
-        Tensor& c = crossed[sl];
+        Tensor& c = crossed[size_t(sl)];
         if (!c.defined()) {
             if (want_device) { c = device_tensor(*device, t.info); device->upload(t, c); }
             else { c = Tensor(t.info); device->download(t, c); }
         }
         return c;
-    };
-    for (size_t l = 0; l < leaves.size(); ++l) slots[l] = leaves[l]->value;
-    std::shared_ptr<Storage> arena;
-    if (plan->arena_bytes > 0) {
-        {
-            std::lock_guard<std::mutex> lk(plan->arena_mu);
-            arena = std::move(plan->spare_arena);
-        }
-        if (arena) plan_cache().spare_bytes -= plan->arena_bytes;
-        else {
-            arena = Storage::allocate(size_t(plan->arena_bytes));
-            arena->rewritable = true;  // reused by the next run: no cache may key on it
-        }
     }
-    for (size_t k = 0; k < plan->steps.size();) {
-        int g = plan->group_of[k];
-        if (g >= 0) {
-            const Group& grp = plan->groups[g];
+    // Runs the steps (the leaves' slots filled): single steps one by one, groups as blocked
+    // passes.  With a device backend, a value crossing between it and the CPU is copied once
+    // per direction.
+    void run_steps() {
+        const bool prof = profiling();
+        if (plan.arena_bytes > 0) {
+            {
+                std::lock_guard<std::mutex> lk(plan.arena_mu);
+                arena = std::move(plan.spare_arena);
+            }
+            if (arena) plan_cache().spare_bytes -= plan.arena_bytes;
+            else {
+                arena = Storage::allocate(size_t(plan.arena_bytes));
+                arena->rewritable = true;  // reused by the next run: no cache may key on it
+            }
+        }
+        for (size_t k = 0; k < plan.steps.size();) {
+            int g = plan.group_of[k];
+            if (g >= 0) {
+                const Group& grp = plan.groups[size_t(g)];
+                const ProfileClock::time_point t0 = prof ? ProfileClock::now() : ProfileClock::time_point();
+                run_group(plan, grp, order, slots);
+                if (prof) profile_step(plan.id, int64_t(k), seconds_since(t0), [&] { return group_label(plan, grp, order); });
+                for (int s = grp.first; s <= grp.last; ++s)
+                    for (int f : plan.steps[size_t(s)].free_after) slots[size_t(f)] = Tensor();
+                k = size_t(grp.last) + 1;
+                continue;
+            }
+            const Step& s = plan.steps[k];
+            Node* n = order[size_t(s.node)];
+            bool dev = plan.on_device[k];
+            std::vector<Tensor> ins;
+            ins.reserve(s.in_slots.size());
+            for (int i : s.in_slots) ins.push_back(on(i, dev));
+            std::vector<Tensor> outs(s.out_slots.size());
+            if (dev) {
+                device->run(n->op, plan.attrs_of(s, order), ins, outs, n->output_infos);
+                for (size_t o = 0; o < outs.size(); ++o) slots[size_t(s.out_slots[o])] = std::move(outs[o]);
+                for (int f : s.free_after) slots[size_t(f)] = crossed[size_t(f)] = Tensor();
+                ++k;
+                continue;
+            }
+            for (size_t o = 0; o < outs.size(); ++o) {  // planned outputs (never a view's) live in the arena
+                int64_t off = plan.offset[size_t(s.out_slots[o])];
+                if (off < 0) continue;
+                outs[o].info = n->output_infos[o];
+                outs[o].storage = arena;
+                outs[o].offset_bytes = off;
+            }
             const ProfileClock::time_point t0 = prof ? ProfileClock::now() : ProfileClock::time_point();
-            run_group(*plan, grp, order, slots);
-            if (prof) profile_step(plan->id, int64_t(k), seconds_since(t0), [&] { return group_label(*plan, grp, order); });
-            for (int s = grp.first; s <= grp.last; ++s)
-                for (int f : plan->steps[s].free_after) slots[f] = Tensor();
-            k = size_t(grp.last) + 1;
-            continue;
-        }
-        const Step& s = plan->steps[k];
-        Node* n = order[size_t(s.node)];
-        bool dev = plan->on_device[k];
-        std::vector<Tensor> ins;
-        ins.reserve(s.in_slots.size());
-        for (int i : s.in_slots) ins.push_back(device ? on(i, dev) : slots[i]);
-        std::vector<Tensor> outs(s.out_slots.size());
-        if (dev) {
-            device->run(n->op, plan->attrs_of(s, order), ins, outs, n->output_infos);
-            for (size_t o = 0; o < outs.size(); ++o) slots[s.out_slots[o]] = std::move(outs[o]);
-            for (int f : s.free_after) slots[f] = crossed[f] = Tensor();
+            if (s.epilogue >= 0) {  // a convolution with its elementwise chain fused
+                if (!outs[0].defined()) outs[0] = Tensor(n->output_infos[0]);
+                conv2d_fused(plan.attrs_of(s, order), ins, plan.epilogues[size_t(s.epilogue)], outs[0]);
+            } else {
+                run_node(n->op, plan.attrs_of(s, order), ins, outs, n->output_infos);
+            }
+            if (prof) profile_step(plan.id, int64_t(k), seconds_since(t0), [&] { return step_label(plan, k, order); });
+            for (size_t o = 0; o < outs.size(); ++o) slots[size_t(s.out_slots[o])] = std::move(outs[o]);
+            for (int f : s.free_after) slots[size_t(f)] = crossed[size_t(f)] = Tensor();
             ++k;
-            continue;
         }
-        for (size_t o = 0; o < outs.size(); ++o) {  // planned outputs (never a view's) live in the arena
-            int64_t off = plan->offset[size_t(s.out_slots[o])];
-            if (off < 0) continue;
-            outs[o].info = n->output_infos[o];
-            outs[o].storage = arena;
-            outs[o].offset_bytes = off;
-        }
-        const ProfileClock::time_point t0 = prof ? ProfileClock::now() : ProfileClock::time_point();
-        if (s.epilogue >= 0) {  // a convolution with its elementwise chain fused
-            if (!outs[0].defined()) outs[0] = Tensor(n->output_infos[0]);
-            conv2d_fused(plan->attrs_of(s, order), ins, plan->epilogues[size_t(s.epilogue)], outs[0]);
-        } else {
-            run_node(n->op, plan->attrs_of(s, order), ins, outs, n->output_infos);
-        }
-        if (prof) profile_step(plan->id, int64_t(k), seconds_since(t0), [&] { return step_label(*plan, k, order); });
-        for (size_t o = 0; o < outs.size(); ++o) slots[s.out_slots[o]] = std::move(outs[o]);
-        for (int f : s.free_after) slots[f] = crossed[f] = Tensor();
-        ++k;
     }
+    // The value of (pre-alias) slot `sl` on the host: results live there.
+    Tensor result(int sl) { return on(plan.alias[size_t(sl)], false); }
+    // Hands the arena back for the next run, unless something still holds a view of it.
+    void finish() {
+        slots.clear();
+        crossed.clear();
+        if (arena && arena.use_count() == 1 &&
+            plan_cache().spare_bytes.fetch_add(plan.arena_bytes) + plan.arena_bytes <= kSpareArenaBudget) {
+            std::lock_guard<std::mutex> lk(plan.arena_mu);
+            if (!plan.spare_arena) plan.spare_arena = std::move(arena);
+            else plan_cache().spare_bytes -= plan.arena_bytes;  // (another run returned one first)
+        } else if (arena && arena.use_count() == 1) {
+            plan_cache().spare_bytes -= plan.arena_bytes;  // over the budget: freed with `arena`
+        }
+        arena.reset();
+    }
+};
+
+}  // namespace
+
+void evaluate(const std::vector<VarPtr>& vars) {
+    const bool prof = profiling();
+    const ProfileClock::time_point t_run = prof ? ProfileClock::now() : ProfileClock::time_point();
+    Pending p = collect(vars);
+    if (p.order.empty()) return;
+    std::shared_ptr<Plan> plan = plan_for(p, vars);
+    t_last_passes = plan->passes;
+
+    PlanRun run(*plan, p.order);
+    for (size_t l = 0; l < p.leaves.size(); ++l) run.slots[l] = p.leaves[l]->value;
+    run.run_steps();
 
     PlanMemoryStats mem{plan->arena_bytes, plan->unplanned_bytes, plan->planned_values, 0, plan->in_place};
     for (const VarPtr& t : vars)
@@ -575,23 +635,59 @@ void evaluate(const std::vector<VarPtr>& vars) {
     // 5. Publish results; drop history nobody needs (DESIGN §4).
     for (const VarPtr& t : vars) {
         if (t->computed()) continue;
-        int sl = plan->alias[out_base[node_index[t->node.get()]] + t->output_index];
-        t->value = device ? on(sl, false) : slots[sl];  // results live on the host
+        t->value = run.result(slot_of(p, t));
         t->epoch = executor_config().placeholder_epoch;
         if (!t->requires_grad && !t->from_placeholder) t->node.reset();
     }
-    // Hand the arena back for the next run, unless something still holds a view of it.
-    slots.clear();
-    crossed.clear();
-    if (arena && arena.use_count() == 1 &&
-        plan_cache().spare_bytes.fetch_add(plan->arena_bytes) + plan->arena_bytes <= kSpareArenaBudget) {
-        std::lock_guard<std::mutex> lk(plan->arena_mu);
-        if (!plan->spare_arena) plan->spare_arena = std::move(arena);
-        else plan_cache().spare_bytes -= plan->arena_bytes;  // (another run returned one first)
-    } else if (arena && arena.use_count() == 1) {
-        plan_cache().spare_bytes -= plan->arena_bytes;  // over the budget: freed with `arena`
-    }
+    run.finish();
     if (prof) profile_run(seconds_since(t_run));
+}
+
+// ---- a prepared graph run many times (loop bodies) ------------------------------------------------
+
+struct PreparedRun::State {
+    std::vector<VarPtr> outs, inputs;
+    Pending pending;
+    std::shared_ptr<Plan> plan;
+    std::vector<int> input_leaf;  // per input: its leaf index, or -1 when nothing reads it
+    std::vector<int> out_slot;    // per output: its slot, or -1 (computed: an input or a constant)
+};
+
+PreparedRun::PreparedRun(std::vector<VarPtr> outs, std::vector<VarPtr> inputs) : s_(std::make_shared<State>()) {
+    State& st = *s_;
+    st.outs = std::move(outs);
+    st.inputs = std::move(inputs);
+    st.pending = collect(st.outs);
+    for (const VarPtr& in : st.inputs) {
+        auto it = st.pending.leaf_index.find(in.get());
+        st.input_leaf.push_back(it == st.pending.leaf_index.end() ? -1 : it->second);
+    }
+    for (const VarPtr& o : st.outs) st.out_slot.push_back(o->computed() ? -1 : slot_of(st.pending, o));
+    if (!st.pending.order.empty()) st.plan = plan_for(st.pending, st.outs);
+}
+
+std::vector<Tensor> PreparedRun::run(const std::vector<Tensor>& input_values) {
+    State& st = *s_;
+    MNN_CHECK_VALUE(input_values.size() == st.inputs.size(), "prepared run: expected ", st.inputs.size(), " inputs");
+    for (size_t k = 0; k < st.inputs.size(); ++k) {
+        MNN_CHECK_VALUE(input_values[k].info == st.inputs[k]->info, "prepared run: input ", k, " must be ",
+                        info_str(st.inputs[k]->info), ", got ", info_str(input_values[k].info));
+        st.inputs[k]->value = input_values[k];  // (guards below read the leaves' values)
+    }
+    std::vector<Tensor> r(st.outs.size());
+    if (st.plan) {
+        if (!guards_hold(st.plan->guards, st.plan->attrs, st.pending.order, st.pending.leaves))
+            st.plan = plan_for(st.pending, st.outs);  // a pass relied on a value that changed
+        PlanRun run(*st.plan, st.pending.order);
+        for (size_t l = 0; l < st.pending.leaves.size(); ++l) run.slots[l] = st.pending.leaves[l]->value;
+        run.run_steps();
+        for (size_t j = 0; j < st.outs.size(); ++j)
+            if (st.out_slot[j] >= 0) r[j] = run.result(st.out_slot[j]);
+        run.finish();
+    }
+    for (size_t j = 0; j < st.outs.size(); ++j)
+        if (st.out_slot[j] < 0) r[j] = st.outs[j]->value;  // an input (its new value) or a constant
+    return r;
 }
 
 }  // namespace mnn

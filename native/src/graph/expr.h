@@ -93,6 +93,21 @@ void run_node(OpType op, const Attrs& attrs, const std::vector<Tensor>& ins, std
 void evaluate(const std::vector<VarPtr>& vars);
 const Tensor& value_of(const VarPtr& v);  // evaluates if needed
 
+// A pending subgraph prepared once and run many times with new values for some of its leaves:
+// `outs` are the lazy Vars to compute, `inputs` computed leaves (e.g. make_const) among what
+// they read.  Each run() gives the inputs new values of the same infos and returns the outputs'
+// values, running the cached plan directly (no graph walk, key or node creation): loop bodies
+// run this way, iteration after iteration.
+class PreparedRun {
+public:
+    PreparedRun(std::vector<VarPtr> outs, std::vector<VarPtr> inputs);
+    std::vector<Tensor> run(const std::vector<Tensor>& input_values);
+
+private:
+    struct State;
+    std::shared_ptr<State> s_;
+};
+
 // Plan-cache statistics (tests check that repeated reads reuse plans).
 struct PlanCacheStats { int64_t hits = 0, misses = 0, size = 0; };
 PlanCacheStats plan_cache_stats();

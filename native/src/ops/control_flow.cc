@@ -2,6 +2,7 @@
 // through the bodies; kernels run a body as one planned native call per
 // branch or iteration (graph/graph_def.cc: run_graph_tensors).
 #include <cstring>
+#include <memory>
 
 #include "graph/graph_def.h"
 #include "ops/common.h"
@@ -89,11 +90,22 @@ void loop_kernel(const Attrs& a, const std::vector<Tensor>& in, std::vector<Tens
     for (size_t k = 0; k < n_carried; ++k) step[1 + k] = in[1 + k];
     bool cond = truth(in[0], "loop");
     int64_t i = 0;
+    std::unique_ptr<PreparedRun> prepared;  // the body, planned once for every iteration
     for (; cond && (trip < 0 || i < trip); ++i) {
         Tensor it(DType::Int64, {});
         *it.data<int64_t>() = i;
         step[0] = it;
-        std::vector<Tensor> r = run_graph_tensors(body, step);
+        if (!prepared) {
+            std::vector<VarPtr> ins;
+            for (const Tensor& t : step) ins.push_back(make_const(t));
+            std::vector<VarPtr> outs;
+            {
+                LazyScope lazy(true);
+                outs = run_graph(body, ins);
+            }
+            prepared = std::make_unique<PreparedRun>(std::move(outs), std::move(ins));
+        }
+        std::vector<Tensor> r = prepared->run(step);
         cond = truth(r[0], "loop (body condition)");
         for (size_t k = 0; k < n_carried; ++k) step[1 + k] = r[1 + k];
         for (size_t k = 0; k < n_scan; ++k) {
