@@ -205,7 +205,8 @@ MNN_ALWAYS_INLINE uint32_t lane_range(int64_t lo, int64_t hi) {
 // input row's vectors loaded once for the rows that use it.
 template <typename Prog, int S, int R, int CH>
 MNN_ISA_AVX512 MNN_ALWAYS_INLINE void dw3_block(const DirectConv& d, const float* xc, const __m512* wv,
-                                                const __m512* ec, const float* zrow, float* yc, int64_t oh0,
+                                                const __m512* ec, const float* const* ef, const float* zrow,
+                                                float* yc, int64_t oh0,
                                                 int64_t ow0) {
     constexpr int K = 3, NI = (R - 1) * S + K;
     const int64_t H = d.H, W = d.W, OH = d.OH, OW = d.OW;
@@ -270,7 +271,7 @@ MNN_ISA_AVX512 MNN_ALWAYS_INLINE void dw3_block(const DirectConv& d, const float
             if (o >= OW) break;
             const __mmask16 sm = __mmask16(lane_range<16>(0, OW - o));
             const int64_t off = (oh0 + r) * OW + o;
-            const __m512 out = Prog::apply(acc[r][c], ec);
+            const __m512 out = Prog::apply(acc[r][c], ec, ef, off, sm);
             if (sm == __mmask16(0xFFFF)) _mm512_storeu_ps(yc + off, out);
             else _mm512_mask_storeu_ps(yc + off, sm, out);
         }
@@ -281,18 +282,20 @@ MNN_ISA_AVX512 MNN_ALWAYS_INLINE void dw3_block(const DirectConv& d, const float
 // Narrow planes (one chunk per row) take eight rows at a time, wider ones four rows by two chunks.
 template <typename Prog, int S>
 MNN_ISA_AVX512 MNN_ALWAYS_INLINE void dw3_plane(const DirectConv& d, const float* xc, const float* wc,
-                                                const __m512* ec, const float* zrow, float* yc) {
+                                                const __m512* ec, const float* const* ef, const float* zrow,
+                                                float* yc) {
     __m512 wv[9];
     for (int t = 0; t < 9; ++t) wv[t] = _mm512_set1_ps(wc[t]);
     const int64_t OH = d.OH, OW = d.OW;
     if (OW <= 16) {
-        for (int64_t oh0 = 0; oh0 < OH; oh0 += 8) dw3_block<Prog, S, 8, 1>(d, xc, wv, ec, zrow, yc, oh0, 0);
+        for (int64_t oh0 = 0; oh0 < OH; oh0 += 8) dw3_block<Prog, S, 8, 1>(d, xc, wv, ec, ef, zrow, yc, oh0, 0);
         return;
     }
     const int64_t pairs = OW / 32 * 32;
     for (int64_t oh0 = 0; oh0 < OH; oh0 += 4) {
-        for (int64_t ow0 = 0; ow0 < pairs; ow0 += 32) dw3_block<Prog, S, 4, 2>(d, xc, wv, ec, zrow, yc, oh0, ow0);
-        if (pairs < OW) dw3_block<Prog, S, 4, 2>(d, xc, wv, ec, zrow, yc, oh0, pairs);
+        for (int64_t ow0 = 0; ow0 < pairs; ow0 += 32)
+            dw3_block<Prog, S, 4, 2>(d, xc, wv, ec, ef, zrow, yc, oh0, ow0);
+        if (pairs < OW) dw3_block<Prog, S, 4, 2>(d, xc, wv, ec, ef, zrow, yc, oh0, pairs);
     }
 }
 
@@ -315,11 +318,12 @@ struct Dw3Channels {
         for (int64_t t = t0; t < t1; ++t) {
             const int64_t n = t / d.C, c = t % d.C;
             __m512 ec[Prog::n > 0 ? Prog::n : 1];
-            reg_epi_consts(*jb.e, jb.plan, Prog::n, c, ec);
+            const float* ef[Prog::n > 0 ? Prog::n : 1];
+            reg_epi_consts(*jb.e, jb.plan, Prog::n, n, c, 0, ec, ef);
             const float* xc = x + t * d.H * d.W;
             float* yc = y + (n * d.O + c) * P;
-            if (d.sh == 1) dw3_plane<Prog, 1>(d, xc, w + c * 9, ec, zrow, yc);
-            else dw3_plane<Prog, 2>(d, xc, w + c * 9, ec, zrow, yc);
+            if (d.sh == 1) dw3_plane<Prog, 1>(d, xc, w + c * 9, ec, ef, zrow, yc);
+            else dw3_plane<Prog, 2>(d, xc, w + c * 9, ec, ef, zrow, yc);
             if (after) epilogue_block<float, 16>(*jb.e, n, c, 1, 0, yc, P, P);
         }
     }

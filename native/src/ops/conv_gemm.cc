@@ -12,7 +12,10 @@
 // - Each task computes a block of output channels for one panel of positions
 //   with the per-ISA GEMM macro-kernel into a thread-local tile (or straight
 //   into y when the wide layout is the real one), then writes the tile's real
-//   columns through the epilogue (bias, fused ops) while it is in L1.
+//   columns through the epilogue (bias, fused ops) while it is in L1.  On AVX-512 float,
+//   a chain with a register form (conv_regepi.h: bias, ReLU, ReLU6 / clip, residual) is one
+//   pass over the just-stored rows; others go through the kernel's store program or
+//   epilogue_block.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -25,6 +28,7 @@
 #include "core/thread_pool.h"
 #include "ops/conv_epilogue.h"
 #include "ops/conv_planes.h"
+#include "ops/conv_regepi.h"
 #include "ops/gemm_kernels.h"
 #include "ops/isa_variants.h"
 #include "ops/simd_span.h"
@@ -162,6 +166,12 @@ struct Job {
     int64_t n;            // image index (epilogue operands)
     int64_t M, K, kc_max, nk, mpad, Cg;
     bool same = false;    // reading the input itself with zero padding by masks (pack_panel_same)
+#if defined(MNN_SPAN_MASKS)
+    // AVX-512 float with a chain that has a register form (conv_regepi.h): the tile's rows are
+    // stored, then finished in one pass while in L1 (else the kernel's store program / epilogue_block)
+    void (*reg_rows)(const RegRowsArgs&) = nullptr;
+    const RegPlan* reg_plan = nullptr;
+#endif
 };
 
 // A panel's output positions [j0, j0 + n) as runs of consecutive wide positions (one per output
@@ -406,6 +416,20 @@ MNN_ALWAYS_INLINE void gemm_task(const Job<T>& jb, int64_t g, int64_t i0, int64_
         }
         // The last depth block a few register rows at a time, each finished by the epilogue while
         // its rows are still in L1.
+#if defined(MNN_SPAN_MASKS)
+        if constexpr (std::is_same_v<T, float>)
+            if (jb.reg_rows) {
+                const int64_t chunk = 2 * ks.mr;
+                for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+                    const int64_t m = std::min(chunk, rows - r0);
+                    ks.macro(m, ncols, kc, A + pc * jb.mpad + (i0 + r0) * kc, bpanels, C + r0 * P, P, T(1),
+                             p == 0 ? T(0) : T(1));
+                    jb.reg_rows(
+                        RegRowsArgs{jb.epi, jb.reg_plan, jb.n, g * Og + i0 + r0, j0, m, ncols, P, C + r0 * P});
+                }
+                continue;
+            }
+#endif
         gemmk::StoreEpi<T> prog;
         if (ks.macro_epi && store_program(*jb.epi, jb.n, g * Og + i0, j0, prog)) {  // finished in registers
             ks.macro_epi(rows, ncols, kc, A + pc * jb.mpad + i0 * kc, bpanels, C, P, p == 0 ? T(0) : T(1), &prog);
@@ -602,6 +626,11 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
         return;
     }
 
+#if defined(MNN_SPAN_MASKS)
+    RegPlan reg_plan;
+    if constexpr (std::is_same_v<T, float>)
+        if (level == CpuLevel::Avx512) reg_plan = reg_epi_select(epi);
+#endif
     const int64_t MR = ks.mr, mp = (Og + MR - 1) / MR, npan = (P + ks.nr - 1) / ks.nr;
     // Panels per task: more when the depth is small (a long block per output row), while there
     // are plenty of tasks; then row blocks, enough to keep the threads busy when panels are few.
@@ -616,8 +645,15 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
     for (int64_t n = 0; n < d.N; ++n) {
         const T* xn = x + n * d.C * d.H * d.W;
         if (!same) make_planes_of(xn);
-        const Job<T> jb{&ks, &d, &pl, static_cast<const T*>(pw->data), pl.identity || same ? xn : planes, koff.data(),
-                        &epi, y + n * d.O * P, n, Og, K, pw->kc_max, pw->nk, pw->mpad, Cg, same};
+        Job<T> jb{&ks, &d, &pl, static_cast<const T*>(pw->data), pl.identity || same ? xn : planes, koff.data(),
+                  &epi, y + n * d.O * P, n, Og, K, pw->kc_max, pw->nk, pw->mpad, Cg, same};
+#if defined(MNN_SPAN_MASKS)
+        if constexpr (std::is_same_v<T, float>)
+            if (reg_plan.chain != RegChain::Other && reg_plan.chain != RegChain::None) {
+                jb.reg_rows = reg_epi_pick<RegRows>(reg_plan.chain);
+                jb.reg_plan = &reg_plan;
+            }
+#endif
         parallel_for(tasks, grain, [&](int64_t a, int64_t b) {
             for (int64_t t = a; t < b; ++t) {
                 const int64_t qg = t % ngroups, r = (t / ngroups) % rb, g = t / (ngroups * rb);
