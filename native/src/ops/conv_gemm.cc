@@ -554,6 +554,28 @@ inline auto fill_planes_for(CpuLevel level, double) { return fill_planes_f64_for
 inline auto gemm_task_for(CpuLevel level, float) { return gemm_task_f32_for(level); }
 inline auto gemm_task_for(CpuLevel level, double) { return gemm_task_f64_for(level); }
 
+// Tasks [0, n) of about equal work on `threads` threads: tiny layers on one; few tasks (under 16 per
+// thread) as one contiguous share per thread, since the pool's chunks (n / (4 * threads) tasks each)
+// would leave one thread a chunk more (25 tasks: 7 chunks of 4, shared 16 / 12); many tasks dynamically.
+template <typename F>
+void run_tasks(int64_t n, int threads, bool tiny, F&& f) {
+    if (tiny || threads <= 1 || n <= 1) {
+        for (int64_t t = 0; t < n; ++t) f(t);
+        return;
+    }
+    if (n >= 16 * int64_t(threads)) {
+        parallel_for(n, 1, [&](int64_t a, int64_t b) {
+            for (int64_t t = a; t < b; ++t) f(t);
+        });
+        return;
+    }
+    const int64_t parts = std::min<int64_t>(threads, n);
+    parallel_for(parts, 1, [&](int64_t a, int64_t b) {
+        for (int64_t i = a; i < b; ++i)
+            for (int64_t t = i * n / parts; t < (i + 1) * n / parts; ++t) f(t);
+    });
+}
+
 }  // namespace
 
 // Positions as the GEMM's rows (the transposed product) when a layer has few of them and a
@@ -603,9 +625,11 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
         const int64_t chunk = std::max<int64_t>(1, chpan * G / (4 * threads));
         const int64_t chunks = (chpan + chunk - 1) / chunk;
         // Few channel chunks (a layer with few output channels): split the positions too.
-        const int64_t pos_blocks = G * chunks >= 4 * threads ? 1
-                                   : std::min(npos, (4 * threads + G * chunks - 1) / (G * chunks));
-        const int64_t tasks = G * chunks * pos_blocks;
+        int64_t pos_blocks = G * chunks >= 4 * threads ? 1
+                             : std::min(npos, (4 * threads + G * chunks - 1) / (G * chunks));
+        // A whole number of tasks per thread where the positions allow (run_tasks splits them evenly).
+        while ((G * chunks * pos_blocks) % threads != 0 && pos_blocks < npos) ++pos_blocks;
+        const int64_t tasks = G * chunks * pos_blocks, gc = G * chunks;
         T* apack = t_apack.get<T>(size_t(G * ppad * K));
         const auto pack = pack_positions_for(level, T());
         const auto task = gemm_t_task_for(level, T());
@@ -615,12 +639,14 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
             const JobT<T> jb{&ks, &d, &pl, static_cast<const T*>(pw->data), apack, pl.identity ? xn : planes,
                              koff.data(), &epi, y + n * d.O * P, n, Og, K, pw->kc_max, pw->nk, pw->mpad, ppad, Cg,
                              chunk, pos_blocks};
-            parallel_for(G * npos, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, K)), [&](int64_t a, int64_t b) {
+            const int64_t pack_grain = std::max<int64_t>(
+                1, std::min<int64_t>(4096 / std::max<int64_t>(1, K), (G * npos + threads - 1) / threads));
+            parallel_for(G * npos, pack_grain, [&](int64_t a, int64_t b) {
                 for (int64_t t = a; t < b; ++t) pack(jb, t / npos, t % npos);
             });
-            parallel_for(tasks, flops < (int64_t(1) << 21) ? tasks : 1, [&](int64_t a, int64_t b) {
-                for (int64_t t = a; t < b; ++t)
-                    task(jb, t / (chunks * pos_blocks), t / pos_blocks % chunks, t % pos_blocks);
+            // Position block major: a thread's share of the tasks reuses its packed positions.
+            run_tasks(tasks, threads, flops < (int64_t(1) << 21), [&](int64_t t) {
+                task(jb, t % gc / chunks, t % chunks, t / gc);
             });
         }
         return;
@@ -640,7 +666,6 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
     int64_t rb = 1;
     while (G * ngroups * rb < 8 * threads && rb * 2 <= mp) rb *= 2;
     const int64_t tasks = G * rb * ngroups;
-    const int64_t grain = flops < (int64_t(1) << 21) ? tasks : 1;  // tiny layers: one thread
     const auto task = gemm_task_for(level, T());
     for (int64_t n = 0; n < d.N; ++n) {
         const T* xn = x + n * d.C * d.H * d.W;
@@ -654,12 +679,10 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
                 jb.reg_plan = &reg_plan;
             }
 #endif
-        parallel_for(tasks, grain, [&](int64_t a, int64_t b) {
-            for (int64_t t = a; t < b; ++t) {
-                const int64_t qg = t % ngroups, r = (t / ngroups) % rb, g = t / (ngroups * rb);
-                const int64_t i0 = r * mp / rb * MR, i1 = std::min(Og, (r + 1) * mp / rb * MR);
-                if (i0 < i1) task(jb, g, i0, i1, qg * pg, std::min(npan, (qg + 1) * pg));
-            }
+        run_tasks(tasks, threads, flops < (int64_t(1) << 21), [&](int64_t t) {
+            const int64_t qg = t % ngroups, r = (t / ngroups) % rb, g = t / (ngroups * rb);
+            const int64_t i0 = r * mp / rb * MR, i1 = std::min(Og, (r + 1) * mp / rb * MR);
+            if (i0 < i1) task(jb, g, i0, i1, qg * pg, std::min(npan, (qg + 1) * pg));
         });
     }
 }
