@@ -196,3 +196,37 @@ def test_stem_3x3_stride2_relu6(hw, level):
                             [x, w, b])
     assert fused == 2
     np.testing.assert_allclose(y, np.clip(_ref(x, w, b, 2, (1, 1, 1, 1), 1), 0, 6), rtol=1e-4, atol=1e-4)
+
+
+# (name, N, C, H, W, O, pads) for 3x3 stride-2 layers with few input channels (conv_stem.cc on AVX-512)
+STEMS = [
+    ("rgb_224", 1, 3, 224, 224, 32, (1, 1, 1, 1)),
+    ("gray_odd", 2, 1, 37, 41, 8, (1, 1, 1, 1)),
+    ("four_channels_partial_block", 1, 4, 33, 70, 12, (0, 1, 1, 0)),
+    ("no_pad_narrow", 1, 2, 35, 33, 9, (0, 0, 0, 0)),
+]
+
+
+@pytest.mark.parametrize("case", STEMS, ids=[c[0] for c in STEMS])
+def test_stem_geometries(case, level):
+    _, N, C, H, W, O, pads = case
+    rng = np.random.default_rng(STEMS.index(case) + 20)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((O, C, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(O).astype(np.float32)
+    ref = _ref(x, w, b, 2, pads, 1)
+    for bias in (b, None):
+        got = _conv(F.array(x), F.array(w), None if bias is None else F.array(bias), 2, pads, 1).read()
+        want = ref if bias is not None else ref - b[None, :, None, None]
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=f"{case[0]} at {level}")
+
+
+def test_stem_epilogue_without_register_form(level):
+    """A chain with no register form (a scale) still fuses, and matches the unfused plan bit for bit."""
+    rng = np.random.default_rng(30)
+    x = rng.standard_normal((1, 3, 40, 40)).astype(np.float32)
+    w = rng.standard_normal((16, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    (y,), fused = _run_both(lambda x, w, b: [F.conv2d(x, w, b, stride=2, padding=1) * 0.5 + 2.0], [x, w, b])
+    assert fused == 2
+    np.testing.assert_allclose(y, _ref(x, w, b, 2, (1, 1, 1, 1), 1) * 0.5 + 2.0, rtol=1e-4, atol=1e-4)

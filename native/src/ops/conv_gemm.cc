@@ -591,6 +591,8 @@ bool use_transposed(const gemmk::KernelSet<T>& ks, int64_t P, int64_t M, int64_t
 
 template <typename T>
 void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T>& epi, T* y) {
+    if constexpr (std::is_same_v<T, float>)
+        if (conv2d_stem(d, x, w.data<float>(), epi, y)) return;  // (few input channels: direct, conv_stem.cc)
     const CpuLevel level = active_level();
     const gemmk::KernelSet<T>& ks = gemm_kernel_set<T>(level);
     const int64_t G = d.G, Cg = d.C / G, Og = d.O / G, taps = d.kh * d.kw, K = Cg * taps, P = d.OH * d.OW;
