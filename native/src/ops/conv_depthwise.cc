@@ -1,9 +1,10 @@
-// Depthwise convolution (one input channel per group, MobileNet's 3x3 layers),
-// any stride, dilation and padding: per channel, its zero-padded phase planes
-// (conv_planes.h) are built in a thread-local buffer (in L2), and every output
-// of the channel is a 1-d correlation of them with the tap offsets, computed
-// in the wide layout in vectors of L lanes, four vectors at a time (independent
-// accumulators), then written row by row through the epilogue.
+// Depthwise convolution (one input channel per group, MobileNet's 3x3 layers).
+// AVX-512 float 3x3 layers with stride 1 or 2 and dilation 1 take a direct path
+// (dw3_* below).  Otherwise, any stride, dilation and padding: per channel, its
+// zero-padded phase planes (conv_planes.h) are built in a thread-local buffer
+// (in L2), and every output of the channel is a 1-d correlation of them with the
+// tap offsets, computed in the wide layout in vectors of L lanes, four vectors at
+// a time (independent accumulators), then written row by row through the epilogue.
 #include <algorithm>
 #include <cstring>
 #include <new>
@@ -185,10 +186,13 @@ inline auto dw_channels_for(CpuLevel level, double) { return dw_channels_f64_for
 // ---- AVX-512 float, 3x3, stride 1 or 2: straight from the input, the epilogue in registers ----------
 // Each output vector (16 consecutive columns of one output row) is the sum of its 9 taps, every tap
 // one vector read from the input row itself: a masked load for stride 1 (the lanes that fall into
-// the padding are masked to zero), two loads and an even / odd permute for stride 2.  Four output
-// rows at a time share their input rows' vectors.  The epilogue runs on the finished vector (bias,
-// then each op exactly as conv_epilogue.h computes it) and the vector is stored (masked at the
-// row's end) into y: no padded copy of the input, no buffer, no second pass.
+// the padding are masked to zero), two loads and an even / odd permute for stride 2.  Blocks of
+// 4 rows x 2 vectors (8 rows x 1 on narrow planes) share their input rows' vectors.  The epilogue
+// runs on the finished vector (conv_regepi.h: bias, then each op exactly as conv_epilogue.h
+// computes it) and the vector is stored (masked at the row's end) into y: no padded copy of the
+// input, no buffer, no second pass.  The path depends on the layer only, never on its epilogue
+// (a chain without a register form gets the plain sums, then epilogue_block per channel), so
+// fused and unfused plans give the same bits.
 
 // Lanes [lo, hi) of a B-bit mask, clamped to [0, B).
 template <int B>
@@ -206,8 +210,7 @@ MNN_ALWAYS_INLINE uint32_t lane_range(int64_t lo, int64_t hi) {
 template <typename Prog, int S, int R, int CH>
 MNN_ISA_AVX512 MNN_ALWAYS_INLINE void dw3_block(const DirectConv& d, const float* xc, const __m512* wv,
                                                 const __m512* ec, const float* const* ef, const float* zrow,
-                                                float* yc, int64_t oh0,
-                                                int64_t ow0) {
+                                                float* yc, int64_t oh0, int64_t ow0) {
     constexpr int K = 3, NI = (R - 1) * S + K;
     const int64_t H = d.H, W = d.W, OH = d.OH, OW = d.OW;
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
