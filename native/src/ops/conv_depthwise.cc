@@ -1,16 +1,19 @@
-// Depthwise convolution (one input channel per group, MobileNet's 3x3 layers),
-// any stride, dilation and padding: per channel, its zero-padded phase planes
-// (conv_planes.h) are built in a thread-local buffer (in L2), and every output
-// of the channel is a 1-d correlation of them with the tap offsets, computed
-// in the wide layout in vectors of L lanes, four vectors at a time (independent
-// accumulators), then written row by row through the epilogue.
+// Depthwise convolution (one input channel per group, MobileNet's 3x3 layers).
+// AVX-512 float 3x3 layers with stride 1 or 2 and dilation 1 take a direct path
+// (dw3_* below).  Otherwise, any stride, dilation and padding: per channel, its
+// zero-padded phase planes (conv_planes.h) are built in a thread-local buffer
+// (in L2), and every output of the channel is a 1-d correlation of them with the
+// tap offsets, computed in the wide layout in vectors of L lanes, four vectors at
+// a time (independent accumulators), then written row by row through the epilogue.
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <type_traits>
 
 #include "core/thread_pool.h"
 #include "ops/conv_epilogue.h"
 #include "ops/conv_planes.h"
+#include "ops/conv_regepi.h"
 #include "ops/isa_variants.h"
 
 namespace mnn {
@@ -179,10 +182,182 @@ MNN_ISA_VARIANTS_LANES(dw_channels_f64, (const DwJob& jb, const double* x, const
 inline auto dw_channels_for(CpuLevel level, float) { return dw_channels_f32_for(level); }
 inline auto dw_channels_for(CpuLevel level, double) { return dw_channels_f64_for(level); }
 
+#if defined(MNN_SPAN_MASKS)
+// ---- AVX-512 float, 3x3, stride 1 or 2: straight from the input, the epilogue in registers ----------
+// Each output vector (16 consecutive columns of one output row) is the sum of its 9 taps, every tap
+// one vector read from the input row itself: a masked load for stride 1 (the lanes that fall into
+// the padding are masked to zero), two loads and an even / odd permute for stride 2.  Blocks of
+// 4 rows x 2 vectors (8 rows x 1 on narrow planes) share their input rows' vectors.  The epilogue
+// runs on the finished vector (conv_regepi.h: bias, then each op exactly as conv_epilogue.h
+// computes it) and the vector is stored (masked at the row's end) into y: no padded copy of the
+// input, no buffer, no second pass.  The path depends on the layer only, never on its epilogue
+// (a chain without a register form gets the plain sums, then epilogue_block per channel), so
+// fused and unfused plans give the same bits.
+
+// Lanes [lo, hi) of a B-bit mask, clamped to [0, B).
+template <int B>
+MNN_ALWAYS_INLINE uint32_t lane_range(int64_t lo, int64_t hi) {
+    lo = std::max<int64_t>(lo, 0);
+    hi = std::min<int64_t>(hi, B);
+    if (hi <= lo) return 0u;
+    const uint64_t ones = (uint64_t(1) << (hi - lo)) - 1u;
+    return uint32_t(ones << lo);
+}
+
+// A block of output rows [oh0, oh0 + R) x CH chunks of 16 columns from ow0 (rows past OH and
+// lanes past OW are computed from zeros and not stored): R * CH independent accumulators, each
+// input row's vectors loaded once for the rows that use it.
+template <typename Prog, int S, int R, int CH>
+MNN_ISA_AVX512 MNN_ALWAYS_INLINE void dw3_block(const DirectConv& d, const float* xc, const __m512* wv,
+                                                const __m512* ec, const float* const* ef, const float* zrow,
+                                                float* yc, int64_t oh0, int64_t ow0) {
+    constexpr int K = 3, NI = (R - 1) * S + K;
+    const int64_t H = d.H, W = d.W, OH = d.OH, OW = d.OW;
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    // Column masks per chunk: stride 1, load j of chunk c reads columns lb + j + l; stride 2, the
+    // 32-lane loads at lb and lb + 2 (halves m0 / m1, m2 / m3) read columns lb (+ 2) + l.
+    __mmask16 lm[CH][4];
+    int64_t lb[CH];
+    for (int c = 0; c < CH; ++c) {
+        const int64_t o = ow0 + 16 * c;
+        if (S == 1) {
+            lb[c] = o - d.pl;
+            for (int j = 0; j < K; ++j) lm[c][j] = __mmask16(lane_range<16>(-lb[c] - j, W - lb[c] - j));
+        } else {
+            lb[c] = 2 * o - d.pl;
+            const uint32_t m0 = lane_range<32>(-lb[c], W - lb[c]), m2 = lane_range<32>(-lb[c] - 2, W - lb[c] - 2);
+            lm[c][0] = __mmask16(m0);
+            lm[c][1] = __mmask16(m0 >> 16);
+            lm[c][2] = __mmask16(m2);
+            lm[c][3] = __mmask16(m2 >> 16);
+        }
+    }
+    // Rows in the padding are read from a row of zeros (the column masks stay as they are).
+    const float* rp[NI];
+    for (int ii = 0; ii < NI; ++ii) {
+        const int64_t ih = oh0 * S - d.pt + ii;
+        rp[ii] = ih >= 0 && ih < H ? xc + ih * W : zrow;
+    }
+    __m512 acc[R][CH];
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < CH; ++c) acc[r][c] = _mm512_setzero_ps();
+#pragma GCC unroll 16
+    for (int ii = 0; ii < NI; ++ii) {
+#pragma GCC unroll 2
+        for (int c = 0; c < CH; ++c) {
+            __m512 v[K];
+            const float* b0 = rp[ii] + lb[c];
+            if (S == 1) {
+                for (int j = 0; j < K; ++j) v[j] = _mm512_maskz_loadu_ps(lm[c][j], b0 + j);
+            } else {
+                const __m512 a0 = _mm512_maskz_loadu_ps(lm[c][0], b0);
+                const __m512 a1 = _mm512_maskz_loadu_ps(lm[c][1], b0 + 16);
+                const __m512 c0 = _mm512_maskz_loadu_ps(lm[c][2], b0 + 2);
+                const __m512 c1 = _mm512_maskz_loadu_ps(lm[c][3], b0 + 18);
+                v[0] = _mm512_permutex2var_ps(a0, even, a1);
+                v[1] = _mm512_permutex2var_ps(a0, odd, a1);
+                v[2] = _mm512_permutex2var_ps(c0, even, c1);
+            }
+#pragma GCC unroll 8
+            for (int r = 0; r < R; ++r) {
+                const int i = ii - r * S;
+                if (i < 0 || i >= K) continue;
+                for (int j = 0; j < K; ++j) acc[r][c] = _mm512_fmadd_ps(wv[i * K + j], v[j], acc[r][c]);
+            }
+        }
+    }
+    for (int r = 0; r < R; ++r) {
+        if (oh0 + r >= OH) break;
+        for (int c = 0; c < CH; ++c) {
+            const int64_t o = ow0 + 16 * c;
+            if (o >= OW) break;
+            const __mmask16 sm = __mmask16(lane_range<16>(0, OW - o));
+            const int64_t off = (oh0 + r) * OW + o;
+            const __m512 out = Prog::apply(acc[r][c], ec, ef, off, sm);
+            if (sm == __mmask16(0xFFFF)) _mm512_storeu_ps(yc + off, out);
+            else _mm512_mask_storeu_ps(yc + off, sm, out);
+        }
+    }
+}
+
+// One channel: xc [H, W] -> yc [OH, OW], 3x3 taps wc, stride S (1 or 2), dilation 1; zrow: W zeros.
+// Narrow planes (one chunk per row) take eight rows at a time, wider ones four rows by two chunks.
+template <typename Prog, int S>
+MNN_ISA_AVX512 MNN_ALWAYS_INLINE void dw3_plane(const DirectConv& d, const float* xc, const float* wc,
+                                                const __m512* ec, const float* const* ef, const float* zrow,
+                                                float* yc) {
+    __m512 wv[9];
+    for (int t = 0; t < 9; ++t) wv[t] = _mm512_set1_ps(wc[t]);
+    const int64_t OH = d.OH, OW = d.OW;
+    if (OW <= 16) {
+        for (int64_t oh0 = 0; oh0 < OH; oh0 += 8) dw3_block<Prog, S, 8, 1>(d, xc, wv, ec, ef, zrow, yc, oh0, 0);
+        return;
+    }
+    const int64_t pairs = OW / 32 * 32;
+    for (int64_t oh0 = 0; oh0 < OH; oh0 += 4) {
+        for (int64_t ow0 = 0; ow0 < pairs; ow0 += 32)
+            dw3_block<Prog, S, 4, 2>(d, xc, wv, ec, ef, zrow, yc, oh0, ow0);
+        if (pairs < OW) dw3_block<Prog, S, 4, 2>(d, xc, wv, ec, ef, zrow, yc, oh0, pairs);
+    }
+}
+
+struct Dw3Job {
+    const DirectConv* d;
+    const EpiRt<float>* e;
+    RegPlan plan;  // the epilogue in registers, or RegChain::Other: a pass per channel after the kernel
+};
+
+// Channels t in [t0, t1) (t = n * C + c) with the epilogue program Prog.
+template <typename Prog>
+struct Dw3Channels {
+    MNN_ISA_AVX512 static void run(const Dw3Job& jb, const float* x, const float* w, float* y, int64_t t0,
+                                   int64_t t1) {
+        const DirectConv& d = *jb.d;
+        const int64_t P = d.OH * d.OW;
+        float* zrow = t_wide.get<float>(size_t(d.W));
+        std::memset(zrow, 0, size_t(d.W) * sizeof(float));
+        const bool after = jb.plan.chain == RegChain::Other;
+        for (int64_t t = t0; t < t1; ++t) {
+            const int64_t n = t / d.C, c = t % d.C;
+            __m512 ec[Prog::n > 0 ? Prog::n : 1];
+            const float* ef[Prog::n > 0 ? Prog::n : 1];
+            reg_epi_consts(*jb.e, jb.plan, Prog::n, n, c, 0, ec, ef);
+            const float* xc = x + t * d.H * d.W;
+            float* yc = y + (n * d.O + c) * P;
+            if (d.sh == 1) dw3_plane<Prog, 1>(d, xc, w + c * 9, ec, ef, zrow, yc);
+            else dw3_plane<Prog, 2>(d, xc, w + c * 9, ec, ef, zrow, yc);
+            if (after) epilogue_block<float, 16>(*jb.e, n, c, 1, 0, yc, P, P);
+        }
+    }
+};
+
+// The direct path serves this layer (float, AVX-512 active, checked by the caller).
+inline bool dw3_suits(const DirectConv& d) {
+    return d.O == d.C && d.kh == 3 && d.kw == 3 && d.dh == 1 && d.dw == 1 && d.sh == d.sw &&
+           (d.sh == 1 || d.sh == 2);
+}
+
+// (The path does not depend on the epilogue, so fused and unfused steps sum alike.)
+bool dw3_run(const DirectConv& d, const float* x, const float* w, const EpiRt<float>& e, float* y) {
+    if (!dw3_suits(d)) return false;
+    const Dw3Job jb{&d, &e, reg_epi_select(e)};
+    const auto run = reg_epi_pick<Dw3Channels>(jb.plan.chain);
+    const int64_t per_channel = d.OH * d.OW * 9 + d.H * d.W;
+    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, per_channel));
+    parallel_for(d.N * d.C, grain, [&](int64_t a, int64_t b) { run(jb, x, w, y, a, b); });
+    return true;
+}
+#endif
+
 }  // namespace
 
 template <typename T>
 void conv2d_depthwise(const DirectConv& d, const T* x, const T* w, const EpiRt<T>& epi, T* y) {
+#if defined(MNN_SPAN_MASKS)
+    if constexpr (std::is_same_v<T, float>)
+        if (active_level() == CpuLevel::Avx512 && dw3_run(d, x, w, epi, y)) return;
+#endif
     // Small planes, one output per input channel, no tensor operand: channels as vectors.
     if (d.OH * d.OW <= 64 && d.O == d.C && !epi_has_full(epi)) {
         const CpuLevel level = active_level();

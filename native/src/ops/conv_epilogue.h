@@ -247,6 +247,10 @@ template <typename T> void conv2d_depthwise(const DirectConv& d, const T* x, con
 // Small stride-1 layers (conv_direct.cc).
 template <typename T> void conv2d_direct(const DirectConv& d, const T* x, const T* w, const EpiRt<T>& epi, T* y);
 
+// Dense 3x3 stride-2 layers with at most 4 input channels (a CNN's first layer), AVX-512 float
+// (conv_stem.cc): false when the layer or the active ISA is not served.
+bool conv2d_stem(const DirectConv& d, const float* x, const float* w, const EpiRt<float>& epi, float* y);
+
 // Drops the cached packed weights (tests; a weight's entry also goes when the tensor does).
 void clear_packed_weights();
 int64_t packed_weights_bytes();

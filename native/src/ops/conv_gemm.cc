@@ -12,7 +12,10 @@
 // - Each task computes a block of output channels for one panel of positions
 //   with the per-ISA GEMM macro-kernel into a thread-local tile (or straight
 //   into y when the wide layout is the real one), then writes the tile's real
-//   columns through the epilogue (bias, fused ops) while it is in L1.
+//   columns through the epilogue (bias, fused ops) while it is in L1.  On AVX-512 float,
+//   a chain with a register form (conv_regepi.h: bias, ReLU, ReLU6 / clip, residual) is one
+//   pass over the just-stored rows; others go through the kernel's store program or
+//   epilogue_block.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -25,6 +28,7 @@
 #include "core/thread_pool.h"
 #include "ops/conv_epilogue.h"
 #include "ops/conv_planes.h"
+#include "ops/conv_regepi.h"
 #include "ops/gemm_kernels.h"
 #include "ops/isa_variants.h"
 #include "ops/simd_span.h"
@@ -162,6 +166,12 @@ struct Job {
     int64_t n;            // image index (epilogue operands)
     int64_t M, K, kc_max, nk, mpad, Cg;
     bool same = false;    // reading the input itself with zero padding by masks (pack_panel_same)
+#if defined(MNN_SPAN_MASKS)
+    // AVX-512 float with a chain that has a register form (conv_regepi.h): the tile's rows are
+    // stored, then finished in one pass while in L1 (else the kernel's store program / epilogue_block)
+    void (*reg_rows)(const RegRowsArgs&) = nullptr;
+    const RegPlan* reg_plan = nullptr;
+#endif
 };
 
 // A panel's output positions [j0, j0 + n) as runs of consecutive wide positions (one per output
@@ -406,6 +416,20 @@ MNN_ALWAYS_INLINE void gemm_task(const Job<T>& jb, int64_t g, int64_t i0, int64_
         }
         // The last depth block a few register rows at a time, each finished by the epilogue while
         // its rows are still in L1.
+#if defined(MNN_SPAN_MASKS)
+        if constexpr (std::is_same_v<T, float>)
+            if (jb.reg_rows) {
+                const int64_t chunk = 2 * ks.mr;
+                for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+                    const int64_t m = std::min(chunk, rows - r0);
+                    ks.macro(m, ncols, kc, A + pc * jb.mpad + (i0 + r0) * kc, bpanels, C + r0 * P, P, T(1),
+                             p == 0 ? T(0) : T(1));
+                    jb.reg_rows(
+                        RegRowsArgs{jb.epi, jb.reg_plan, jb.n, g * Og + i0 + r0, j0, m, ncols, P, C + r0 * P});
+                }
+                continue;
+            }
+#endif
         gemmk::StoreEpi<T> prog;
         if (ks.macro_epi && store_program(*jb.epi, jb.n, g * Og + i0, j0, prog)) {  // finished in registers
             ks.macro_epi(rows, ncols, kc, A + pc * jb.mpad + i0 * kc, bpanels, C, P, p == 0 ? T(0) : T(1), &prog);
@@ -530,6 +554,28 @@ inline auto fill_planes_for(CpuLevel level, double) { return fill_planes_f64_for
 inline auto gemm_task_for(CpuLevel level, float) { return gemm_task_f32_for(level); }
 inline auto gemm_task_for(CpuLevel level, double) { return gemm_task_f64_for(level); }
 
+// Tasks [0, n) of about equal work on `threads` threads: tiny layers on one; few tasks (under 16 per
+// thread) as one contiguous share per thread, since the pool's chunks (n / (4 * threads) tasks each)
+// would leave one thread a chunk more (25 tasks: 7 chunks of 4, shared 16 / 12); many tasks dynamically.
+template <typename F>
+void run_tasks(int64_t n, int threads, bool tiny, F&& f) {
+    if (tiny || threads <= 1 || n <= 1) {
+        for (int64_t t = 0; t < n; ++t) f(t);
+        return;
+    }
+    if (n >= 16 * int64_t(threads)) {
+        parallel_for(n, 1, [&](int64_t a, int64_t b) {
+            for (int64_t t = a; t < b; ++t) f(t);
+        });
+        return;
+    }
+    const int64_t parts = std::min<int64_t>(threads, n);
+    parallel_for(parts, 1, [&](int64_t a, int64_t b) {
+        for (int64_t i = a; i < b; ++i)
+            for (int64_t t = i * n / parts; t < (i + 1) * n / parts; ++t) f(t);
+    });
+}
+
 }  // namespace
 
 // Positions as the GEMM's rows (the transposed product) when a layer has few of them and a
@@ -545,6 +591,8 @@ bool use_transposed(const gemmk::KernelSet<T>& ks, int64_t P, int64_t M, int64_t
 
 template <typename T>
 void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T>& epi, T* y) {
+    if constexpr (std::is_same_v<T, float>)
+        if (conv2d_stem(d, x, w.data<float>(), epi, y)) return;  // (few input channels: direct, conv_stem.cc)
     const CpuLevel level = active_level();
     const gemmk::KernelSet<T>& ks = gemm_kernel_set<T>(level);
     const int64_t G = d.G, Cg = d.C / G, Og = d.O / G, taps = d.kh * d.kw, K = Cg * taps, P = d.OH * d.OW;
@@ -579,9 +627,11 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
         const int64_t chunk = std::max<int64_t>(1, chpan * G / (4 * threads));
         const int64_t chunks = (chpan + chunk - 1) / chunk;
         // Few channel chunks (a layer with few output channels): split the positions too.
-        const int64_t pos_blocks = G * chunks >= 4 * threads ? 1
-                                   : std::min(npos, (4 * threads + G * chunks - 1) / (G * chunks));
-        const int64_t tasks = G * chunks * pos_blocks;
+        int64_t pos_blocks = G * chunks >= 4 * threads ? 1
+                             : std::min(npos, (4 * threads + G * chunks - 1) / (G * chunks));
+        // A whole number of tasks per thread where the positions allow (run_tasks splits them evenly).
+        while ((G * chunks * pos_blocks) % threads != 0 && pos_blocks < npos) ++pos_blocks;
+        const int64_t tasks = G * chunks * pos_blocks, gc = G * chunks;
         T* apack = t_apack.get<T>(size_t(G * ppad * K));
         const auto pack = pack_positions_for(level, T());
         const auto task = gemm_t_task_for(level, T());
@@ -591,17 +641,24 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
             const JobT<T> jb{&ks, &d, &pl, static_cast<const T*>(pw->data), apack, pl.identity ? xn : planes,
                              koff.data(), &epi, y + n * d.O * P, n, Og, K, pw->kc_max, pw->nk, pw->mpad, ppad, Cg,
                              chunk, pos_blocks};
-            parallel_for(G * npos, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, K)), [&](int64_t a, int64_t b) {
+            const int64_t pack_grain = std::max<int64_t>(
+                1, std::min<int64_t>(4096 / std::max<int64_t>(1, K), (G * npos + threads - 1) / threads));
+            parallel_for(G * npos, pack_grain, [&](int64_t a, int64_t b) {
                 for (int64_t t = a; t < b; ++t) pack(jb, t / npos, t % npos);
             });
-            parallel_for(tasks, flops < (int64_t(1) << 21) ? tasks : 1, [&](int64_t a, int64_t b) {
-                for (int64_t t = a; t < b; ++t)
-                    task(jb, t / (chunks * pos_blocks), t / pos_blocks % chunks, t % pos_blocks);
+            // Position block major: a thread's share of the tasks reuses its packed positions.
+            run_tasks(tasks, threads, flops < (int64_t(1) << 21), [&](int64_t t) {
+                task(jb, t % gc / chunks, t % chunks, t / gc);
             });
         }
         return;
     }
 
+#if defined(MNN_SPAN_MASKS)
+    RegPlan reg_plan;
+    if constexpr (std::is_same_v<T, float>)
+        if (level == CpuLevel::Avx512) reg_plan = reg_epi_select(epi);
+#endif
     const int64_t MR = ks.mr, mp = (Og + MR - 1) / MR, npan = (P + ks.nr - 1) / ks.nr;
     // Panels per task: more when the depth is small (a long block per output row), while there
     // are plenty of tasks; then row blocks, enough to keep the threads busy when panels are few.
@@ -611,19 +668,23 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
     int64_t rb = 1;
     while (G * ngroups * rb < 8 * threads && rb * 2 <= mp) rb *= 2;
     const int64_t tasks = G * rb * ngroups;
-    const int64_t grain = flops < (int64_t(1) << 21) ? tasks : 1;  // tiny layers: one thread
     const auto task = gemm_task_for(level, T());
     for (int64_t n = 0; n < d.N; ++n) {
         const T* xn = x + n * d.C * d.H * d.W;
         if (!same) make_planes_of(xn);
-        const Job<T> jb{&ks, &d, &pl, static_cast<const T*>(pw->data), pl.identity || same ? xn : planes, koff.data(),
-                        &epi, y + n * d.O * P, n, Og, K, pw->kc_max, pw->nk, pw->mpad, Cg, same};
-        parallel_for(tasks, grain, [&](int64_t a, int64_t b) {
-            for (int64_t t = a; t < b; ++t) {
-                const int64_t qg = t % ngroups, r = (t / ngroups) % rb, g = t / (ngroups * rb);
-                const int64_t i0 = r * mp / rb * MR, i1 = std::min(Og, (r + 1) * mp / rb * MR);
-                if (i0 < i1) task(jb, g, i0, i1, qg * pg, std::min(npan, (qg + 1) * pg));
+        Job<T> jb{&ks, &d, &pl, static_cast<const T*>(pw->data), pl.identity || same ? xn : planes, koff.data(),
+                  &epi, y + n * d.O * P, n, Og, K, pw->kc_max, pw->nk, pw->mpad, Cg, same};
+#if defined(MNN_SPAN_MASKS)
+        if constexpr (std::is_same_v<T, float>)
+            if (reg_plan.chain != RegChain::Other && reg_plan.chain != RegChain::None) {
+                jb.reg_rows = reg_epi_pick<RegRows>(reg_plan.chain);
+                jb.reg_plan = &reg_plan;
             }
+#endif
+        run_tasks(tasks, threads, flops < (int64_t(1) << 21), [&](int64_t t) {
+            const int64_t qg = t % ngroups, r = (t / ngroups) % rb, g = t / (ngroups * rb);
+            const int64_t i0 = r * mp / rb * MR, i1 = std::min(Og, (r + 1) * mp / rb * MR);
+            if (i0 < i1) task(jb, g, i0, i1, qg * pg, std::min(npan, (qg + 1) * pg));
         });
     }
 }

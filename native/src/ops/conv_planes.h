@@ -15,6 +15,7 @@
 #pragma once
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "ops/conv_common.h"
@@ -70,6 +71,25 @@ inline Planes make_planes(const DirectConv& d, int64_t slack, bool allow_identit
     return p;
 }
 
+#if defined(MNN_SPAN_MASKS)
+// d[q] = s[2q] for q in [0, n) (a stride-2 phase row), 16 values per step from two loads and an
+// even-lane permute; never reads past s[2(n - 1)].
+MNN_ISA_AVX512 inline void gather_even(float* d, const float* s, int64_t n) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    int64_t q = 0;
+    for (; q + 17 <= n; q += 16)
+        _mm512_storeu_ps(d + q, _mm512_permutex2var_ps(_mm512_loadu_ps(s + 2 * q), even,
+                                                       _mm512_loadu_ps(s + 2 * q + 16)));
+    if (q == n) return;
+    const int64_t m = n - q, e = 2 * m - 1;  // values left, elements they span
+    const __mmask16 lo = __mmask16(e >= 16 ? 0xFFFFu : (1u << e) - 1u);
+    const __mmask16 hi = __mmask16(e > 16 ? (1u << (e - 16)) - 1u : 0u);
+    const __m512 v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo, s + 2 * q), even,
+                                            _mm512_maskz_loadu_ps(hi, s + 2 * q + 16));
+    _mm512_mask_storeu_ps(d + q, __mmask16((1u << m) - 1u), v);
+}
+#endif
+
 // Phase planes of channels [c0, c1) of one image x ([C, H, W]) into planes (S * PL per channel,
 // channel c at planes + c * S * PL; unused phases are left untouched).  L: the lanes of the
 // caller's ISA variant (simd_span.h), so short rows are copied and zeroed without library calls.
@@ -96,7 +116,14 @@ MNN_ALWAYS_INLINE void fill_planes(const DirectConv& d, const Planes& p, const T
                     const T* src = xc + ih * d.W + b - d.pl;  // src[q * sw] for q in [q0, q1)
                     for (int64_t q = 0; q < q0; ++q) row[q] = T(0);
                     if (d.sw == 1) simd::copy<T, L>(row + q0, src + q0, q1 - q0);
-                    else if (d.sw == 2) for (int64_t q = q0; q < q1; ++q) row[q] = src[2 * q];
+                    else if (d.sw == 2) {
+#if defined(MNN_SPAN_MASKS)
+                        if constexpr (std::is_same_v<T, float> && simd::masked<T, L>()) {
+                            gather_even(row + q0, src + 2 * q0, q1 - q0);
+                        } else
+#endif
+                        for (int64_t q = q0; q < q1; ++q) row[q] = src[2 * q];
+                    }
                     else for (int64_t q = q0; q < q1; ++q) row[q] = src[q * d.sw];
                     for (int64_t q = q1; q < p.Wp; ++q) row[q] = T(0);
                 }
