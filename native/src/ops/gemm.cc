@@ -15,11 +15,13 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <chrono>
 #include <thread>
 
 #include "core/cpu.h"
 #include "core/thread_pool.h"
 #include "ops/common.h"
+#include "ops/gemm_ext.h"
 #include "ops/gemm_kernels.h"
 
 namespace mnn {
@@ -73,6 +75,114 @@ struct Buffer {
     Buffer(const Buffer&) = delete;
     Buffer& operator=(const Buffer&) = delete;
 };
+
+// ---- epilogues -------------------------------------------------------------------------------
+
+// A GEMM epilogue as the driver carries it: the ops, and the same as the kernel's store
+// program (operands at C's origin) when every op has a register form.
+template <typename T>
+struct Epi {
+    const GemmEpilogue<T>* e = nullptr;
+    gemmk::StoreEpi<T> prog;
+    bool has_prog = false;
+};
+
+template <typename T>
+bool store_program(const GemmEpilogue<T>& e, gemmk::StoreEpi<T>& s) {
+    using SE = gemmk::StoreEpi<T>;
+    s.n = 0;
+    auto add = [&](typename SE::Op op, const T* ptr, int64_t ld, T c) {
+        if (s.n == 6) return false;
+        s.steps[s.n++] = {op, ptr, ld, c};
+        return true;
+    };
+    for (int k = 0; k < e.n_ops; ++k) {
+        const typename GemmEpilogue<T>::Op& op = e.ops[k];
+        bool ok = false;
+        switch (op.kind) {
+            case EpilogueOp::Relu: ok = add(SE::Relu, nullptr, 0, T(0)); break;
+            case EpilogueOp::Add:  // (x + y == y + x bit for bit: the operand's side does not matter)
+                if (op.operand == EpilogueOp::Channel) ok = add(SE::AddCol, op.ptr, 0, T(0));
+                else if (op.operand == EpilogueOp::Full) ok = add(SE::AddFull, op.ptr, op.ld, T(0));
+                break;
+            case EpilogueOp::Max:
+                if (op.operand == EpilogueOp::Scalar) {
+                    const T c = op.ptr[0];
+                    if (epi_plain_operand(c)) ok = add(SE::MaxC, nullptr, 0, c);
+                    else if (c == T(0) && !std::signbit(c)) ok = add(SE::MaxPZ, nullptr, 0, T(0));
+                }
+                break;
+            case EpilogueOp::Min:
+                if (op.operand == EpilogueOp::Scalar && epi_plain_operand(op.ptr[0]))
+                    ok = add(SE::MinC, nullptr, 0, op.ptr[0]);
+                break;
+            default: break;
+        }
+        if (!ok) return false;
+    }
+    return true;
+}
+
+// The epilogue, in place, on the finished block C[0:m, 0:n] whose first element is (i0, j0) of
+// the product: op by op, row by row, each a vector loop over data still in cache.
+template <typename T, typename F>
+void epi_op_rows(const typename GemmEpilogue<T>::Op& op, int64_t i0, int64_t j0, int64_t m, int64_t n, T* C,
+                 int64_t ldc, F f) {
+    constexpr int L = 4;
+    for (int64_t r = 0; r < m; ++r) {
+        T* row = C + r * ldc;
+        switch (op.operand) {
+            case EpilogueOp::None: epi_span<T, L, false, false>(row, n, nullptr, T(0), f); break;
+            case EpilogueOp::Scalar:
+                if (op.swap) epi_span<T, L, false, true>(row, n, nullptr, op.ptr[0], f);
+                else epi_span<T, L, false, false>(row, n, nullptr, op.ptr[0], f);
+                break;
+            case EpilogueOp::Channel:
+            case EpilogueOp::Full: {
+                const T* w = op.operand == EpilogueOp::Channel ? op.ptr + j0 : op.ptr + (i0 + r) * op.ld + j0;
+                if (op.swap) epi_span<T, L, true, true>(row, n, w, T(0), f);
+                else epi_span<T, L, true, false>(row, n, w, T(0), f);
+                break;
+            }
+        }
+    }
+}
+
+template <typename T>
+void epi_block(const GemmEpilogue<T>& e, int64_t i0, int64_t j0, int64_t m, int64_t n, T* C, int64_t ldc) {
+    for (int k = 0; k < e.n_ops; ++k) {
+        const typename GemmEpilogue<T>::Op& op = e.ops[k];
+        switch (op.kind) {
+            case EpilogueOp::Relu: epi_op_rows<T>(op, i0, j0, m, n, C, ldc, EpiRelu()); break;
+            case EpilogueOp::Add: epi_op_rows<T>(op, i0, j0, m, n, C, ldc, EpiAdd()); break;
+            case EpilogueOp::Sub: epi_op_rows<T>(op, i0, j0, m, n, C, ldc, EpiSub()); break;
+            case EpilogueOp::Mul: epi_op_rows<T>(op, i0, j0, m, n, C, ldc, EpiMul()); break;
+            case EpilogueOp::Max: epi_op_rows<T>(op, i0, j0, m, n, C, ldc, EpiMax()); break;
+            case EpilogueOp::Min: epi_op_rows<T>(op, i0, j0, m, n, C, ldc, EpiMin()); break;
+        }
+    }
+}
+
+// The last depth block of C[i0:i0+m, j0:j0+n] (C points at that block): the macro-kernel,
+// finishing each tile through the epilogue (in registers where the kernel can, else on the
+// block right after it is stored).
+template <typename T>
+void macro_last(const gemmk::KernelSet<T>& ks, const Epi<T>* epi, int64_t i0, int64_t j0, int64_t m, int64_t n,
+                int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T alpha, T beta) {
+    if (!epi) return ks.macro(m, n, kc, Ap, Bp, C, ldc, alpha, beta);
+    if (epi->has_prog && ks.macro_epi) {
+        gemmk::StoreEpi<T> local = epi->prog;
+        for (int s = 0; s < local.n; ++s) {
+            typename gemmk::StoreEpi<T>::Step& st = local.steps[s];
+            if (st.op == gemmk::StoreEpi<T>::AddRow) st.ptr += i0;
+            else if (st.op == gemmk::StoreEpi<T>::AddCol) st.ptr += j0;
+            else if (st.op == gemmk::StoreEpi<T>::AddFull) st.ptr += i0 * st.ld + j0;
+        }
+        return ks.macro_epi(m, n, kc, Ap, Bp, C, ldc, beta, &local);
+    }
+    ks.macro(m, n, kc, Ap, Bp, C, ldc, alpha, beta);
+    epi_block(*epi->e, i0, j0, m, n, C, ldc);
+}
 
 constexpr int64_t kParallelFlops = int64_t(1) << 21;  // below this, one thread
 constexpr int64_t kPackedBLimit = int64_t(32) << 20;  // bytes of packed B per column chunk
@@ -215,7 +325,7 @@ struct Phase {
 // so packed B never leaves L1/L2.  Threads split the columns.
 template <typename T, typename PackB>
 void gemm_stream_b(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-                   int64_t lda, const PackB& pack_b, T beta, T* C, int64_t ldc) {
+                   int64_t lda, const PackB& pack_b, T beta, T* C, int64_t ldc, const Epi<T>* epi) {
     const int64_t MR = ks.mr, NR = ks.nr;
     const int threads = std::max(1, get_thread_number());
     const bool parallel = threads > 1 && 2 * M * N * K >= kParallelFlops;
@@ -241,7 +351,9 @@ void gemm_stream_b(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N,
                 for (int64_t p = 0; p < nk; ++p) {
                     int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc);
                     pack_b(pc, kc, j, n, bpanel.p);
-                    ks.macro(M, n, kc, apack.p + pc * mpad, bpanel.p, C + j, ldc, alpha, p == 0 ? beta : T(1));
+                    if (p + 1 < nk) ks.macro(M, n, kc, apack.p + pc * mpad, bpanel.p, C + j, ldc, alpha, p == 0 ? beta : T(1));
+                    else macro_last(ks, epi, 0, j, M, n, kc, apack.p + pc * mpad, bpanel.p, C + j, ldc, alpha,
+                                    p == 0 ? beta : T(1));
                 }
             }
         });
@@ -252,8 +364,8 @@ void gemm_stream_b(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N,
 // pack_b(k0, kc, j0, n, dst) packs op(B)[k0:k0+kc, j0:j0+n] as one NR-wide panel.
 template <typename T, typename PackB>
 void gemm_packed(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-                 int64_t lda, const PackB& pack_b, T beta, T* C, int64_t ldc) {
-    if (M <= ks.mc && N >= 4 * ks.nr) return gemm_stream_b(ks, ta, M, N, K, alpha, A, lda, pack_b, beta, C, ldc);
+                 int64_t lda, const PackB& pack_b, T beta, T* C, int64_t ldc, const Epi<T>* epi = nullptr) {
+    if (M <= ks.mc && N >= 4 * ks.nr) return gemm_stream_b(ks, ta, M, N, K, alpha, A, lda, pack_b, beta, C, ldc, epi);
     const int64_t MR = ks.mr, NR = ks.nr;
     const int threads = std::max(1, get_thread_number());
     const bool parallel = threads > 1 && 2 * M * N * K >= kParallelFlops;
@@ -314,8 +426,12 @@ void gemm_packed(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N, i
                     int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc);
                     const T* src = ta ? A + pc * lda + i0 : A + i0 * lda + pc;
                     ks.pack_a(ta, src, lda, i1 - i0, kc, apack.p);
-                    ks.macro(i1 - i0, j1 - j0, kc, apack.p, bpack.p + pc * npad + j0 * kc, C + i0 * ldc + jc + j0,
-                             ldc, alpha, p == 0 ? beta : T(1));
+                    if (p + 1 < nk)
+                        ks.macro(i1 - i0, j1 - j0, kc, apack.p, bpack.p + pc * npad + j0 * kc, C + i0 * ldc + jc + j0,
+                                 ldc, alpha, p == 0 ? beta : T(1));
+                    else
+                        macro_last(ks, epi, i0, jc + j0, i1 - i0, j1 - j0, kc, apack.p, bpack.p + pc * npad + j0 * kc,
+                                   C + i0 * ldc + jc + j0, ldc, alpha, p == 0 ? beta : T(1));
                 }
             });
         }
@@ -325,24 +441,108 @@ void gemm_packed(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N, i
     parallel_for(parallel ? threads : 1, 1, body);
 }
 
+template <typename T>
+void gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+               int64_t ldb, T beta, T* C, int64_t ldc, const Epi<T>* epi) {
+    if (M <= 0 || N <= 0) return;
+    // Paths without a packed macro-kernel finish C, then run the epilogue over it.
+    auto whole = [&] { if (epi) epi_block(*epi->e, 0, 0, M, N, C, ldc); };
+    if (K <= 0 || alpha == T(0)) {
+        scale_c(M, N, beta, C, ldc);
+        return whole();
+    }
+    if (M * N * K <= 4096) {
+        gemm_small(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return whole();
+    }
+    if (N == 1) {
+        gemv_col(ta, tb, M, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return whole();
+    }
+    if (M == 1) {
+        gemv_row(ta, tb, N, K, alpha, A, lda, B, ldb, beta, C);
+        return whole();
+    }
+    const gemmk::KernelSet<T>& ks = kernel_set<T>(active_level());
+    auto pack_b = [&](int64_t k0, int64_t kc, int64_t j0, int64_t n, T* dst) {
+        ks.pack_b(tb, tb ? B + j0 * ldb + k0 : B + k0 * ldb + j0, ldb, kc, n, dst);
+    };
+    gemm_packed(ks, ta, M, N, K, alpha, A, lda, pack_b, beta, C, ldc, epi);
+}
+
 }  // namespace
 
 template <typename T>
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B, int64_t ldb,
           T beta, T* C, int64_t ldc) {
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0 || alpha == T(0)) {
-        scale_c(M, N, beta, C, ldc);
-        return;
+    gemm_impl<T>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nullptr);
+}
+
+template <typename T>
+void gemm_epilogue(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+                   int64_t ldb, T* C, int64_t ldc, const GemmEpilogue<T>& e) {
+    if (e.n_ops == 0) return gemm_impl<T>(ta, tb, M, N, K, T(1), A, lda, B, ldb, T(0), C, ldc, nullptr);
+    Epi<T> epi;
+    epi.e = &e;
+    epi.has_prog = store_program(e, epi.prog);
+    gemm_impl<T>(ta, tb, M, N, K, T(1), A, lda, B, ldb, T(0), C, ldc, &epi);
+}
+template void gemm_epilogue<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t,
+                                   float*, int64_t, const GemmEpilogue<float>&);
+template void gemm_epilogue<double>(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t, const double*,
+                                    int64_t, double*, int64_t, const GemmEpilogue<double>&);
+
+// ---- the measured FMA peak --------------------------------------------------------------------
+
+FmaPeak gemm_fma_peak(int threads, double seconds) {
+    FmaPeak r;
+    const CpuLevel level = active_level();
+    float (*probe)(int64_t) = &gemmk::generic_fma_probe;
+    int lanes = gemmk::generic_fma_lanes();
+#if defined(MNN_GEMM_X86)
+    if (level == CpuLevel::Avx512) {
+        probe = &gemmk::avx512_fma_probe;
+        lanes = gemmk::avx512_fma_lanes();
+    } else if (level == CpuLevel::Avx2) {
+        probe = &gemmk::avx2_fma_probe;
+        lanes = gemmk::avx2_fma_lanes();
     }
-    if (M * N * K <= 4096) return gemm_small(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    if (N == 1) return gemv_col(ta, tb, M, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    if (M == 1) return gemv_row(ta, tb, N, K, alpha, A, lda, B, ldb, beta, C);
-    const gemmk::KernelSet<T>& ks = kernel_set<T>(active_level());
-    auto pack_b = [&](int64_t k0, int64_t kc, int64_t j0, int64_t n, T* dst) {
-        ks.pack_b(tb, tb ? B + j0 * ldb + k0 : B + k0 * ldb + j0, ldb, kc, n, dst);
-    };
-    gemm_packed(ks, ta, M, N, K, alpha, A, lda, pack_b, beta, C, ldc);
+#endif
+    r.level = cpu_level_name(level);
+    r.lanes = lanes;
+    r.threads = std::max(1, std::min(threads, get_thread_number()));
+    using Clock = std::chrono::steady_clock;
+    auto secs = [](Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); };
+    static volatile float sink = 0;
+    // Calibrate on one thread: rounds for about 1/4 of the time per repeat.
+    int64_t iters = 1 << 14;
+    double t = 0;
+    for (;;) {
+        Clock::time_point t0 = Clock::now();
+        sink = sink + probe(iters);
+        t = secs(t0);
+        if (t >= 0.01 || iters >= (int64_t(1) << 40)) break;
+        iters *= 2;
+    }
+    const int repeats = 4;
+    iters = std::max<int64_t>(1, int64_t(double(iters) * seconds / repeats / std::max(t, 1e-9)));
+    double best = 0;
+    for (int rep = 0; rep < repeats; ++rep) {
+        Clock::time_point t0 = Clock::now();
+        parallel_for(r.threads, 1, [&](int64_t b, int64_t e) {
+            float s = 0;
+            for (int64_t i = b; i < e; ++i) s += probe(iters);
+            sink = sink + s;
+        });
+        const double w = secs(t0);
+        const double gf = 2.0 * double(iters) * lanes * r.threads / w / 1e9;
+        if (gf > best) {
+            best = gf;
+            r.seconds = w;
+        }
+    }
+    r.gflops = best;
+    return r;
 }
 
 template <typename T>

@@ -125,6 +125,17 @@ void uk(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta, 
                         for (int v = 0; v < NV; ++v) acc[i][v] = V::add(acc[i][v], r);
                     }
                     break;
+                case StoreEpi<T>::AddCol: {
+                    reg cv[NV];
+                    MNN_UNROLL
+                    for (int v = 0; v < NV; ++v) cv[v] = V::loadu(st.ptr + v * V::W, v == NV - 1 ? last : full);
+                    MNN_UNROLL
+                    for (int i = 0; i < ROWS; ++i) {
+                        MNN_UNROLL
+                        for (int v = 0; v < NV; ++v) acc[i][v] = V::add(acc[i][v], cv[v]);
+                    }
+                    break;
+                }
                 case StoreEpi<T>::AddFull:
                     MNN_UNROLL
                     for (int i = 0; i < ROWS; ++i) {
@@ -241,6 +252,7 @@ MNN_INLINE void macro_impl_epi(int64_t mc, int64_t nc, int64_t kc, const T* Ap, 
                 for (int s = 0; s < local.n; ++s) {
                     typename StoreEpi<T>::Step& st = local.steps[s];
                     if (st.op == StoreEpi<T>::AddRow) st.ptr += i;
+                    else if (st.op == StoreEpi<T>::AddCol) st.ptr += j;
                     else if (st.op == StoreEpi<T>::AddFull) st.ptr += i * st.ld + j;
                 }
                 e = &local;
@@ -281,6 +293,25 @@ KernelSet<T> kernel_set(int64_t mc) {
 }
 
 }  // namespace
+
+float avx512_fma_probe(int64_t iters) {
+    constexpr int kAcc = 24;  // independent chains: >= FMA latency x pipes, within the registers
+    __m512 x[kAcc];
+    for (int i = 0; i < kAcc; ++i) x[i] = _mm512_set1_ps(float(i) * 0.01f);
+    const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.001f);
+    for (int64_t t = 0; t < iters; ++t) {
+        MNN_UNROLL
+        for (int i = 0; i < kAcc; ++i) x[i] = _mm512_fmadd_ps(x[i], a, b);
+    }
+    __m512 s = x[0];
+    for (int i = 1; i < kAcc; ++i) s = _mm512_add_ps(s, x[i]);
+    alignas(64) float out[16];
+    _mm512_storeu_ps(out, s);
+    float r = 0;
+    for (int i = 0; i < 16; ++i) r += out[i];
+    return r;
+}
+int avx512_fma_lanes() { return 24 * 16; }
 
 KernelSet<float> avx512_f32() { return kernel_set<float>(kMr * 12); }
 KernelSet<double> avx512_f64() { return kernel_set<double>(kMr * 8); }
