@@ -30,6 +30,7 @@
 #include "graph/expr.h"
 #include "graph/passes.h"
 #include "graph/profile.h"
+#include "ops/gemm_ext.h"
 
 namespace mnn {
 
@@ -555,9 +556,12 @@ void evaluate(const std::vector<VarPtr>& vars) {
             outs[o].offset_bytes = off;
         }
         const ProfileClock::time_point t0 = prof ? ProfileClock::now() : ProfileClock::time_point();
-        if (s.epilogue >= 0) {  // a convolution with its elementwise chain fused
+        if (s.epilogue >= 0) {  // a convolution or matmul with its elementwise chain fused
             if (!outs[0].defined()) outs[0] = Tensor(n->output_infos[0]);
-            conv2d_fused(plan->attrs_of(s, order), ins, plan->epilogues[size_t(s.epilogue)], outs[0]);
+            if (n->op == OpType::MatMul)
+                matmul_fused(plan->attrs_of(s, order), ins, plan->epilogues[size_t(s.epilogue)], outs[0]);
+            else
+                conv2d_fused(plan->attrs_of(s, order), ins, plan->epilogues[size_t(s.epilogue)], outs[0]);
         } else {
             run_node(n->op, plan->attrs_of(s, order), ins, outs, n->output_infos);
         }
