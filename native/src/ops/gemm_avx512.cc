@@ -277,6 +277,102 @@ void macro_epi(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* Bp, T* 
     macro_impl_epi<T>(mc, nc, kc, Ap, Bp, C, ldc, T(1), beta, epi);
 }
 
+// ---- float32 packing with whole vectors ------------------------------------------------------
+// (The generic pack_*_impl copy element by element: at n <= 512 that was a third of the time.)
+
+// r[0:16] (rows) <- their transpose (r[k] lane i = old r[i] lane k).
+MNN_INLINE void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    MNN_UNROLL
+    for (int i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // r[4g + c], 128-bit lane L: rows 4g..4g+3 at column 4L + c
+    MNN_UNROLL
+    for (int g = 0; g < 4; ++g) {
+        const __m512 a = t[4 * g], b = t[4 * g + 1], c = t[4 * g + 2], d = t[4 * g + 3];
+        r[4 * g] = _mm512_shuffle_ps(a, c, _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * g + 1] = _mm512_shuffle_ps(a, c, _MM_SHUFFLE(3, 2, 3, 2));
+        r[4 * g + 2] = _mm512_shuffle_ps(b, d, _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * g + 3] = _mm512_shuffle_ps(b, d, _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    MNN_UNROLL
+    for (int c = 0; c < 4; ++c) {
+        const __m512 s0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88), s1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
+        const __m512 s2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
+        const __m512 s3 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
+        t[c] = _mm512_shuffle_f32x4(s0, s2, 0x88);
+        t[8 + c] = _mm512_shuffle_f32x4(s0, s2, 0xDD);
+        t[4 + c] = _mm512_shuffle_f32x4(s1, s3, 0x88);
+        t[12 + c] = _mm512_shuffle_f32x4(s1, s3, 0xDD);
+    }
+    MNN_UNROLL
+    for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+// dst[k * ds + i] = src[i * ls + k] for i < m (<= 16), k < kc; lanes i of `out` written (zeros
+// for m <= i).
+MNN_INLINE void pack_transposed(const float* src, int64_t ls, int m, int64_t kc, float* dst, int64_t ds,
+                                __mmask16 out) {
+    for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+        const int64_t kn = imin(16, kc - k0);
+        const __mmask16 km = __mmask16((1u << kn) - 1u);
+        __m512 r[16];
+        MNN_UNROLL
+        for (int i = 0; i < 16; ++i) r[i] = i < m ? _mm512_maskz_loadu_ps(km, src + i * ls + k0) : _mm512_setzero_ps();
+        transpose16(r);
+        float* d = dst + k0 * ds;
+        if (kn == 16) {
+            MNN_UNROLL
+            for (int k = 0; k < 16; ++k) _mm512_mask_storeu_ps(d + k * ds, out, r[k]);
+        } else {
+            for (int k = 0; k < kn; ++k) _mm512_mask_storeu_ps(d + k * ds, out, r[k]);
+        }
+    }
+}
+
+void pack_a_f32(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, float* Ap) {
+    constexpr __mmask16 rows = __mmask16((1u << kMr) - 1u);
+    for (int64_t i0 = 0; i0 < mc; i0 += kMr, Ap += kMr * kc) {
+        const int m = int(imin(kMr, mc - i0));
+        if (trans) {  // stored K x M: each k's MR values are contiguous
+            const __mmask16 lm = __mmask16((1u << m) - 1u);
+            const float* s = A + i0;
+            for (int64_t k = 0; k < kc; ++k) _mm512_mask_storeu_ps(Ap + k * kMr, rows, _mm512_maskz_loadu_ps(lm, s + k * lda));
+        } else {
+            pack_transposed(A + i0 * lda, lda, m, kc, Ap, kMr, rows);
+        }
+    }
+}
+
+void pack_b_f32(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, float* Bp) {
+    constexpr int NR = 32;
+    for (int64_t j0 = 0; j0 < nc; j0 += NR, Bp += NR * kc) {
+        const int n = int(imin(NR, nc - j0));
+        if (!trans) {
+            const float* s = B + j0;
+            if (n == NR) {
+                for (int64_t k = 0; k < kc; ++k) {
+                    _mm512_store_ps(Bp + k * NR, _mm512_loadu_ps(s + k * ldb));
+                    _mm512_store_ps(Bp + k * NR + 16, _mm512_loadu_ps(s + k * ldb + 16));
+                }
+            } else {
+                const __mmask16 m0 = __mmask16((1u << imin(16, n)) - 1u);
+                const __mmask16 m1 = __mmask16(n > 16 ? (1u << (n - 16)) - 1u : 0u);
+                for (int64_t k = 0; k < kc; ++k) {
+                    _mm512_store_ps(Bp + k * NR, _mm512_maskz_loadu_ps(m0, s + k * ldb));
+                    _mm512_store_ps(Bp + k * NR + 16, _mm512_maskz_loadu_ps(m1, s + k * ldb + 16));
+                }
+            }
+        } else {  // stored N x K: two 16-column halves, each a transpose
+            const float* s = B + j0 * ldb;
+            pack_transposed(s, ldb, int(imin(16, n)), kc, Bp, NR, __mmask16(0xFFFF));
+            pack_transposed(s + 16 * ldb, ldb, int(n > 16 ? n - 16 : 0), kc, Bp + 16, NR, __mmask16(0xFFFF));
+        }
+    }
+}
+
 template <typename T>
 KernelSet<T> kernel_set(int64_t mc) {
     KernelSet<T> ks;
@@ -313,7 +409,12 @@ float avx512_fma_probe(int64_t iters) {
 }
 int avx512_fma_lanes() { return 24 * 16; }
 
-KernelSet<float> avx512_f32() { return kernel_set<float>(kMr * 12); }
+KernelSet<float> avx512_f32() {
+    KernelSet<float> ks = kernel_set<float>(kMr * 12);
+    ks.pack_a = &pack_a_f32;
+    ks.pack_b = &pack_b_f32;
+    return ks;
+}
 KernelSet<double> avx512_f64() { return kernel_set<double>(kMr * 8); }
 
 }  // namespace gemmk
