@@ -62,18 +62,56 @@ const gemmk::KernelSet<double>& kernel_set<double>(CpuLevel level) {
     return generic;
 }
 
-// 64-byte aligned scratch.
-template <typename T>
-struct Buffer {
-    T* p = nullptr;
-    explicit Buffer(size_t n) {
-        if (n) p = static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
-    }
-    ~Buffer() {
+// Packing scratch kept by each thread between calls (up to kKeepScratch bytes per slot): a fresh
+// multi-megabyte buffer per call costs a page fault per 4 KiB page on first touch, several
+// percent of a 1024-cube product.  A thread uses at most kScratchSlots at once (packed B and
+// its own packed A block); more, or larger ones, are allocated per call.
+constexpr int kScratchSlots = 3;
+constexpr size_t kKeepScratch = size_t(40) << 20;
+
+struct ScratchSlot {
+    void* p = nullptr;
+    size_t bytes = 0;
+    bool busy = false;
+    ~ScratchSlot() {
         if (p) ::operator delete(p, std::align_val_t(64));
     }
-    Buffer(const Buffer&) = delete;
-    Buffer& operator=(const Buffer&) = delete;
+};
+thread_local ScratchSlot t_scratch[kScratchSlots];
+
+template <typename T>
+struct Scratch {
+    T* p = nullptr;
+    ScratchSlot* slot = nullptr;
+    explicit Scratch(size_t n) {
+        const size_t bytes = n * sizeof(T);
+        if (!bytes) return;
+        if (bytes <= kKeepScratch)
+            for (ScratchSlot& s : t_scratch)
+                if (!s.busy) {
+                    slot = &s;
+                    break;
+                }
+        if (!slot) {
+            p = static_cast<T*>(::operator new(bytes, std::align_val_t(64)));
+            return;
+        }
+        if (slot->bytes < bytes) {
+            if (slot->p) ::operator delete(slot->p, std::align_val_t(64));
+            slot->p = nullptr;
+            slot->bytes = 0;
+            slot->p = ::operator new(bytes, std::align_val_t(64));
+            slot->bytes = bytes;
+        }
+        slot->busy = true;
+        p = static_cast<T*>(slot->p);
+    }
+    ~Scratch() {
+        if (slot) slot->busy = false;
+        else if (p) ::operator delete(p, std::align_val_t(64));
+    }
+    Scratch(const Scratch&) = delete;
+    Scratch& operator=(const Scratch&) = delete;
 };
 
 // ---- epilogues -------------------------------------------------------------------------------
@@ -331,7 +369,7 @@ void gemm_stream_b(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N,
     const bool parallel = threads > 1 && 2 * M * N * K >= kParallelFlops;
     const int64_t nk = (K + ks.kc - 1) / ks.kc, kc_max = (K + nk - 1) / nk;
     const int64_t mpad = (M + MR - 1) / MR * MR;
-    Buffer<T> apack(size_t(mpad * K));  // depth block p at apack + pc * mpad
+    Scratch<T> apack(size_t(mpad * K));  // depth block p at apack + pc * mpad
     // Tasks of a few column panels (one panel each when single-threaded).
     const int64_t npanels = (N + NR - 1) / NR;
     const int64_t group = parallel ? std::max<int64_t>(1, std::min<int64_t>(8, npanels / (8 * threads))) : npanels;
@@ -344,7 +382,7 @@ void gemm_stream_b(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N,
             ks.pack_a(ta, ta ? A + pc * lda : A + pc, lda, M, kc, apack.p + pc * mpad);
         });
         pack_a.wait();
-        Buffer<T> bpanel(size_t(kc_max * NR));
+        Scratch<T> bpanel(size_t(kc_max * NR));
         mul.run([&](int64_t t) {
             for (int64_t q = t * group, q1 = std::min(npanels, q + group); q < q1; ++q) {
                 int64_t j = q * NR, n = std::min(NR, N - j);
@@ -378,7 +416,7 @@ void gemm_packed(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N, i
     int64_t nc_max = std::max<int64_t>(NR, (kPackedBLimit / int64_t(sizeof(T)) / K) / NR * NR);
     nc_max = std::min(nc_max, (N + NR - 1) / NR * NR);
     const int64_t n_chunks = (N + nc_max - 1) / nc_max;
-    Buffer<T> bpack(size_t(K * nc_max));
+    Scratch<T> bpack(size_t(K * nc_max));
 
     // Row blocks: about mc rows each, a multiple of the thread count when few.
     const int64_t mpanels = (M + MR - 1) / MR;
@@ -405,7 +443,7 @@ void gemm_packed(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N, i
     }
 
     auto body = [&](int64_t, int64_t) {
-        Buffer<T> apack(size_t(block_rows * kc_max));
+        Scratch<T> apack(size_t(block_rows * kc_max));
         for (int64_t c = 0; c < n_chunks; ++c) {
             const int64_t jc = c * nc_max, nc = std::min(nc_max, N - jc);
             const int64_t npanels = (nc + NR - 1) / NR, npad = npanels * NR, parts = n_jc[c];
@@ -514,18 +552,21 @@ FmaPeak gemm_fma_peak(int threads, double seconds) {
     using Clock = std::chrono::steady_clock;
     auto secs = [](Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); };
     static volatile float sink = 0;
-    // Calibrate on one thread: rounds for about 1/4 of the time per repeat.
-    int64_t iters = 1 << 14;
+    // Calibrate on one thread, then repeats of about 10 ms each: the best of many short runs is
+    // what the machine sustains when nothing else holds its cores (on a shared machine a long
+    // run measures the other processes too).
+    int64_t iters = 1 << 12;
     double t = 0;
     for (;;) {
         Clock::time_point t0 = Clock::now();
         sink = sink + probe(iters);
         t = secs(t0);
-        if (t >= 0.01 || iters >= (int64_t(1) << 40)) break;
+        if (t >= 0.002 || iters >= (int64_t(1) << 40)) break;
         iters *= 2;
     }
-    const int repeats = 4;
-    iters = std::max<int64_t>(1, int64_t(double(iters) * seconds / repeats / std::max(t, 1e-9)));
+    const double each = std::min(0.01, seconds / 3);
+    const int repeats = std::max(3, int(seconds / each));
+    iters = std::max<int64_t>(1, int64_t(double(iters) * each / std::max(t, 1e-9)));
     double best = 0;
     for (int rep = 0; rep < repeats; ++rep) {
         Clock::time_point t0 = Clock::now();

@@ -12,7 +12,7 @@ namespace mnn {
 
 // The float32 FLOP rate this machine sustains on pure multiply-adds: a register-only FMA
 // loop (gemmk::*_fma_probe) at the active CPU level, run on `threads` threads of the pool
-// at once for about `seconds`, best of a few repeats.
+// at once, best of repeats of about 10 ms over about `seconds` in all.
 struct FmaPeak {
     double gflops = 0;       // all threads together
     int threads = 0;         // threads that ran (the pool's size caps it)
