@@ -464,7 +464,7 @@ void bind_functions(nb::module_& m) {
         return d;
     }, nb::arg("threads"), nb::arg("seconds") = 0.2,
        "The float32 GFLOP/s a register-only FMA loop reaches at the active CPU level on `threads` threads of "
-       "the pool at once (capped by the pool's size), best of a few repeats over about `seconds`.");
+       "the pool at once (capped by the pool's size), best of ~10 ms repeats over about `seconds`.");
 }
 
 }  // namespace mnnpy
