@@ -479,6 +479,55 @@ void gemm_packed(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N, i
     parallel_for(parallel ? threads : 1, 1, body);
 }
 
+// Products whose op(B) is stored row-major and small (in L1/L2 anyway): B is read in place by
+// the kernel (ks.macro_direct_b), only A is packed, by each task for its own rows.  Tasks are
+// row blocks (several per thread when parallel).
+constexpr int64_t kDirectBBytes = int64_t(128) << 10;
+
+template <typename T>
+void gemm_direct_b(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                   int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const Epi<T>* epi) {
+    const int64_t MR = ks.mr;
+    const int threads = std::max(1, get_thread_number());
+    const bool parallel = threads > 1 && 2 * M * N * K >= kParallelFlops;
+    const int64_t kcap = std::min(ks.kc, ks.direct_max_kc);
+    const int64_t nk = (K + kcap - 1) / kcap, kc_max = (K + nk - 1) / nk;
+    const int64_t mpanels = (M + MR - 1) / MR;
+    int64_t tasks = (mpanels * MR + ks.mc - 1) / ks.mc;
+    if (parallel) tasks = std::min(mpanels, std::max<int64_t>(tasks, 2 * threads));
+    const bool prog = epi && epi->has_prog;
+    auto run = [&](int64_t t0, int64_t t1) {
+        const int64_t p0 = t0 * mpanels / tasks, p1 = t1 * mpanels / tasks;
+        Scratch<T> apack(size_t((p1 - p0) * MR * kc_max));
+        for (int64_t t = t0; t < t1; ++t) {
+            const int64_t i0 = t * mpanels / tasks * MR, i1 = std::min(M, (t + 1) * mpanels / tasks * MR);
+            if (i0 >= i1) continue;
+            for (int64_t p = 0; p < nk; ++p) {
+                const int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc);
+                ks.pack_a(ta, ta ? A + pc * lda + i0 : A + i0 * lda + pc, lda, i1 - i0, kc, apack.p);
+                const T b = p == 0 ? beta : T(1);
+                T* c = C + i0 * ldc;
+                if (p + 1 < nk || !epi) {
+                    ks.macro_direct_b(i1 - i0, N, kc, apack.p, B + pc * ldb, ldb, c, ldc, alpha, b, nullptr);
+                } else if (prog) {
+                    gemmk::StoreEpi<T> local = epi->prog;
+                    for (int q = 0; q < local.n; ++q) {
+                        typename gemmk::StoreEpi<T>::Step& st = local.steps[q];
+                        if (st.op == gemmk::StoreEpi<T>::AddRow) st.ptr += i0;
+                        else if (st.op == gemmk::StoreEpi<T>::AddFull) st.ptr += i0 * st.ld;
+                    }
+                    ks.macro_direct_b(i1 - i0, N, kc, apack.p, B + pc * ldb, ldb, c, ldc, alpha, b, &local);
+                } else {
+                    ks.macro_direct_b(i1 - i0, N, kc, apack.p, B + pc * ldb, ldb, c, ldc, alpha, b, nullptr);
+                    epi_block(*epi->e, i0, 0, i1 - i0, N, c, ldc);
+                }
+            }
+        }
+    };
+    if (parallel) parallel_for(tasks, 1, run);
+    else run(0, tasks);
+}
+
 template <typename T>
 void gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
                int64_t ldb, T beta, T* C, int64_t ldc, const Epi<T>* epi) {
@@ -502,6 +551,8 @@ void gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const
         return whole();
     }
     const gemmk::KernelSet<T>& ks = kernel_set<T>(active_level());
+    if (!tb && ks.macro_direct_b && K * N * int64_t(sizeof(T)) <= kDirectBBytes && (!epi || alpha == T(1)))
+        return gemm_direct_b(ks, ta, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi);
     auto pack_b = [&](int64_t k0, int64_t kc, int64_t j0, int64_t n, T* dst) {
         ks.pack_b(tb, tb ? B + j0 * ldb + k0 : B + k0 * ldb + j0, ldb, kc, n, dst);
     };

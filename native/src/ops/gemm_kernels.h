@@ -56,6 +56,12 @@ struct KernelSet {
     // kernel set has none (the caller then finishes the tile itself).
     void (*macro_epi)(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T beta,
                       const StoreEpi<T>* epi) = nullptr;
+    // macro with B read in place instead of packed: op(B) not transposed, element (k, j) at
+    // B[k*ldb + j], kc <= direct_max_kc; `epi` as macro_epi (alpha must then be 1) or null.
+    // Null when the kernel set has none.
+    void (*macro_direct_b)(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* B, int64_t ldb, T* C,
+                           int64_t ldc, T alpha, T beta, const StoreEpi<T>* epi) = nullptr;
+    int64_t direct_max_kc = 0;
 };
 
 // FMA-throughput probes (the machine's achievable float32 peak, gemm_fma_peak in gemm.cc):
