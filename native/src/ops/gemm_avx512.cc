@@ -16,6 +16,7 @@ namespace gemmk {
 namespace {
 
 constexpr int kMr = 14;
+constexpr int kDirectMaxKc = 256;  // depth of a block macro_direct_b takes (its edge panel is on the stack)
 
 template <typename T> struct Vec;
 
@@ -25,6 +26,7 @@ template <> struct Vec<float> {
     static constexpr int W = 16;
     static MNN_INLINE reg zero() { return _mm512_setzero_ps(); }
     static MNN_INLINE reg load(const float* p) { return _mm512_load_ps(p); }
+    static MNN_INLINE reg loadu1(const float* p) { return _mm512_loadu_ps(p); }
     static MNN_INLINE reg set1(float v) { return _mm512_set1_ps(v); }
     static MNN_INLINE reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
     static MNN_INLINE reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
@@ -44,6 +46,7 @@ template <> struct Vec<double> {
     static constexpr int W = 8;
     static MNN_INLINE reg zero() { return _mm512_setzero_pd(); }
     static MNN_INLINE reg load(const double* p) { return _mm512_load_pd(p); }
+    static MNN_INLINE reg loadu1(const double* p) { return _mm512_loadu_pd(p); }
     static MNN_INLINE reg set1(double v) { return _mm512_set1_pd(v); }
     static MNN_INLINE reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
     static MNN_INLINE reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
@@ -58,10 +61,11 @@ template <> struct Vec<double> {
 };
 
 // C[0:ROWS, 0:NV*W] (the last vector limited by `last`) = alpha * A B + beta * C.
-// A panel rows are MR apart per k, B panel rows 2*W apart.
+// A panel rows are MR apart per k, B rows `bs` apart (2*W for a packed panel, or B's own row
+// stride when it is read in place).
 template <typename T, int ROWS, int NV, int MR>
-void uk(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta, typename Vec<T>::mask last,
-        const StoreEpi<T>* epi = nullptr, const T* pf = nullptr) {
+void uk(int64_t kc, const T* a, const T* b, int64_t bs, T* c, int64_t ldc, T alpha, T beta,
+        typename Vec<T>::mask last, const StoreEpi<T>* epi = nullptr, const T* pf = nullptr) {
     using V = Vec<T>;
     using reg = typename V::reg;
     constexpr int NR = 2 * V::W;
@@ -88,13 +92,13 @@ void uk(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta, 
                 for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(av, bv[v], acc[i][v]);
             }
             a += MR;
-            b += NR;
+            b += bs;
         }
     } else
     for (int64_t k = 0; k < kc; ++k) {
         reg bv[NV];
         MNN_UNROLL
-        for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * V::W);
+        for (int v = 0; v < NV; ++v) bv[v] = V::loadu1(b + v * V::W);
         MNN_UNROLL
         for (int i = 0; i < ROWS; ++i) {
             reg av = V::set1(a[i]);
@@ -102,7 +106,7 @@ void uk(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta, 
             for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(av, bv[v], acc[i][v]);
         }
         a += MR;
-        b += NR;
+        b += bs;
     }
     if (epi) {  // (alpha is 1): C's old values (beta), then the program's steps, then one store
         if (beta != T(0)) {
@@ -213,32 +217,44 @@ void uk(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta, 
 // Calls uk<ROWS = m> for a run-time m in [1, R].
 template <typename T, int MR, int R>
 struct Rows {
-    static MNN_INLINE void run(int64_t m, int nv, int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha,
-                               T beta, typename Vec<T>::mask last, const StoreEpi<T>* epi, const T* pf) {
+    static MNN_INLINE void run(int64_t m, int nv, int64_t kc, const T* a, const T* b, int64_t bs, T* c, int64_t ldc,
+                               T alpha, T beta, typename Vec<T>::mask last, const StoreEpi<T>* epi, const T* pf) {
         if (m == R) {
-            if (nv == 2) uk<T, R, 2, MR>(kc, a, b, c, ldc, alpha, beta, last, epi, pf);
-            else uk<T, R, 1, MR>(kc, a, b, c, ldc, alpha, beta, last, epi, pf);
+            if (nv == 2) uk<T, R, 2, MR>(kc, a, b, bs, c, ldc, alpha, beta, last, epi, pf);
+            else uk<T, R, 1, MR>(kc, a, b, bs, c, ldc, alpha, beta, last, epi, pf);
         } else {
-            Rows<T, MR, R - 1>::run(m, nv, kc, a, b, c, ldc, alpha, beta, last, epi, pf);
+            Rows<T, MR, R - 1>::run(m, nv, kc, a, b, bs, c, ldc, alpha, beta, last, epi, pf);
         }
     }
 };
 template <typename T, int MR>
 struct Rows<T, MR, 0> {
-    static MNN_INLINE void run(int64_t, int, int64_t, const T*, const T*, T*, int64_t, T, T, typename Vec<T>::mask,
-                               const StoreEpi<T>*, const T*) {}
+    static MNN_INLINE void run(int64_t, int, int64_t, const T*, const T*, int64_t, T*, int64_t, T, T,
+                               typename Vec<T>::mask, const StoreEpi<T>*, const T*) {}
 };
 
 // The register tiles over an mc x nc block; with `epi`, each tile's steps get their operands
-// offset to the tile (rows i, columns j of the block).
+// offset to the tile (rows i, columns j of the block).  Bd: B read in place (row stride ldb)
+// instead of the packed panels Bp; its last, partial panel is packed on the stack.
 template <typename T>
 MNN_INLINE void macro_impl_epi(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc,
-                               T alpha, T beta, const StoreEpi<T>* epi) {
+                               T alpha, T beta, const StoreEpi<T>* epi, const T* Bd = nullptr, int64_t ldb = 0) {
     constexpr int W = Vec<T>::W, NR = 2 * W;
     StoreEpi<T> local;
+    alignas(64) T edge[kDirectMaxKc * NR];
     for (int64_t j = 0; j < nc; j += NR) {
         const T* bp = Bp + (j / NR) * NR * kc;
+        int64_t bs = NR;
         const int64_t n = imin(NR, nc - j);
+        if (Bd) {
+            if (n == NR) {
+                bp = Bd + j;
+                bs = ldb;
+            } else {
+                pack_b_impl<T, NR>(false, Bd + j, ldb, kc, n, edge);
+                bp = edge;
+            }
+        }
         const int nv = n > W ? 2 : 1;
         const int64_t rem = n - (nv - 1) * W;  // columns in the last vector, 1..W
         const auto last = typename Vec<T>::mask((1u << rem) - 1u);
@@ -259,9 +275,9 @@ MNN_INLINE void macro_impl_epi(int64_t mc, int64_t nc, int64_t kc, const T* Ap, 
             }
             // The block's first row panel fetches the next B panel (it streams from memory when B
             // is a layer's weights; the other row panels find the current one in L1).
-            const T* pf = i == 0 && j + NR < nc ? bp + NR * kc : nullptr;
-            if (m == kMr && nv == 2) uk<T, kMr, 2, kMr>(kc, ap, bp, c, ldc, alpha, beta, last, e, pf);
-            else Rows<T, kMr, kMr>::run(m, nv, kc, ap, bp, c, ldc, alpha, beta, last, e, pf);
+            const T* pf = i == 0 && j + NR < nc && !Bd ? bp + NR * kc : nullptr;
+            if (m == kMr && nv == 2) uk<T, kMr, 2, kMr>(kc, ap, bp, bs, c, ldc, alpha, beta, last, e, pf);
+            else Rows<T, kMr, kMr>::run(m, nv, kc, ap, bp, bs, c, ldc, alpha, beta, last, e, pf);
         }
     }
 }
@@ -275,6 +291,12 @@ template <typename T>
 void macro_epi(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T beta,
                const StoreEpi<T>* epi) {
     macro_impl_epi<T>(mc, nc, kc, Ap, Bp, C, ldc, T(1), beta, epi);
+}
+
+template <typename T>
+void macro_direct_b(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* B, int64_t ldb, T* C, int64_t ldc,
+                    T alpha, T beta, const StoreEpi<T>* epi) {
+    macro_impl_epi<T>(mc, nc, kc, Ap, nullptr, C, ldc, alpha, beta, epi, B, ldb);
 }
 
 // ---- float32 packing with whole vectors ------------------------------------------------------
@@ -385,6 +407,8 @@ KernelSet<T> kernel_set(int64_t mc) {
     ks.pack_b = &pack_b_impl<T, 2 * Vec<T>::W>;
     ks.macro = &macro<T>;
     ks.macro_epi = &macro_epi<T>;
+    ks.macro_direct_b = &macro_direct_b<T>;
+    ks.direct_max_kc = kDirectMaxKc;
     return ks;
 }
 
