@@ -362,12 +362,12 @@ struct Phase {
 // packed right before use into a small per-thread buffer and meets every row,
 // so packed B never leaves L1/L2.  Threads split the columns.
 template <typename T, typename PackB>
-void gemm_stream_b(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-                   int64_t lda, const PackB& pack_b, T beta, T* C, int64_t ldc, const Epi<T>* epi) {
+void gemm_stream_b(const gemmk::KernelSet<T>& ks, int64_t kc_block, bool ta, int64_t M, int64_t N, int64_t K, T alpha,
+                   const T* A, int64_t lda, const PackB& pack_b, T beta, T* C, int64_t ldc, const Epi<T>* epi) {
     const int64_t MR = ks.mr, NR = ks.nr;
     const int threads = std::max(1, get_thread_number());
     const bool parallel = threads > 1 && 2 * M * N * K >= kParallelFlops;
-    const int64_t nk = (K + ks.kc - 1) / ks.kc, kc_max = (K + nk - 1) / nk;
+    const int64_t nk = (K + kc_block - 1) / kc_block, kc_max = (K + nk - 1) / nk;
     const int64_t mpad = (M + MR - 1) / MR * MR;
     Scratch<T> apack(size_t(mpad * K));  // depth block p at apack + pc * mpad
     // Tasks of a few column panels (one panel each when single-threaded).
@@ -399,17 +399,22 @@ void gemm_stream_b(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N,
     parallel_for(parallel ? threads : 1, 1, body);
 }
 
-// pack_b(k0, kc, j0, n, dst) packs op(B)[k0:k0+kc, j0:j0+n] as one NR-wide panel.
+// pack_b(k0, kc, j0, n, dst) packs op(B)[k0:k0+kc, j0:j0+n] as one NR-wide panel.  `plain`: a
+// product of stored matrices (gemm()), blocked by the kernel set's gemm_kc / gemm_mc when it has
+// them; otherwise (conv's packed-on-the-fly B) by kc / mc.
 template <typename T, typename PackB>
-void gemm_packed(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-                 int64_t lda, const PackB& pack_b, T beta, T* C, int64_t ldc, const Epi<T>* epi = nullptr) {
-    if (M <= ks.mc && N >= 4 * ks.nr) return gemm_stream_b(ks, ta, M, N, K, alpha, A, lda, pack_b, beta, C, ldc, epi);
+void gemm_packed(const gemmk::KernelSet<T>& ks, bool plain, bool ta, int64_t M, int64_t N, int64_t K, T alpha,
+                 const T* A, int64_t lda, const PackB& pack_b, T beta, T* C, int64_t ldc, const Epi<T>* epi = nullptr) {
+    const int64_t kc_block = plain && ks.gemm_kc > 0 ? ks.gemm_kc : ks.kc;
+    const int64_t mc_block = plain && ks.gemm_mc > 0 ? ks.gemm_mc : ks.mc;
+    if (M <= mc_block && N >= 4 * ks.nr)
+        return gemm_stream_b(ks, kc_block, ta, M, N, K, alpha, A, lda, pack_b, beta, C, ldc, epi);
     const int64_t MR = ks.mr, NR = ks.nr;
     const int threads = std::max(1, get_thread_number());
     const bool parallel = threads > 1 && 2 * M * N * K >= kParallelFlops;
 
     // Depth blocks of (nearly) equal size.
-    const int64_t nk = (K + ks.kc - 1) / ks.kc;
+    const int64_t nk = (K + kc_block - 1) / kc_block;
     const int64_t kc_max = (K + nk - 1) / nk;
 
     // Column chunks bound the packed-B buffer.
@@ -420,7 +425,7 @@ void gemm_packed(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N, i
 
     // Row blocks: about mc rows each, a multiple of the thread count when few.
     const int64_t mpanels = (M + MR - 1) / MR;
-    const int64_t panels_per_block = std::max<int64_t>(1, ks.mc / MR);
+    const int64_t panels_per_block = std::max<int64_t>(1, mc_block / MR);
     int64_t n_ic = (mpanels + panels_per_block - 1) / panels_per_block;
     if (parallel && n_ic < 4 * threads) n_ic = std::min(mpanels, (n_ic + threads - 1) / threads * threads);
     const int64_t block_rows = (mpanels + n_ic - 1) / n_ic * MR;  // upper bound of an A block's rows
@@ -556,7 +561,7 @@ void gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const
     auto pack_b = [&](int64_t k0, int64_t kc, int64_t j0, int64_t n, T* dst) {
         ks.pack_b(tb, tb ? B + j0 * ldb + k0 : B + k0 * ldb + j0, ldb, kc, n, dst);
     };
-    gemm_packed(ks, ta, M, N, K, alpha, A, lda, pack_b, beta, C, ldc, epi);
+    gemm_packed(ks, true, ta, M, N, K, alpha, A, lda, pack_b, beta, C, ldc, epi);
 }
 
 }  // namespace
@@ -648,7 +653,7 @@ void gemm_pack_b(bool ta, int64_t M, int64_t N, int64_t K, T alpha, const T* A, 
     const gemmk::KernelSet<T>& ks = kernel_set<T>(active_level());
     const int64_t nr = ks.nr;
     auto pack = [&](int64_t k0, int64_t kc, int64_t j0, int64_t n, T* dst) { pack_b(ctx, k0, kc, j0, n, nr, dst); };
-    gemm_packed(ks, ta, M, N, K, alpha, A, lda, pack, beta, C, ldc);
+    gemm_packed(ks, false, ta, M, N, K, alpha, A, lda, pack, beta, C, ldc);
 }
 
 const char* gemm_cpu_level() { return cpu_level_name(active_level()); }

@@ -437,9 +437,17 @@ KernelSet<float> avx512_f32() {
     KernelSet<float> ks = kernel_set<float>(kMr * 12);
     ks.pack_a = &pack_a_f32;
     ks.pack_b = &pack_b_f32;
+    // Deep blocks for gemm(): 1024 (K <= 1024: one pass over C, A packed once) measured 5-8%
+    // faster than 256 at n = 1024..2048 on a 48 KiB L1 / 2 MiB L2 core (Xeon, Emerald Rapids),
+    // the B panel then streaming from L2; row blocks of 168 stay.
+    ks.gemm_kc = 1024;
     return ks;
 }
-KernelSet<double> avx512_f64() { return kernel_set<double>(kMr * 8); }
+KernelSet<double> avx512_f64() {
+    KernelSet<double> ks = kernel_set<double>(kMr * 8);
+    ks.gemm_kc = 512;  // (the bytes of float32's 1024; not tuned separately)
+    return ks;
+}
 
 }  // namespace gemmk
 }  // namespace mnn

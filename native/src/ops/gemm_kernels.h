@@ -62,6 +62,9 @@ struct KernelSet {
     void (*macro_direct_b)(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* B, int64_t ldb, T* C,
                            int64_t ldc, T alpha, T beta, const StoreEpi<T>* epi) = nullptr;
     int64_t direct_max_kc = 0;
+    // Blocks for products of stored matrices (gemm()) where they differ from kc / mc (0: the
+    // same); kc / mc stay what convolution's packed weights are laid out by.
+    int64_t gemm_kc = 0, gemm_mc = 0;
 };
 
 // FMA-throughput probes (the machine's achievable float32 peak, gemm_fma_peak in gemm.cc):
