@@ -221,3 +221,24 @@ def test_compiled_training_step_matches_eager():
     for p, q in zip(runs["compiled"][1], runs["eager"][1]):
         np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-5)
     assert runs["compiled"][0][-1] < runs["compiled"][0][0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_deep_products_several_depth_blocks(dtype, threads, level):
+    """K past the GEMM's depth block (1024 float32 / 512 float64 at AVX-512, 256 below): partial
+    sums through C, the epilogue on the last block only; every driver path (blocked, streamed B,
+    B read in place)."""
+    rng = np.random.default_rng(8)
+    old = F.get_thread_number()
+    F.set_thread_number(threads)
+    try:
+        for m, k, n in [(200, 2100, 150), (40, 1500, 300), (33, 1100, 20)]:
+            x, w, b = _r(rng, (m, k), dtype), _r(rng, (k, n), dtype), _r(rng, (n,), dtype)
+            (got,), fused = run_both(lambda x, w, b: [F.relu(F.matmul(x, w) + b)], x, w, b)
+            assert fused == 2
+            ref = x.astype(np.float64) @ w.astype(np.float64)
+            _close(np.array(F.matmul(x, w).read()), ref, dtype)
+            _close(got, np.maximum(ref + b, 0), dtype)
+    finally:
+        F.set_thread_number(old)
