@@ -158,8 +158,9 @@ def _cpuinfo_field(name: str) -> Optional[str]:
     return None
 
 
-def theoretical_peak(cores: int) -> tuple[Optional[float], str]:
-    """(GFLOP/s, what it assumes): cores x clock x FMA pipes x float32 lanes x 2 from /proc/cpuinfo.
+def theoretical_peak(cores: int) -> tuple[Optional[float], str, int]:
+    """(GFLOP/s, what it assumes, float32 FLOP per cycle per core): cores x clock x FMA pipes x
+    float32 lanes x 2 from /proc/cpuinfo.
 
     The pipe count is not published by the CPU: it is inferred from vendor, family and ISA
     (Intel Xeon with AVX-512: two 512-bit FMA pipes, true of Skylake-SP Gold/Platinum and
@@ -188,10 +189,10 @@ def theoretical_peak(cores: int) -> tuple[Optional[float], str]:
         lanes, pipes, why = 4, 1, "SSE: 4 lanes, separate mul + add (counted as one FMA pipe)"
     mhz, src = cpu_mhz()
     if mhz is None:
-        return None, f"unknown clock ({why})"
+        return None, f"unknown clock ({why})", pipes * lanes * 2
     gf = cores * mhz / 1000.0 * pipes * lanes * 2
     return gf, (f"{cores} cores x {mhz:.0f} MHz [{src}] x {pipes} FMA pipe(s) x {lanes} float32 lanes x 2 "
-                f"= {gf:.0f} GFLOP/s [{why}; assumes each thread has a core of its own]")
+                f"= {gf:.0f} GFLOP/s [{why}; assumes each thread has a core of its own]"), pipes * lanes * 2
 
 
 def measured_peak(threads: int, seconds: float = 0.2) -> tuple[Optional[dict], str]:
@@ -222,16 +223,20 @@ def peak_estimate(threads: int) -> tuple[Optional[float], str]:
         cores = min(threads, len(os.sched_getaffinity(0)))
     except AttributeError:
         cores = min(threads, os.cpu_count() or 1)
-    theo, theo_text = theoretical_peak(cores)
+    theo, theo_text, per_cycle = theoretical_peak(cores)
     m, why = measured_peak(threads)
     if m is None:
         return theo, f"theoretical {theo_text} (the measured probe failed: {why})"
     frac = f", {m['gflops'] / theo * 100:.0f}% of theoretical" if theo else ""
+    if m["threads"] > 1 and m["gflops"] < 1.5 * m["one_thread_gflops"]:
+        frac += (f" (CONTENDED: {m['threads']} threads reached less than 1.5x one thread, so other processes held "
+                 "cores; the % of peak below is unreliable)")
+    clock = f"; the 1-thread probe implies {m['one_thread_gflops'] / per_cycle:.2f} GHz at {per_cycle} FLOP/cycle"
     return m["gflops"], (f"measured {m['gflops']:.0f} GFLOP/s on {m['threads']} thread(s) "
                          f"({m['one_thread_gflops']:.0f} on 1): an FMA loop at {m['level']} ({m['lanes']} "
                          f"independent float32 multiply-adds per round, no memory traffic), best of ~10 ms runs "
                          f"over 0.2 s{frac}; "
-                         f"theoretical {theo_text}")
+                         f"theoretical {theo_text}{clock}")
 
 
 def cpu_busy(seconds: float = 1.0) -> Optional[tuple[float, float]]:
