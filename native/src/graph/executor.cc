@@ -447,7 +447,9 @@ void evaluate(const std::vector<VarPtr>& vars) {
             if (!t->computed()) targets.push_back(out_base[node_index[t->node.get()]] + t->output_index);
         // Graph passes rewrite the schedule; the plan is made from the steps that still run.
         PassProgram prog = make_pass_program(order, leaves, leaf_index, node_index, out_base, targets);
-        run_passes(prog, executor_config().passes);
+        // (Fused epilogues are CPU kernels: with a device backend its ops stay as they are.)
+        const uint32_t epilogue_passes = pass_bit(Pass::ConvEpilogue) | pass_bit(Pass::MatMulEpilogue);
+        run_passes(prog, executor_config().passes & (device ? ~epilogue_passes : kAllPasses));
         plan->alias = std::move(prog.alias);
         plan->attrs = std::move(prog.attrs);
         plan->guards = std::move(prog.guards);
