@@ -242,3 +242,15 @@ def test_deep_products_several_depth_blocks(dtype, threads, level):
             _close(got, np.maximum(ref + b, 0), dtype)
     finally:
         F.set_thread_number(old)
+
+
+def test_not_fused_for_a_device_backend():
+    """Fused epilogues are CPU kernels: with a device backend the matmul and its chain stay separate steps."""
+    rng = np.random.default_rng(9)
+    a, b, c = _r(rng, (9, 8), "float32"), _r(rng, (8, 7), "float32"), _r(rng, (7,), "float32")
+    with F.use_backend("null"), F.lazy_eval(True):
+        y = F.relu(F.matmul(F.array(a), F.array(b)) * 0.5 + F.array(c))
+        F.evaluate(y)
+        assert F.last_plan_passes()["matmul_epilogue"] == 0
+        got = np.array(y.read())
+    _close(got, np.maximum(a.astype(np.float64) @ b * 0.5 + c, 0), "float32")
