@@ -897,7 +897,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     peak, peak_text = peak_estimate(args.threads)
     info["peak_estimate_gflops"], info["peak_estimate"] = peak, peak_text
     H.print_header(info, "mnnpy benchmark suite" + (" (--quick)" if args.quick else ""))
-    print(f"- peak float32 (the GEMM table's \"% of peak\"): {peak_text}")
+    print(f"- peak float32 estimate (the GEMM table's \"% of peak\"): {peak_text}")
     try:
         print(f"- load average (1, 5, 15 min): {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     except OSError:
