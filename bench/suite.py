@@ -6,8 +6,9 @@ markdown table per section with times and ratios ours / reference (time ratios: 
 ours is faster), then saves a bar chart of those ratios:
 
 - ``gemm``:     float32 square matmul 64…2048, GFLOP/s: ours (``mnn_expr.matmul``, eager),
-                numpy (OpenBLAS), torch, MNN (``MNN.expr.matmul``, eager), against an estimate
-                of the machine's peak printed in the header;
+                numpy (OpenBLAS), torch, MNN (``MNN.expr.matmul``, eager), against the machine's
+                float32 peak measured by an FMA loop (printed in the header, with the
+                theoretical figure);
 - ``conv``:     single convolution layers at ResNet / MobileNet shapes, batch 1: ours
                 (``mnn_expr.conv2d``, eager), torch, onnxruntime (a one-node ONNX model);
 - ``models``:   ResNet-18 and MobileNetV2 (1000 classes, random weights) at batch 1 and 8,
@@ -146,28 +147,97 @@ def cpu_mhz() -> tuple[Optional[float], str]:
     return None, "unknown"
 
 
+def _cpuinfo_field(name: str) -> Optional[str]:
+    """The first ``name : value`` of /proc/cpuinfo, or None."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.split(":", 1)[0].strip() == name:
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def theoretical_peak(cores: int) -> tuple[Optional[float], str, int]:
+    """(GFLOP/s, what it assumes, float32 FLOP per cycle per core): cores x clock x FMA pipes x
+    float32 lanes x 2 from /proc/cpuinfo.
+
+    The pipe count is not published by the CPU: it is inferred from vendor, family and ISA
+    (Intel Xeon with AVX-512: two 512-bit FMA pipes, true of Skylake-SP Gold/Platinum and
+    later; AMD Zen 4: 512-bit FMAs run on two 256-bit pipes, one zmm FMA per cycle; Zen 5:
+    two 512-bit pipes; AVX2 parts: two 256-bit pipes).  The clock is the highest published
+    (cpufreq / lscpu max) or else /proc/cpuinfo's current "cpu MHz" (under a hypervisor the
+    nominal base clock; all-core AVX-512 turbo may be higher or lower)."""
+    flags = set(H.cpu_flags(("avx512f", "avx2", "fma", "avx")))
+    vendor = _cpuinfo_field("vendor_id") or "?"
+    try:
+        family = int(_cpuinfo_field("cpu family") or "0")
+    except ValueError:
+        family = 0
+    if "avx512f" in flags:
+        lanes = 16
+        if vendor == "AuthenticAMD" and family < 0x1A:
+            pipes, why = 1, "AMD Zen 4: one 512-bit FMA per cycle (two 256-bit pipes)"
+        else:
+            part = "AMD Zen 5" if vendor == "AuthenticAMD" else "Intel Xeon"
+            pipes, why = 2, f"{part}: two 512-bit FMA pipes assumed"
+    elif "avx2" in flags and "fma" in flags:
+        lanes, pipes, why = 8, 2, "AVX2+FMA: two 256-bit FMA pipes assumed"
+    elif "avx" in flags:
+        lanes, pipes, why = 8, 1, "AVX: 8 lanes, separate mul + add (counted as one FMA pipe)"
+    else:
+        lanes, pipes, why = 4, 1, "SSE: 4 lanes, separate mul + add (counted as one FMA pipe)"
+    mhz, src = cpu_mhz()
+    if mhz is None:
+        return None, f"unknown clock ({why})", pipes * lanes * 2
+    gf = cores * mhz / 1000.0 * pipes * lanes * 2
+    return gf, (f"{cores} cores x {mhz:.0f} MHz [{src}] x {pipes} FMA pipe(s) x {lanes} float32 lanes x 2 "
+                f"= {gf:.0f} GFLOP/s [{why}; assumes each thread has a core of its own]"), pipes * lanes * 2
+
+
+def measured_peak(threads: int, seconds: float = 0.2) -> tuple[Optional[dict], str]:
+    """mnnpy's native FMA-throughput probe (``_native.fma_peak``) on ``threads`` and on 1 thread
+    of its pool, in a subprocess (this process never starts mnnpy's thread pool)."""
+    import json
+    import subprocess
+
+    code = ("import json, mnn_expr as F; from mnn_expr import _native; "
+            f"F.set_thread_number({threads}); "
+            f"print(json.dumps([_native.fma_peak({threads}, {seconds}), _native.fma_peak(1, {seconds / 2})]))")
+    try:
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            return None, (out.stderr.strip().splitlines() or ["failed"])[-1]
+        many, one = json.loads(out.stdout.strip().splitlines()[-1])
+        many["one_thread_gflops"] = one["gflops"]
+        return many, ""
+    except (OSError, ValueError, subprocess.SubprocessError) as e:
+        return None, str(e)
+
+
 def peak_estimate(threads: int) -> tuple[Optional[float], str]:
-    """(GFLOP/s, explanation): cores x clock x float32 FLOP per cycle from the FMA width."""
+    """(GFLOP/s, explanation): the **measured** float32 peak (a register-only FMA loop at the widest
+    ISA the GEMM dispatcher picks, on ``threads`` threads of our pool at once for ~0.2 s), which
+    the GEMM table's "% of peak" uses, with the theoretical figure beside it."""
     try:
         cores = min(threads, len(os.sched_getaffinity(0)))
     except AttributeError:
         cores = min(threads, os.cpu_count() or 1)
-    flags = set(H.cpu_flags(("avx512f", "avx2", "fma", "avx")))
-    if "avx512f" in flags:
-        lanes, units, isa = 16, 1, "AVX-512: 16 float32 lanes x 2 (FMA) x 1 512-bit FMA unit assumed"
-    elif "avx2" in flags and "fma" in flags:
-        lanes, units, isa = 8, 2, "AVX2+FMA: 8 lanes x 2 (FMA) x 2 FMA units"
-    elif "avx" in flags:
-        lanes, units, isa = 8, 1, "AVX: 8 lanes x 2 (mul+add) x 1"
-    else:
-        lanes, units, isa = 4, 1, "SSE: 4 lanes x 2 (mul+add) x 1"
-    mhz, src = cpu_mhz()
-    if mhz is None:
-        return None, f"unknown clock ({isa})"
-    per_cycle = lanes * 2 * units
-    gf = cores * mhz / 1000.0 * per_cycle
-    return gf, (f"{cores} cores x {mhz:.0f} MHz [{src}] x {per_cycle} FLOP/cycle [{isa}] = {gf:.0f} GFLOP/s "
-                f"(an estimate: parts with two 512-bit FMA units double it, turbo clocks raise it)")
+    theo, theo_text, per_cycle = theoretical_peak(cores)
+    m, why = measured_peak(threads)
+    if m is None:
+        return theo, f"theoretical {theo_text} (the measured probe failed: {why})"
+    frac = f", {m['gflops'] / theo * 100:.0f}% of theoretical" if theo else ""
+    if m["threads"] > 1 and m["gflops"] < 1.5 * m["one_thread_gflops"]:
+        frac += (f" (CONTENDED: {m['threads']} threads reached less than 1.5x one thread, so other processes held "
+                 "cores; the % of peak below is unreliable)")
+    clock = f"; the 1-thread probe implies {m['one_thread_gflops'] / per_cycle:.2f} GHz at {per_cycle} FLOP/cycle"
+    return m["gflops"], (f"measured {m['gflops']:.0f} GFLOP/s on {m['threads']} thread(s) "
+                         f"({m['one_thread_gflops']:.0f} on 1): an FMA loop at {m['level']} ({m['lanes']} "
+                         f"independent float32 multiply-adds per round, no memory traffic), best of ~10 ms runs "
+                         f"over 0.2 s{frac}; "
+                         f"theoretical {theo_text}{clock}")
 
 
 def cpu_busy(seconds: float = 1.0) -> Optional[tuple[float, float]]:
@@ -886,7 +956,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     peak, peak_text = peak_estimate(args.threads)
     info["peak_estimate_gflops"], info["peak_estimate"] = peak, peak_text
     H.print_header(info, "mnnpy benchmark suite" + (" (--quick)" if args.quick else ""))
-    print(f"- peak float32 estimate: {peak_text}")
+    print(f"- peak float32 estimate (the GEMM table's \"% of peak\"): {peak_text}")
     try:
         print(f"- load average (1, 5, 15 min): {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     except OSError:

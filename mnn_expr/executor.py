@@ -146,7 +146,7 @@ def passes() -> dict[str, bool]:
 
     >>> import mnn_expr as F
     >>> sorted(F.passes())
-    ['conv_epilogue', 'cse', 'dce', 'simplify']
+    ['conv_epilogue', 'cse', 'dce', 'matmul_epilogue', 'simplify']
     """
     return {name: _native.pass_enabled(name) for name in _native.pass_names()}
 
@@ -219,7 +219,9 @@ def last_plan_passes() -> dict[str, int]:
     dropped because no result needs them; ``guards``: facts beyond the graph's structure
     (attribute values, a scalar constant being 1) the plan relies on — when one stops
     holding, the plan is rebuilt; ``conv_epilogue``: elementwise steps (relu, add, maximum,
-    ...) fused into the convolution before them, applied to its output tiles in cache.
+    ...) fused into the convolution before them, applied to its output tiles in cache;
+    ``matmul_epilogue``: the same for a matmul (a Linear layer's bias add and activation),
+    applied as the GEMM stores its tiles.
     """
     return _native.last_plan_passes()
 

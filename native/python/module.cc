@@ -10,6 +10,7 @@
 #include "graph/passes.h"
 #include "graph/profile.h"
 #include "ops/conv_epilogue.h"
+#include "ops/gemm_ext.h"
 #include "python/bind.h"
 
 #include "backend/backend.h"
@@ -416,7 +417,7 @@ void bind_functions(nb::module_& m) {
         auto c = mnn::last_plan_passes();
         nb::dict d;
         d["simplify"] = c.simplify; d["cse"] = c.cse; d["dce"] = c.dce; d["guards"] = c.guards;
-        d["conv_epilogue"] = c.conv_epilogue;
+        d["conv_epilogue"] = c.conv_epilogue; d["matmul_epilogue"] = c.matmul_epilogue;
         return d;
     }, "What the graph passes did for the last plan evaluated on this thread.");
     m.def("plan_cache_stats", [] {
@@ -455,6 +456,15 @@ void bind_functions(nb::module_& m) {
     m.def("get_thread_number", &mnn::get_thread_number);
     m.def("cpu_level", [] { return std::string(mnn::cpu_level_name(mnn::active_level())); },
           "The SIMD kernel level in use: generic, avx2, avx512 (x86-64) or neon (AArch64), capped by MNN_CPU_LEVEL.");
+    m.def("fma_peak", [](int threads, double seconds) {
+        mnn::FmaPeak r = mnn::gemm_fma_peak(threads, seconds);
+        nb::dict d;
+        d["gflops"] = r.gflops; d["threads"] = r.threads; d["level"] = std::string(r.level);
+        d["lanes"] = r.lanes; d["seconds"] = r.seconds;
+        return d;
+    }, nb::arg("threads"), nb::arg("seconds") = 0.2,
+       "The float32 GFLOP/s a register-only FMA loop reaches at the active CPU level on `threads` threads of "
+       "the pool at once (capped by the pool's size), best of ~10 ms repeats over about `seconds`.");
 }
 
 }  // namespace mnnpy

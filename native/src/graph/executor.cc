@@ -30,6 +30,7 @@
 #include "graph/expr.h"
 #include "graph/passes.h"
 #include "graph/profile.h"
+#include "ops/gemm_ext.h"
 
 namespace mnn {
 
@@ -459,7 +460,9 @@ std::shared_ptr<Plan> plan_for(const Pending& p, const std::vector<VarPtr>& vars
         if (!t->computed()) targets.push_back(slot_of(p, t));
     // Graph passes rewrite the schedule; the plan is made from the steps that still run.
     PassProgram prog = make_pass_program(p.order, p.leaves, p.leaf_index, p.node_index, p.out_base, targets);
-    run_passes(prog, executor_config().passes);
+    // (Fused epilogues are CPU kernels: with a device backend its ops stay as they are.)
+    const uint32_t epilogue_passes = pass_bit(Pass::ConvEpilogue) | pass_bit(Pass::MatMulEpilogue);
+    run_passes(prog, executor_config().passes & (device ? ~epilogue_passes : kAllPasses));
     plan->alias = std::move(prog.alias);
     plan->attrs = std::move(prog.attrs);
     plan->guards = std::move(prog.guards);
@@ -583,9 +586,12 @@ struct PlanRun {
                 outs[o].offset_bytes = off;
             }
             const ProfileClock::time_point t0 = prof ? ProfileClock::now() : ProfileClock::time_point();
-            if (s.epilogue >= 0) {  // a convolution with its elementwise chain fused
+            if (s.epilogue >= 0) {  // a convolution or matmul with its elementwise chain fused
                 if (!outs[0].defined()) outs[0] = Tensor(n->output_infos[0]);
-                conv2d_fused(plan.attrs_of(s, order), ins, plan.epilogues[size_t(s.epilogue)], outs[0]);
+                if (n->op == OpType::MatMul)
+                    matmul_fused(plan.attrs_of(s, order), ins, plan.epilogues[size_t(s.epilogue)], outs[0]);
+                else
+                    conv2d_fused(plan.attrs_of(s, order), ins, plan.epilogues[size_t(s.epilogue)], outs[0]);
             } else {
                 run_node(n->op, plan.attrs_of(s, order), ins, outs, n->output_infos);
             }

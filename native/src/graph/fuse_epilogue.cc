@@ -1,17 +1,18 @@
-// The conv_epilogue pass (passes.h): a convolution and the elementwise chain
-// after it become one step whose kernel applies the chain to each output tile
-// while it is in cache (ops/conv_epilogue.h), e.g. ResNet's conv -> relu and
-// conv -> add(residual) -> relu, MobileNet's conv -> maximum(0) -> minimum(6).
+// The conv_epilogue and matmul_epilogue passes (passes.h): a convolution or a matmul and the
+// elementwise chain after it become one step whose kernel applies the chain to each output
+// tile while it is in cache or registers (ops/conv_epilogue.h, ops/gemm_ext.h), e.g. ResNet's
+// conv -> relu and conv -> add(residual) -> relu, MobileNet's conv -> maximum(0) -> minimum(6),
+// a Linear layer's matmul -> add(bias) -> relu.
 //
-// A chain step joins when it is the only reader of the value so far (which is
-// no result), has that value's shape and dtype, and is relu, or add / subtract
-// / multiply / maximum / minimum whose other operand is one value, one value
-// per output channel (broadcast over the rest) or a tensor of the output's
-// shape.  The fused step takes the place of the chain's last step (so an
-// operand computed after the convolution is ready), reads the convolution's
-// inputs and the operands, and writes the chain's result; the other steps are
-// dropped.  Plans stay keyed by structure: which steps fuse follows from op
-// types, shapes and wiring only (operand values are read at run time).
+// A chain step joins when it is the only reader of the value so far (which is no result), has
+// that value's shape and dtype, and is relu, or add / subtract / multiply / maximum / minimum
+// whose other operand is one value, one value per output channel (broadcast over the rest; for
+// a matmul, one value per output column: a bias over the last axis) or a tensor of the
+// output's shape.  The fused step takes the place of the chain's last step (so an operand
+// computed after the producer is ready), reads the producer's inputs and the operands, and
+// writes the chain's result; the other steps are dropped.  Plans stay keyed by structure:
+// which steps fuse follows from op types, shapes and wiring only (operand values are read at
+// run time).
 #include "graph/passes.h"
 
 namespace mnn {
@@ -30,6 +31,17 @@ bool per_channel(const Shape& o, const Shape& out) {
     return true;
 }
 
+// `o` broadcasts to `out` along every axis but the last, where it has all its values.
+bool per_column(const Shape& o, const Shape& out) {
+    const size_t R = out.size();
+    if (o.empty() || o.size() > R) return false;
+    for (size_t a = 0; a < R; ++a) {
+        const int64_t d = a + o.size() >= R ? o[a + o.size() - R] : 1;
+        if (d != (a == R - 1 ? out[a] : 1)) return false;
+    }
+    return true;
+}
+
 bool epilogue_kind(OpType op, EpilogueOp::Kind* k) {
     switch (op) {
         case OpType::Relu: *k = EpilogueOp::Relu; return true;
@@ -44,7 +56,13 @@ bool epilogue_kind(OpType op, EpilogueOp::Kind* k) {
 
 }  // namespace
 
-void conv_epilogue_pass(PassProgram& p) {
+namespace {
+
+// Fuses each step `producer` accepts with the elementwise chain after it; `channel` says whether
+// an operand shape is the producer's per-channel broadcast.  Returns the chain steps fused.
+template <typename Producer, typename Channel>
+int64_t fuse_chains(PassProgram& p, Producer producer, Channel channel) {
+    int64_t fused_steps = 0;
     const size_t n_slots = p.slot_info.size();
     std::vector<int> readers(n_slots, 0), reader(n_slots, -1);
     std::vector<char> is_target(n_slots, 0);
@@ -59,13 +77,9 @@ void conv_epilogue_pass(PassProgram& p) {
     }
     for (size_t k = 0; k < p.steps.size(); ++k) {
         PassStep& st = p.steps[k];
-        if (st.dropped || st.epilogue >= 0) continue;
-        const Node* conv = (*p.order)[size_t(st.node)];
-        if (conv->op != OpType::Conv2d || st.out_slots.size() != 1) continue;
+        if (st.dropped || st.epilogue >= 0 || st.out_slots.size() != 1) continue;
+        if (!producer(st)) continue;
         const TensorInfo info = p.slot_info[size_t(st.out_slots[0])];
-        if ((info.dtype != DType::Float32 && info.dtype != DType::Float64) ||
-            (info.shape.size() != 4 && info.shape.size() != 3))
-            continue;
         ConvEpilogue epi;
         epi.conv_inputs = int(st.in_slots.size());
         std::vector<int> ins = st.in_slots, chain;
@@ -86,7 +100,7 @@ void conv_epilogue_pass(PassProgram& p) {
                 if (oi.dtype != info.dtype) break;
                 if (oi.numel() == 1) op.operand = EpilogueOp::Scalar;
                 else if (oi.shape == info.shape) op.operand = EpilogueOp::Full;
-                else if (per_channel(oi.shape, info.shape)) op.operand = EpilogueOp::Channel;
+                else if (channel(oi.shape, info.shape)) op.operand = EpilogueOp::Channel;
                 else break;
                 op.swap = !first;
                 op.input = int(ins.size());
@@ -106,8 +120,38 @@ void conv_epilogue_pass(PassProgram& p) {
         p.epilogues.push_back(std::move(epi));
         st.dropped = true;
         for (size_t c = 0; c + 1 < chain.size(); ++c) p.steps[size_t(chain[c])].dropped = true;
-        p.counts.conv_epilogue += int64_t(chain.size());
+        fused_steps += int64_t(chain.size());
     }
+    return fused_steps;
+}
+
+bool float_dtype(DType t) { return t == DType::Float32 || t == DType::Float64; }
+
+}  // namespace
+
+void conv_epilogue_pass(PassProgram& p) {
+    p.counts.conv_epilogue += fuse_chains(
+        p,
+        [&](const PassStep& st) {
+            if ((*p.order)[size_t(st.node)]->op != OpType::Conv2d) return false;
+            const TensorInfo& info = p.slot_info[size_t(st.out_slots[0])];
+            return float_dtype(info.dtype) && (info.shape.size() == 4 || info.shape.size() == 3);
+        },
+        per_channel);
+}
+
+void matmul_epilogue_pass(PassProgram& p) {
+    p.counts.matmul_epilogue += fuse_chains(
+        p,
+        [&](const PassStep& st) {
+            if ((*p.order)[size_t(st.node)]->op != OpType::MatMul || st.in_slots.size() != 2) return false;
+            const TensorInfo& info = p.slot_info[size_t(st.out_slots[0])];
+            // both operands matrices (a 1-d operand drops an output axis: no "column" then)
+            return float_dtype(info.dtype) && info.shape.size() >= 2 &&
+                   p.slot_info[size_t(st.in_slots[0])].shape.size() >= 2 &&
+                   p.slot_info[size_t(st.in_slots[1])].shape.size() >= 2;
+        },
+        per_column);
 }
 
 }  // namespace mnn

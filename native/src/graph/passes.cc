@@ -8,7 +8,7 @@ namespace mnn {
 
 namespace {
 
-const char* const kPassNames[kNumPasses] = {"simplify", "cse", "dce", "conv_epilogue"};
+const char* const kPassNames[kNumPasses] = {"simplify", "cse", "dce", "conv_epilogue", "matmul_epilogue"};
 
 // The slot that holds `s`'s value.
 int resolve(const PassProgram& p, int s) {
@@ -319,6 +319,7 @@ void run_passes(PassProgram& p, uint32_t enabled) {
     for (size_t s = 0; s < p.alias.size(); ++s) p.alias[s] = resolve(p, int(s));
     for (PassStep& st : p.steps) resolve_inputs(p, st);
     if (enabled & pass_bit(Pass::ConvEpilogue)) conv_epilogue_pass(p);  // (on resolved inputs)
+    if (enabled & pass_bit(Pass::MatMulEpilogue)) matmul_epilogue_pass(p);
     p.counts.guards = int64_t(p.guards.size());
 }
 

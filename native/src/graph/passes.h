@@ -27,9 +27,9 @@
 namespace mnn {
 
 // The passes, in the order they run.  `ExecutorConfig::passes` holds one bit per pass.
-enum class Pass : uint8_t { Simplify, CSE, DCE, ConvEpilogue, kCount };
+enum class Pass : uint8_t { Simplify, CSE, DCE, ConvEpilogue, MatMulEpilogue, kCount };
 constexpr int kNumPasses = int(Pass::kCount);
-const char* pass_name(Pass p);                        // "simplify", "cse", "dce", "conv_epilogue"
+const char* pass_name(Pass p);                        // "simplify", "cse", "dce", "conv_epilogue", "matmul_epilogue"
 bool pass_from_name(const std::string& name, Pass* out);
 inline uint32_t pass_bit(Pass p) { return 1u << unsigned(p); }
 constexpr uint32_t kAllPasses = (1u << kNumPasses) - 1;
@@ -39,7 +39,7 @@ struct PassStep {
     int node = 0;                       // index into `order`
     std::vector<int> in_slots, out_slots;
     int attrs = -1;                     // index into PassProgram::attrs (attributes made by a pass), or -1
-    int epilogue = -1;                  // a conv2d step running PassProgram::epilogues[epilogue] on its output
+    int epilogue = -1;                  // a conv2d / matmul step running PassProgram::epilogues[epilogue] on its output
     bool dropped = false;               // aliased away, dead or fused into another step: not run
 };
 
@@ -60,6 +60,7 @@ struct PassCounts {
     int64_t dce = 0;       // steps dropped because no result needs them
     int64_t guards = 0;    // value facts the plan depends on
     int64_t conv_epilogue = 0;  // elementwise steps fused into a convolution's epilogue
+    int64_t matmul_epilogue = 0;  // elementwise steps fused into a matmul's epilogue
 };
 
 struct PassProgram {
@@ -71,7 +72,7 @@ struct PassProgram {
     std::vector<int> targets;                        // slots read out
     std::vector<Attrs> attrs;                        // attributes made or recorded by the passes
     std::vector<Guard> guards;
-    std::vector<ConvEpilogue> epilogues;             // fused convolution epilogues (PassStep::epilogue)
+    std::vector<ConvEpilogue> epilogues;             // fused convolution / matmul epilogues (PassStep::epilogue)
     PassCounts counts;
 
     int n_leaves() const { return int(leaves->size()); }
@@ -94,6 +95,9 @@ void dce_pass(PassProgram& p);       // drops steps no target needs
 // one step, the convolution writing through an epilogue (graph/fuse_epilogue.cc).  float32 and
 // float64; the same bits as the unfused steps.
 void conv_epilogue_pass(PassProgram& p);
+// matmul (both operands of ndim >= 2) followed by such a chain (per-column operands: a bias over
+// the last axis): one step, the GEMM storing through the epilogue (ops/gemm_ext.h's matmul_fused).
+void matmul_epilogue_pass(PassProgram& p);
 void run_passes(PassProgram& p, uint32_t enabled);
 
 // Whether a cached plan's guards hold for this evaluation's nodes and leaves.

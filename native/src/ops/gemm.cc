@@ -15,11 +15,13 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <chrono>
 #include <thread>
 
 #include "core/cpu.h"
 #include "core/thread_pool.h"
 #include "ops/common.h"
+#include "ops/gemm_ext.h"
 #include "ops/gemm_kernels.h"
 
 namespace mnn {
@@ -60,19 +62,165 @@ const gemmk::KernelSet<double>& kernel_set<double>(CpuLevel level) {
     return generic;
 }
 
-// 64-byte aligned scratch.
-template <typename T>
-struct Buffer {
-    T* p = nullptr;
-    explicit Buffer(size_t n) {
-        if (n) p = static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
-    }
-    ~Buffer() {
+// Packing scratch kept by each thread between calls (up to kKeepScratch bytes per slot): a fresh
+// multi-megabyte buffer per call costs a page fault per 4 KiB page on first touch, several
+// percent of a 1024-cube product.  A thread uses at most kScratchSlots at once (packed B and
+// its own packed A block); more, or larger ones, are allocated per call.
+constexpr int kScratchSlots = 3;
+constexpr size_t kKeepScratch = size_t(40) << 20;
+
+struct ScratchSlot {
+    void* p = nullptr;
+    size_t bytes = 0;
+    bool busy = false;
+    ~ScratchSlot() {
         if (p) ::operator delete(p, std::align_val_t(64));
     }
-    Buffer(const Buffer&) = delete;
-    Buffer& operator=(const Buffer&) = delete;
 };
+thread_local ScratchSlot t_scratch[kScratchSlots];
+
+template <typename T>
+struct Scratch {
+    T* p = nullptr;
+    ScratchSlot* slot = nullptr;
+    explicit Scratch(size_t n) {
+        const size_t bytes = n * sizeof(T);
+        if (!bytes) return;
+        if (bytes <= kKeepScratch)
+            for (ScratchSlot& s : t_scratch)
+                if (!s.busy) {
+                    slot = &s;
+                    break;
+                }
+        if (!slot) {
+            p = static_cast<T*>(::operator new(bytes, std::align_val_t(64)));
+            return;
+        }
+        if (slot->bytes < bytes) {
+            if (slot->p) ::operator delete(slot->p, std::align_val_t(64));
+            slot->p = nullptr;
+            slot->bytes = 0;
+            slot->p = ::operator new(bytes, std::align_val_t(64));
+            slot->bytes = bytes;
+        }
+        slot->busy = true;
+        p = static_cast<T*>(slot->p);
+    }
+    ~Scratch() {
+        if (slot) slot->busy = false;
+        else if (p) ::operator delete(p, std::align_val_t(64));
+    }
+    Scratch(const Scratch&) = delete;
+    Scratch& operator=(const Scratch&) = delete;
+};
+
+// ---- epilogues -------------------------------------------------------------------------------
+
+// A GEMM epilogue as the driver carries it: the ops, and the same as the kernel's store
+// program (operands at C's origin) when every op has a register form.
+template <typename T>
+struct Epi {
+    const GemmEpilogue<T>* e = nullptr;
+    gemmk::StoreEpi<T> prog;
+    bool has_prog = false;
+};
+
+template <typename T>
+bool store_program(const GemmEpilogue<T>& e, gemmk::StoreEpi<T>& s) {
+    using SE = gemmk::StoreEpi<T>;
+    s.n = 0;
+    auto add = [&](typename SE::Op op, const T* ptr, int64_t ld, T c) {
+        if (s.n == 6) return false;
+        s.steps[s.n++] = {op, ptr, ld, c};
+        return true;
+    };
+    for (int k = 0; k < e.n_ops; ++k) {
+        const typename GemmEpilogue<T>::Op& op = e.ops[k];
+        bool ok = false;
+        switch (op.kind) {
+            case EpilogueOp::Relu: ok = add(SE::Relu, nullptr, 0, T(0)); break;
+            case EpilogueOp::Add:  // (x + y == y + x bit for bit: the operand's side does not matter)
+                if (op.operand == EpilogueOp::Channel) ok = add(SE::AddCol, op.ptr, 0, T(0));
+                else if (op.operand == EpilogueOp::Full) ok = add(SE::AddFull, op.ptr, op.ld, T(0));
+                break;
+            case EpilogueOp::Max:
+                if (op.operand == EpilogueOp::Scalar) {
+                    const T c = op.ptr[0];
+                    if (epi_plain_operand(c)) ok = add(SE::MaxC, nullptr, 0, c);
+                    else if (c == T(0) && !std::signbit(c)) ok = add(SE::MaxPZ, nullptr, 0, T(0));
+                }
+                break;
+            case EpilogueOp::Min:
+                if (op.operand == EpilogueOp::Scalar && epi_plain_operand(op.ptr[0]))
+                    ok = add(SE::MinC, nullptr, 0, op.ptr[0]);
+                break;
+            default: break;
+        }
+        if (!ok) return false;
+    }
+    return true;
+}
+
+// The epilogue, in place, on the finished block C[0:m, 0:n] whose first element is (i0, j0) of
+// the product: op by op, row by row, each a vector loop over data still in cache.
+template <typename T, typename F>
+void epi_op_rows(const typename GemmEpilogue<T>::Op& op, int64_t i0, int64_t j0, int64_t m, int64_t n, T* C,
+                 int64_t ldc, F f) {
+    constexpr int L = 4;
+    for (int64_t r = 0; r < m; ++r) {
+        T* row = C + r * ldc;
+        switch (op.operand) {
+            case EpilogueOp::None: epi_span<T, L, false, false>(row, n, nullptr, T(0), f); break;
+            case EpilogueOp::Scalar:
+                if (op.swap) epi_span<T, L, false, true>(row, n, nullptr, op.ptr[0], f);
+                else epi_span<T, L, false, false>(row, n, nullptr, op.ptr[0], f);
+                break;
+            case EpilogueOp::Channel:
+            case EpilogueOp::Full: {
+                const T* w = op.operand == EpilogueOp::Channel ? op.ptr + j0 : op.ptr + (i0 + r) * op.ld + j0;
+                if (op.swap) epi_span<T, L, true, true>(row, n, w, T(0), f);
+                else epi_span<T, L, true, false>(row, n, w, T(0), f);
+                break;
+            }
+        }
+    }
+}
+
+template <typename T>
+void epi_block(const GemmEpilogue<T>& e, int64_t i0, int64_t j0, int64_t m, int64_t n, T* C, int64_t ldc) {
+    for (int k = 0; k < e.n_ops; ++k) {
+        const typename GemmEpilogue<T>::Op& op = e.ops[k];
+        switch (op.kind) {
+            case EpilogueOp::Relu: epi_op_rows<T>(op, i0, j0, m, n, C, ldc, EpiRelu()); break;
+            case EpilogueOp::Add: epi_op_rows<T>(op, i0, j0, m, n, C, ldc, EpiAdd()); break;
+            case EpilogueOp::Sub: epi_op_rows<T>(op, i0, j0, m, n, C, ldc, EpiSub()); break;
+            case EpilogueOp::Mul: epi_op_rows<T>(op, i0, j0, m, n, C, ldc, EpiMul()); break;
+            case EpilogueOp::Max: epi_op_rows<T>(op, i0, j0, m, n, C, ldc, EpiMax()); break;
+            case EpilogueOp::Min: epi_op_rows<T>(op, i0, j0, m, n, C, ldc, EpiMin()); break;
+        }
+    }
+}
+
+// The last depth block of C[i0:i0+m, j0:j0+n] (C points at that block): the macro-kernel,
+// finishing each tile through the epilogue (in registers where the kernel can, else on the
+// block right after it is stored).
+template <typename T>
+void macro_last(const gemmk::KernelSet<T>& ks, const Epi<T>* epi, int64_t i0, int64_t j0, int64_t m, int64_t n,
+                int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T alpha, T beta) {
+    if (!epi) return ks.macro(m, n, kc, Ap, Bp, C, ldc, alpha, beta);
+    if (epi->has_prog && ks.macro_epi) {
+        gemmk::StoreEpi<T> local = epi->prog;
+        for (int s = 0; s < local.n; ++s) {
+            typename gemmk::StoreEpi<T>::Step& st = local.steps[s];
+            if (st.op == gemmk::StoreEpi<T>::AddRow) st.ptr += i0;
+            else if (st.op == gemmk::StoreEpi<T>::AddCol) st.ptr += j0;
+            else if (st.op == gemmk::StoreEpi<T>::AddFull) st.ptr += i0 * st.ld + j0;
+        }
+        return ks.macro_epi(m, n, kc, Ap, Bp, C, ldc, beta, &local);
+    }
+    ks.macro(m, n, kc, Ap, Bp, C, ldc, alpha, beta);
+    epi_block(*epi->e, i0, j0, m, n, C, ldc);
+}
 
 constexpr int64_t kParallelFlops = int64_t(1) << 21;  // below this, one thread
 constexpr int64_t kPackedBLimit = int64_t(32) << 20;  // bytes of packed B per column chunk
@@ -214,14 +362,14 @@ struct Phase {
 // packed right before use into a small per-thread buffer and meets every row,
 // so packed B never leaves L1/L2.  Threads split the columns.
 template <typename T, typename PackB>
-void gemm_stream_b(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-                   int64_t lda, const PackB& pack_b, T beta, T* C, int64_t ldc) {
+void gemm_stream_b(const gemmk::KernelSet<T>& ks, int64_t kc_block, bool ta, int64_t M, int64_t N, int64_t K, T alpha,
+                   const T* A, int64_t lda, const PackB& pack_b, T beta, T* C, int64_t ldc, const Epi<T>* epi) {
     const int64_t MR = ks.mr, NR = ks.nr;
     const int threads = std::max(1, get_thread_number());
     const bool parallel = threads > 1 && 2 * M * N * K >= kParallelFlops;
-    const int64_t nk = (K + ks.kc - 1) / ks.kc, kc_max = (K + nk - 1) / nk;
+    const int64_t nk = (K + kc_block - 1) / kc_block, kc_max = (K + nk - 1) / nk;
     const int64_t mpad = (M + MR - 1) / MR * MR;
-    Buffer<T> apack(size_t(mpad * K));  // depth block p at apack + pc * mpad
+    Scratch<T> apack(size_t(mpad * K));  // depth block p at apack + pc * mpad
     // Tasks of a few column panels (one panel each when single-threaded).
     const int64_t npanels = (N + NR - 1) / NR;
     const int64_t group = parallel ? std::max<int64_t>(1, std::min<int64_t>(8, npanels / (8 * threads))) : npanels;
@@ -234,14 +382,16 @@ void gemm_stream_b(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N,
             ks.pack_a(ta, ta ? A + pc * lda : A + pc, lda, M, kc, apack.p + pc * mpad);
         });
         pack_a.wait();
-        Buffer<T> bpanel(size_t(kc_max * NR));
+        Scratch<T> bpanel(size_t(kc_max * NR));
         mul.run([&](int64_t t) {
             for (int64_t q = t * group, q1 = std::min(npanels, q + group); q < q1; ++q) {
                 int64_t j = q * NR, n = std::min(NR, N - j);
                 for (int64_t p = 0; p < nk; ++p) {
                     int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc);
                     pack_b(pc, kc, j, n, bpanel.p);
-                    ks.macro(M, n, kc, apack.p + pc * mpad, bpanel.p, C + j, ldc, alpha, p == 0 ? beta : T(1));
+                    if (p + 1 < nk) ks.macro(M, n, kc, apack.p + pc * mpad, bpanel.p, C + j, ldc, alpha, p == 0 ? beta : T(1));
+                    else macro_last(ks, epi, 0, j, M, n, kc, apack.p + pc * mpad, bpanel.p, C + j, ldc, alpha,
+                                    p == 0 ? beta : T(1));
                 }
             }
         });
@@ -249,28 +399,33 @@ void gemm_stream_b(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N,
     parallel_for(parallel ? threads : 1, 1, body);
 }
 
-// pack_b(k0, kc, j0, n, dst) packs op(B)[k0:k0+kc, j0:j0+n] as one NR-wide panel.
+// pack_b(k0, kc, j0, n, dst) packs op(B)[k0:k0+kc, j0:j0+n] as one NR-wide panel.  `plain`: a
+// product of stored matrices (gemm()), blocked by the kernel set's gemm_kc / gemm_mc when it has
+// them; otherwise (conv's packed-on-the-fly B) by kc / mc.
 template <typename T, typename PackB>
-void gemm_packed(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-                 int64_t lda, const PackB& pack_b, T beta, T* C, int64_t ldc) {
-    if (M <= ks.mc && N >= 4 * ks.nr) return gemm_stream_b(ks, ta, M, N, K, alpha, A, lda, pack_b, beta, C, ldc);
+void gemm_packed(const gemmk::KernelSet<T>& ks, bool plain, bool ta, int64_t M, int64_t N, int64_t K, T alpha,
+                 const T* A, int64_t lda, const PackB& pack_b, T beta, T* C, int64_t ldc, const Epi<T>* epi = nullptr) {
+    const int64_t kc_block = plain && ks.gemm_kc > 0 ? ks.gemm_kc : ks.kc;
+    const int64_t mc_block = plain && ks.gemm_mc > 0 ? ks.gemm_mc : ks.mc;
+    if (M <= mc_block && N >= 4 * ks.nr)
+        return gemm_stream_b(ks, kc_block, ta, M, N, K, alpha, A, lda, pack_b, beta, C, ldc, epi);
     const int64_t MR = ks.mr, NR = ks.nr;
     const int threads = std::max(1, get_thread_number());
     const bool parallel = threads > 1 && 2 * M * N * K >= kParallelFlops;
 
     // Depth blocks of (nearly) equal size.
-    const int64_t nk = (K + ks.kc - 1) / ks.kc;
+    const int64_t nk = (K + kc_block - 1) / kc_block;
     const int64_t kc_max = (K + nk - 1) / nk;
 
     // Column chunks bound the packed-B buffer.
     int64_t nc_max = std::max<int64_t>(NR, (kPackedBLimit / int64_t(sizeof(T)) / K) / NR * NR);
     nc_max = std::min(nc_max, (N + NR - 1) / NR * NR);
     const int64_t n_chunks = (N + nc_max - 1) / nc_max;
-    Buffer<T> bpack(size_t(K * nc_max));
+    Scratch<T> bpack(size_t(K * nc_max));
 
     // Row blocks: about mc rows each, a multiple of the thread count when few.
     const int64_t mpanels = (M + MR - 1) / MR;
-    const int64_t panels_per_block = std::max<int64_t>(1, ks.mc / MR);
+    const int64_t panels_per_block = std::max<int64_t>(1, mc_block / MR);
     int64_t n_ic = (mpanels + panels_per_block - 1) / panels_per_block;
     if (parallel && n_ic < 4 * threads) n_ic = std::min(mpanels, (n_ic + threads - 1) / threads * threads);
     const int64_t block_rows = (mpanels + n_ic - 1) / n_ic * MR;  // upper bound of an A block's rows
@@ -293,7 +448,7 @@ void gemm_packed(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N, i
     }
 
     auto body = [&](int64_t, int64_t) {
-        Buffer<T> apack(size_t(block_rows * kc_max));
+        Scratch<T> apack(size_t(block_rows * kc_max));
         for (int64_t c = 0; c < n_chunks; ++c) {
             const int64_t jc = c * nc_max, nc = std::min(nc_max, N - jc);
             const int64_t npanels = (nc + NR - 1) / NR, npad = npanels * NR, parts = n_jc[c];
@@ -314,8 +469,12 @@ void gemm_packed(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N, i
                     int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc);
                     const T* src = ta ? A + pc * lda + i0 : A + i0 * lda + pc;
                     ks.pack_a(ta, src, lda, i1 - i0, kc, apack.p);
-                    ks.macro(i1 - i0, j1 - j0, kc, apack.p, bpack.p + pc * npad + j0 * kc, C + i0 * ldc + jc + j0,
-                             ldc, alpha, p == 0 ? beta : T(1));
+                    if (p + 1 < nk)
+                        ks.macro(i1 - i0, j1 - j0, kc, apack.p, bpack.p + pc * npad + j0 * kc, C + i0 * ldc + jc + j0,
+                                 ldc, alpha, p == 0 ? beta : T(1));
+                    else
+                        macro_last(ks, epi, i0, jc + j0, i1 - i0, j1 - j0, kc, apack.p, bpack.p + pc * npad + j0 * kc,
+                                   C + i0 * ldc + jc + j0, ldc, alpha, p == 0 ? beta : T(1));
                 }
             });
         }
@@ -325,24 +484,162 @@ void gemm_packed(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N, i
     parallel_for(parallel ? threads : 1, 1, body);
 }
 
+// Products whose op(B) is stored row-major and small (in L1/L2 anyway): B is read in place by
+// the kernel (ks.macro_direct_b), only A is packed, by each task for its own rows.  Tasks are
+// row blocks (several per thread when parallel).
+constexpr int64_t kDirectBBytes = int64_t(128) << 10;
+
+template <typename T>
+void gemm_direct_b(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                   int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const Epi<T>* epi) {
+    const int64_t MR = ks.mr;
+    const int threads = std::max(1, get_thread_number());
+    const bool parallel = threads > 1 && 2 * M * N * K >= kParallelFlops;
+    const int64_t kcap = std::min(ks.kc, ks.direct_max_kc);
+    const int64_t nk = (K + kcap - 1) / kcap, kc_max = (K + nk - 1) / nk;
+    const int64_t mpanels = (M + MR - 1) / MR;
+    int64_t tasks = (mpanels * MR + ks.mc - 1) / ks.mc;
+    if (parallel) tasks = std::min(mpanels, std::max<int64_t>(tasks, 2 * threads));
+    const bool prog = epi && epi->has_prog;
+    auto run = [&](int64_t t0, int64_t t1) {
+        const int64_t p0 = t0 * mpanels / tasks, p1 = t1 * mpanels / tasks;
+        Scratch<T> apack(size_t((p1 - p0) * MR * kc_max));
+        for (int64_t t = t0; t < t1; ++t) {
+            const int64_t i0 = t * mpanels / tasks * MR, i1 = std::min(M, (t + 1) * mpanels / tasks * MR);
+            if (i0 >= i1) continue;
+            for (int64_t p = 0; p < nk; ++p) {
+                const int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc);
+                ks.pack_a(ta, ta ? A + pc * lda + i0 : A + i0 * lda + pc, lda, i1 - i0, kc, apack.p);
+                const T b = p == 0 ? beta : T(1);
+                T* c = C + i0 * ldc;
+                if (p + 1 < nk || !epi) {
+                    ks.macro_direct_b(i1 - i0, N, kc, apack.p, B + pc * ldb, ldb, c, ldc, alpha, b, nullptr);
+                } else if (prog) {
+                    gemmk::StoreEpi<T> local = epi->prog;
+                    for (int q = 0; q < local.n; ++q) {
+                        typename gemmk::StoreEpi<T>::Step& st = local.steps[q];
+                        if (st.op == gemmk::StoreEpi<T>::AddRow) st.ptr += i0;
+                        else if (st.op == gemmk::StoreEpi<T>::AddFull) st.ptr += i0 * st.ld;
+                    }
+                    ks.macro_direct_b(i1 - i0, N, kc, apack.p, B + pc * ldb, ldb, c, ldc, alpha, b, &local);
+                } else {
+                    ks.macro_direct_b(i1 - i0, N, kc, apack.p, B + pc * ldb, ldb, c, ldc, alpha, b, nullptr);
+                    epi_block(*epi->e, i0, 0, i1 - i0, N, c, ldc);
+                }
+            }
+        }
+    };
+    if (parallel) parallel_for(tasks, 1, run);
+    else run(0, tasks);
+}
+
+template <typename T>
+void gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+               int64_t ldb, T beta, T* C, int64_t ldc, const Epi<T>* epi) {
+    if (M <= 0 || N <= 0) return;
+    // Paths without a packed macro-kernel finish C, then run the epilogue over it.
+    auto whole = [&] { if (epi) epi_block(*epi->e, 0, 0, M, N, C, ldc); };
+    if (K <= 0 || alpha == T(0)) {
+        scale_c(M, N, beta, C, ldc);
+        return whole();
+    }
+    if (M * N * K <= 4096) {
+        gemm_small(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return whole();
+    }
+    if (N == 1) {
+        gemv_col(ta, tb, M, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return whole();
+    }
+    if (M == 1) {
+        gemv_row(ta, tb, N, K, alpha, A, lda, B, ldb, beta, C);
+        return whole();
+    }
+    const gemmk::KernelSet<T>& ks = kernel_set<T>(active_level());
+    if (!tb && ks.macro_direct_b && K * N * int64_t(sizeof(T)) <= kDirectBBytes && (!epi || alpha == T(1)))
+        return gemm_direct_b(ks, ta, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi);
+    auto pack_b = [&](int64_t k0, int64_t kc, int64_t j0, int64_t n, T* dst) {
+        ks.pack_b(tb, tb ? B + j0 * ldb + k0 : B + k0 * ldb + j0, ldb, kc, n, dst);
+    };
+    gemm_packed(ks, true, ta, M, N, K, alpha, A, lda, pack_b, beta, C, ldc, epi);
+}
+
 }  // namespace
 
 template <typename T>
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B, int64_t ldb,
           T beta, T* C, int64_t ldc) {
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0 || alpha == T(0)) {
-        scale_c(M, N, beta, C, ldc);
-        return;
+    gemm_impl<T>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nullptr);
+}
+
+template <typename T>
+void gemm_epilogue(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+                   int64_t ldb, T* C, int64_t ldc, const GemmEpilogue<T>& e) {
+    if (e.n_ops == 0) return gemm_impl<T>(ta, tb, M, N, K, T(1), A, lda, B, ldb, T(0), C, ldc, nullptr);
+    Epi<T> epi;
+    epi.e = &e;
+    epi.has_prog = store_program(e, epi.prog);
+    gemm_impl<T>(ta, tb, M, N, K, T(1), A, lda, B, ldb, T(0), C, ldc, &epi);
+}
+template void gemm_epilogue<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t,
+                                   float*, int64_t, const GemmEpilogue<float>&);
+template void gemm_epilogue<double>(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t, const double*,
+                                    int64_t, double*, int64_t, const GemmEpilogue<double>&);
+
+// ---- the measured FMA peak --------------------------------------------------------------------
+
+FmaPeak gemm_fma_peak(int threads, double seconds) {
+    FmaPeak r;
+    const CpuLevel level = active_level();
+    float (*probe)(int64_t) = &gemmk::generic_fma_probe;
+    int lanes = gemmk::generic_fma_lanes();
+#if defined(MNN_GEMM_X86)
+    if (level == CpuLevel::Avx512) {
+        probe = &gemmk::avx512_fma_probe;
+        lanes = gemmk::avx512_fma_lanes();
+    } else if (level == CpuLevel::Avx2) {
+        probe = &gemmk::avx2_fma_probe;
+        lanes = gemmk::avx2_fma_lanes();
     }
-    if (M * N * K <= 4096) return gemm_small(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    if (N == 1) return gemv_col(ta, tb, M, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    if (M == 1) return gemv_row(ta, tb, N, K, alpha, A, lda, B, ldb, beta, C);
-    const gemmk::KernelSet<T>& ks = kernel_set<T>(active_level());
-    auto pack_b = [&](int64_t k0, int64_t kc, int64_t j0, int64_t n, T* dst) {
-        ks.pack_b(tb, tb ? B + j0 * ldb + k0 : B + k0 * ldb + j0, ldb, kc, n, dst);
-    };
-    gemm_packed(ks, ta, M, N, K, alpha, A, lda, pack_b, beta, C, ldc);
+#endif
+    r.level = cpu_level_name(level);
+    r.lanes = lanes;
+    r.threads = std::max(1, std::min(threads, get_thread_number()));
+    using Clock = std::chrono::steady_clock;
+    auto secs = [](Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); };
+    static volatile float sink = 0;
+    // Calibrate on one thread, then repeats of about 10 ms each: the best of many short runs is
+    // what the machine sustains when nothing else holds its cores (on a shared machine a long
+    // run measures the other processes too).
+    int64_t iters = 1 << 12;
+    double t = 0;
+    for (;;) {
+        Clock::time_point t0 = Clock::now();
+        sink = sink + probe(iters);
+        t = secs(t0);
+        if (t >= 0.002 || iters >= (int64_t(1) << 40)) break;
+        iters *= 2;
+    }
+    const double each = std::min(0.01, seconds / 3);
+    const int repeats = std::max(3, int(seconds / each));
+    iters = std::max<int64_t>(1, int64_t(double(iters) * each / std::max(t, 1e-9)));
+    double best = 0;
+    for (int rep = 0; rep < repeats; ++rep) {
+        Clock::time_point t0 = Clock::now();
+        parallel_for(r.threads, 1, [&](int64_t b, int64_t e) {
+            float s = 0;
+            for (int64_t i = b; i < e; ++i) s += probe(iters);
+            sink = sink + s;
+        });
+        const double w = secs(t0);
+        const double gf = 2.0 * double(iters) * lanes * r.threads / w / 1e9;
+        if (gf > best) {
+            best = gf;
+            r.seconds = w;
+        }
+    }
+    r.gflops = best;
+    return r;
 }
 
 template <typename T>
@@ -356,7 +653,7 @@ void gemm_pack_b(bool ta, int64_t M, int64_t N, int64_t K, T alpha, const T* A, 
     const gemmk::KernelSet<T>& ks = kernel_set<T>(active_level());
     const int64_t nr = ks.nr;
     auto pack = [&](int64_t k0, int64_t kc, int64_t j0, int64_t n, T* dst) { pack_b(ctx, k0, kc, j0, n, nr, dst); };
-    gemm_packed(ks, ta, M, N, K, alpha, A, lda, pack, beta, C, ldc);
+    gemm_packed(ks, false, ta, M, N, K, alpha, A, lda, pack, beta, C, ldc);
 }
 
 const char* gemm_cpu_level() { return cpu_level_name(active_level()); }

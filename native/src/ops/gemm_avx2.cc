@@ -151,6 +151,25 @@ KernelSet<T> kernel_set(int64_t mc) {
 
 }  // namespace
 
+float avx2_fma_probe(int64_t iters) {
+    constexpr int kAcc = 12;  // independent chains: >= FMA latency x pipes, within the registers
+    __m256 x[kAcc];
+    for (int i = 0; i < kAcc; ++i) x[i] = _mm256_set1_ps(float(i) * 0.01f);
+    const __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(0.001f);
+    for (int64_t t = 0; t < iters; ++t) {
+        MNN_UNROLL
+        for (int i = 0; i < kAcc; ++i) x[i] = _mm256_fmadd_ps(x[i], a, b);
+    }
+    __m256 s = x[0];
+    for (int i = 1; i < kAcc; ++i) s = _mm256_add_ps(s, x[i]);
+    alignas(64) float out[8];
+    _mm256_storeu_ps(out, s);
+    float r = 0;
+    for (int i = 0; i < 8; ++i) r += out[i];
+    return r;
+}
+int avx2_fma_lanes() { return 12 * 8; }
+
 KernelSet<float> avx2_f32() { return kernel_set<float>(kMr * 24); }
 KernelSet<double> avx2_f64() { return kernel_set<double>(kMr * 16); }
 

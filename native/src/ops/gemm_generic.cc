@@ -28,7 +28,23 @@ void uk_generic(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, 
     }
 }
 
+constexpr int kProbeAcc = 32;  // plain floats: the compiler packs them into baseline vectors
+
 }  // namespace
+
+float generic_fma_probe(int64_t iters) {
+    float x[kProbeAcc];
+    for (int i = 0; i < kProbeAcc; ++i) x[i] = float(i) * 0.01f;
+    const float a = 0.999f, b = 0.001f;
+    for (int64_t t = 0; t < iters; ++t) {
+        MNN_UNROLL
+        for (int i = 0; i < kProbeAcc; ++i) x[i] = x[i] * a + b;
+    }
+    float s = 0;
+    for (int i = 0; i < kProbeAcc; ++i) s += x[i];
+    return s;
+}
+int generic_fma_lanes() { return kProbeAcc; }
 
 KernelSet<float> generic_f32() { return make_kernel_set<float, 4, 8, &uk_generic<float, 4, 8>>("generic", 256, 128); }
 KernelSet<double> generic_f64() { return make_kernel_set<double, 4, 4, &uk_generic<double, 4, 4>>("generic", 256, 128); }

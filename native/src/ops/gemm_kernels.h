@@ -16,6 +16,7 @@ namespace gemmk {
 // (convolution epilogues, ops/conv_epilogue.h): each step one of
 //   AddRow  x += row_values[row]            (bias, a per-channel operand)
 //   AddFull x += full[row * ld + col]       (a residual)
+//   AddCol  x += col_values[col]            (a matmul's bias: one value per output column)
 //   Relu    x = x > 0 ? x : 0
 //   MaxC    x = c > x ? c : x               (maximum with a value neither NaN nor zero)
 //   MinC    x = c < x ? c : x               (minimum with such a value)
@@ -23,10 +24,10 @@ namespace gemmk {
 // Row and column indices are relative to the C pointer given to macro_epi.
 template <typename T>
 struct StoreEpi {
-    enum Op : uint8_t { AddRow, AddFull, Relu, MaxC, MinC, MaxPZ };
+    enum Op : uint8_t { AddRow, AddFull, Relu, MaxC, MinC, MaxPZ, AddCol };
     struct Step {
         Op op;
-        const T* ptr;  // AddRow: one value per row; AddFull: the tensor (row stride ld)
+        const T* ptr;  // AddRow: one value per row; AddCol: one per column; AddFull: the tensor (row stride ld)
         int64_t ld;
         T c;
     };
@@ -55,7 +56,31 @@ struct KernelSet {
     // kernel set has none (the caller then finishes the tile itself).
     void (*macro_epi)(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T beta,
                       const StoreEpi<T>* epi) = nullptr;
+    // macro with B read in place instead of packed: op(B) not transposed, element (k, j) at
+    // B[k*ldb + j], kc <= direct_max_kc; `epi` as macro_epi (alpha must then be 1) or null.
+    // Null when the kernel set has none.
+    void (*macro_direct_b)(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* B, int64_t ldb, T* C,
+                           int64_t ldc, T alpha, T beta, const StoreEpi<T>* epi) = nullptr;
+    int64_t direct_max_kc = 0;
+    // Blocks for products of stored matrices (gemm()) where they differ from kc / mc (0: the
+    // same); kc / mc stay what convolution's packed weights are laid out by.
+    int64_t gemm_kc = 0, gemm_mc = 0;
 };
+
+// FMA-throughput probes (the machine's achievable float32 peak, gemm_fma_peak in gemm.cc):
+// `iters` rounds of independent multiply-adds x = x * a + b on many accumulators (whole
+// vectors of the ISA, enough of them to cover the FMA latency on every pipe), no memory
+// traffic; returns a value derived from the results so the work cannot be optimised away.
+// *_fma_lanes() is the float32 multiply-adds per round (accumulators x lanes), so a probe
+// does 2 * iters * lanes floating-point operations.
+float generic_fma_probe(int64_t iters);
+int generic_fma_lanes();
+#if defined(MNN_GEMM_X86)
+float avx2_fma_probe(int64_t iters);
+int avx2_fma_lanes();
+float avx512_fma_probe(int64_t iters);
+int avx512_fma_lanes();
+#endif
 
 KernelSet<float> generic_f32();
 KernelSet<double> generic_f64();

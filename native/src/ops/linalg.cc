@@ -7,6 +7,7 @@
 
 #include "core/thread_pool.h"
 #include "ops/common.h"
+#include "ops/gemm_ext.h"
 
 namespace mnn {
 
@@ -131,8 +132,10 @@ void matmul_loop(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, 
     }
 }
 
+// `epi` (floats only): an epilogue for the whole output, Full operands laid out like it.
 template <typename T>
-void matmul_typed(const MatMulDims& d, const Tensor& a, const Tensor& b, Tensor& out) {
+void matmul_typed(const MatMulDims& d, const Tensor& a, const Tensor& b, Tensor& out,
+                  const GemmEpilogue<T>* epi = nullptr) {
     const int64_t M = d.M, N = d.N, K = d.K;
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
@@ -145,13 +148,23 @@ void matmul_typed(const MatMulDims& d, const Tensor& a, const Tensor& b, Tensor&
     const int64_t lda = d.ta ? M : K, ldb = d.tb ? K : N;
 
     auto one = [&](const T* A, const T* B, T* C) {
-        if constexpr (kFloat) gemm<T>(d.ta, d.tb, M, N, K, T(1), A, lda, B, ldb, T(0), C, N);
-        else matmul_loop<T>(d.ta, d.tb, M, N, K, A, B, C);
+        if constexpr (kFloat) {
+            if (!epi) return gemm<T>(d.ta, d.tb, M, N, K, T(1), A, lda, B, ldb, T(0), C, N);
+            GemmEpilogue<T> e = *epi;  // Full operands at this batch entry
+            for (int k = 0; k < e.n_ops; ++k)
+                if (e.ops[k].operand == EpilogueOp::Full) e.ops[k].ptr += C - pc;
+            gemm_epilogue<T>(d.ta, d.tb, M, N, K, A, lda, B, ldb, C, N, e);
+        } else {
+            matmul_loop<T>(d.ta, d.tb, M, N, K, A, B, C);
+        }
     };
 
     // B shared by every batch entry and A not transposed: one tall product.
     if (kFloat && numel(d.b_batch) == 1 && numel(d.a_batch) == nbatch && !d.ta) {
-        if constexpr (kFloat) gemm<T>(false, d.tb, nbatch * M, N, K, T(1), pa, K, pb, ldb, T(0), pc, N);
+        if constexpr (kFloat) {
+            if (epi) gemm_epilogue<T>(false, d.tb, nbatch * M, N, K, pa, K, pb, ldb, pc, N, *epi);
+            else gemm<T>(false, d.tb, nbatch * M, N, K, T(1), pa, K, pb, ldb, T(0), pc, N);
+        }
         return;
     }
     if (nbatch == 1) { one(pa, pb, pc); return; }
@@ -174,7 +187,36 @@ void matmul_kernel(const Attrs& attrs, const std::vector<Tensor>& in, std::vecto
     MNN_DISPATCH_COMPUTE(in[0].dtype(), attrs.op_name, matmul_typed<scalar_t>(d, in[0], in[1], out[0]));
 }
 
+template <typename T>
+void matmul_fused_typed(const MatMulDims& d, const std::vector<Tensor>& ins, const ConvEpilogue& epi, Tensor& out) {
+    GemmEpilogue<T> e;
+    for (const EpilogueOp& op : epi.ops) {
+        typename GemmEpilogue<T>::Op& o = e.ops[e.n_ops++];
+        o.kind = op.kind;
+        o.operand = op.operand;
+        o.swap = op.swap;
+        o.ptr = op.operand == EpilogueOp::None ? nullptr : ins[size_t(op.input)].data<T>();
+        o.ld = d.N;
+    }
+    if (out.numel() == 0) return;
+    matmul_typed<T>(d, ins[0], ins[1], out, &e);
+}
+
 }  // namespace
+
+void matmul_fused(const Attrs& attrs, const std::vector<Tensor>& ins, const ConvEpilogue& epi, Tensor& out) {
+    MatMulDims d = matmul_dims(attrs, ins[0].info, ins[1].info);
+    MNN_CHECK_VALUE(!d.a_vec && !d.b_vec && int(epi.ops.size()) <= kMaxEpilogueOps, attrs.op_name,
+                    ": fused epilogue on a 1-d operand or too many ops (internal error)");
+    for (const EpilogueOp& op : epi.ops) {  // operands as the pass chose them (internal consistency)
+        if (op.operand == EpilogueOp::None) continue;
+        const Tensor& t = ins[size_t(op.input)];
+        const int64_t want = op.operand == EpilogueOp::Scalar ? 1 : op.operand == EpilogueOp::Channel ? d.N : out.numel();
+        MNN_CHECK_VALUE(t.numel() == want && t.dtype() == out.dtype(), attrs.op_name,
+                        ": fused epilogue operand ", info_str(t.info), " does not fit (internal error)");
+    }
+    MNN_DISPATCH_FLOAT(ins[0].dtype(), attrs.op_name, matmul_fused_typed<scalar_t>(d, ins, epi, out));
+}
 
 void register_linalg_ops() { register_op(OpType::MatMul, matmul_infer, matmul_kernel); }
 
