@@ -20,8 +20,6 @@
 //   F(2,3): 0, 1, -1         F(4,3): 0, 1, -1, 2, -2         F(6,3): 0, 1, -1, 2, -2, 1/2, -1/2
 // B^T and A^T are dyadic (exact in float); G's entries are rounded once, in double, per weight.
 #include <algorithm>
-#include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -166,36 +164,44 @@ struct Job {
 //   plane[(r * M + ph) * qs + ty * KW + k] = x[c, ty*M + r - pt, k*M + ph - pl]  (0 outside),
 // input-tile element (r, s) of consecutive tiles q is the contiguous span
 // plane[(r * M + s % M) * qs + s / M + q]: the transforms read whole vectors across tiles.
+// dst[ph * ld + k] = src[k * M + ph], k < n (each input row split into its column phases once).
+template <int M>
+MNN_ALWAYS_INLINE void deinterleave(const float* __restrict src, float* __restrict dst, int64_t ld, int64_t n) {
+    for (int64_t k = 0; k < n; ++k)
+        for (int ph = 0; ph < M; ++ph) dst[ph * ld + k] = src[k * M + ph];
+}
+
 template <int M, int L>
-MNN_ALWAYS_INLINE void fill_plane(const Job& jb, int64_t c, float* plane) {
+MNN_ALWAYS_INLINE void fill_plane(const Job& jb, int64_t c, float* plane, float* rows) {
     constexpr int A = M + 2;
     const DirectConv& d = *jb.d;
     const float* xc = jb.x + c * d.H * d.W;
-    const int64_t KW = jb.KW;
+    const int64_t KW = jb.KW, rl = M * KW;
     // columns k with every phase inside [0, W): k*M - pl >= 0 and k*M + M - 1 - pl < W
     const int64_t k0 = std::min<int64_t>(KW, (d.pl + M - 1) / M);
-    const int64_t k1 = std::max<int64_t>(k0, std::min<int64_t>(KW, (d.W + d.pl - M) >= 0 ? (d.W + d.pl - M) / M + 1 : 0));
+    const int64_t k1 = std::max<int64_t>(k0, std::min<int64_t>(KW, d.W + d.pl >= M ? (d.W + d.pl - M) / M + 1 : 0));
+    // rows[ih * rl + ph * KW + k] = x[c, ih, k*M + ph - pl]
+    for (int64_t ih = 0; ih < d.H; ++ih) {
+        const float* src = xc + ih * d.W - d.pl;
+        float* dst = rows + ih * rl;
+        auto edge = [&](int64_t k) {
+            for (int ph = 0; ph < M; ++ph) {
+                const int64_t iw = k * M + ph - d.pl;
+                dst[ph * KW + k] = iw >= 0 && iw < d.W ? src[k * M + ph] : 0.f;
+            }
+        };
+        for (int64_t k = 0; k < k0; ++k) edge(k);
+        deinterleave<M>(src + k0 * M, dst + k0, KW, k1 - k0);
+        for (int64_t k = k1; k < KW; ++k) edge(k);
+    }
     for (int r = 0; r < A; ++r)
         for (int64_t ty = 0; ty < jb.TH; ++ty) {
             const int64_t ih = ty * M + r - d.pt;
             float* dst = plane + r * M * jb.qs + ty * KW;
-            if (ih < 0 || ih >= d.H) {
+            if (ih < 0 || ih >= d.H)
                 for (int ph = 0; ph < M; ++ph) simd::zero<float, L>(dst + ph * jb.qs, KW);
-                continue;
-            }
-            const float* src = xc + ih * d.W - d.pl;
-            auto edge = [&](int64_t k) {
-                for (int ph = 0; ph < M; ++ph) {
-                    const int64_t iw = k * M + ph - d.pl;
-                    dst[ph * jb.qs + k] = iw >= 0 && iw < d.W ? src[k * M + ph] : 0.f;
-                }
-            };
-            for (int64_t k = 0; k < k0; ++k) edge(k);
-            float* __restrict dp[M];
-            for (int ph = 0; ph < M; ++ph) dp[ph] = dst + ph * jb.qs;
-            for (int64_t k = k0; k < k1; ++k)
-                for (int ph = 0; ph < M; ++ph) dp[ph][k] = src[k * M + ph];
-            for (int64_t k = k1; k < KW; ++k) edge(k);
+            else
+                for (int ph = 0; ph < M; ++ph) simd::copy<float, L>(dst + ph * jb.qs, rows + ih * rl + ph * KW, KW);
         }
     // the slack past the last tile row (read by the last chunk's unused lanes)
     for (int rp = 0; rp < A * M; ++rp) simd::zero<float, L>(plane + rp * jb.qs + jb.Q, jb.qs - jb.Q);
@@ -206,8 +212,8 @@ template <int M, int L>
 MNN_ALWAYS_INLINE void input_task(const Job& jb, int64_t c) {
     constexpr int A = Tab<M>::A;
     const int NR = jb.ks->nr;
-    float* plane = t_plane.get<float>(size_t(A * M * jb.qs));
-    fill_plane<M, L>(jb, c, plane);
+    float* plane = t_plane.get<float>(size_t(A * M * jb.qs + jb.d->H * M * jb.KW));
+    fill_plane<M, L>(jb, c, plane, plane + A * M * jb.qs);
     const int64_t C = jb.d->C, pc = c / jb.kc_max * jb.kc_max, kc = std::min(jb.kc_max, C - pc);
     const int64_t xystride = jb.vstride, qs = jb.qs;
     float* vc = jb.V + pc * jb.npad + (c - pc) * NR;
@@ -399,13 +405,27 @@ int winograd_tile(const DirectConv& d, bool is_float32) {
         if (!std::strcmp(env, "4")) return 4;
         if (!std::strcmp(env, "6")) return 6;
     }
-    // Pays off with enough channels to amortise the transforms over (each input tile is used
-    // by O output channels, each output tile gathers C products).
-    if (d.C < 32 || d.O < 32) return 0;
-    const int64_t side = std::min(d.OH, d.OW);
-    if (side >= 24) return 6;
-    if (side >= 8) return 4;
-    return 0;
+    // By a cost model fitted on ResNet-18's layers (2 threads, AVX-512; the choice only):
+    // Winograd's (m+2)^2 GEMMs, bound by arithmetic or by streaming the transformed weights
+    // (larger than the weights by (m+2)^2 / 9), plus the transforms and a fixed cost for its
+    // three passes, against the implicit GEMM's 9 products per output.  Large planes get
+    // F(4,3), ResNet's 14x14 F(2,3), its 7x7 (weights read once for 49 positions) none.
+    const double C = double(d.C), O = double(d.O);
+    const double direct = 2.0 * O * C * 9.0 * double(d.OH * d.OW) / 270e9;
+    int best = 0;
+    double best_t = 0.9 * direct;
+    for (int m : {2, 4, 6}) {
+        const int64_t A = m + 2, th = (d.OH + m - 1) / m, tw = (d.OW + m - 1) / m;
+        const double npad = double((th * (tw + 1) + 31) / 32 * 32), aa = double(A * A);
+        const double gemm = std::max(2.0 * aa * npad * O * C / 280e9, aa * O * C * 4.0 / 19e9);
+        const double transforms = (C + O) * npad * aa * (m == 2 ? 0.15e-9 : m == 4 ? 0.23e-9 : 0.3e-9);
+        const double t = gemm + transforms + 20e-6;
+        if (t < best_t) {
+            best_t = t;
+            best = m;
+        }
+    }
+    return best;
 }
 
 void conv2d_winograd(const DirectConv& d, int m, const float* x, const Tensor& w, const EpiRt<float>& epi,
@@ -448,11 +468,9 @@ void conv2d_winograd(const DirectConv& d, int m, const float* x, const Tensor& w
         jb.n = n;
         jb.x = x + n * C * d.H * d.W;
         jb.y = y + n * O * d.OH * d.OW;
-        auto tp0 = std::chrono::steady_clock::now();
         parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
             for (int64_t c = c0; c < c1; ++c) in_task(jb, c);
         });
-        auto tp1 = std::chrono::steady_clock::now();
         parallel_for(gemm_tasks, 1, [&](int64_t a, int64_t b) {
             for (int64_t t = a; t < b; ++t) {
                 const int64_t xy = t / (rb * cb), r = t / cb % rb, q = t % cb;
@@ -469,20 +487,9 @@ void conv2d_winograd(const DirectConv& d, int m, const float* x, const Tensor& w
                 }
             }
         });
-        auto tp2 = std::chrono::steady_clock::now();
         parallel_for(O * jb.TH, std::max<int64_t>(1, 8 / jb.TW), [&](int64_t a, int64_t b) {
             for (int64_t t = a; t < b; ++t) out_task(jb, t / jb.TH, t % jb.TH);
         });
-        auto tp3 = std::chrono::steady_clock::now();
-        static double best[3] = {1e9, 1e9, 1e9};
-        best[0] = std::min(best[0], std::chrono::duration<double, std::milli>(tp1 - tp0).count());
-        best[1] = std::min(best[1], std::chrono::duration<double, std::milli>(tp2 - tp1).count());
-        best[2] = std::min(best[2], std::chrono::duration<double, std::milli>(tp3 - tp2).count());
-        if (std::getenv("MNN_WINO_PROF")) {
-            fprintf(stderr, "wino m=%d C=%ld O=%ld %ldx%ld: best in %.3f gemm %.3f out %.3f\n", m, (long)C, (long)O,
-                    (long)d.OH, (long)d.OW, best[0], best[1], best[2]);
-            best[0] = best[1] = best[2] = 1e9;
-        }
     }
 }
 
