@@ -172,39 +172,35 @@ MNN_ALWAYS_INLINE void deinterleave(const float* __restrict src, float* __restri
 }
 
 template <int M, int L>
-MNN_ALWAYS_INLINE void fill_plane(const Job& jb, int64_t c, float* plane, float* rows) {
+MNN_ALWAYS_INLINE void fill_plane(const Job& jb, int64_t c, float* plane) {
     constexpr int A = M + 2;
     const DirectConv& d = *jb.d;
     const float* xc = jb.x + c * d.H * d.W;
-    const int64_t KW = jb.KW, rl = M * KW;
+    const int64_t KW = jb.KW, qs = jb.qs;
     // columns k with every phase inside [0, W): k*M - pl >= 0 and k*M + M - 1 - pl < W
     const int64_t k0 = std::min<int64_t>(KW, (d.pl + M - 1) / M);
     const int64_t k1 = std::max<int64_t>(k0, std::min<int64_t>(KW, d.W + d.pl >= M ? (d.W + d.pl - M) / M + 1 : 0));
-    // rows[ih * rl + ph * KW + k] = x[c, ih, k*M + ph - pl]
-    for (int64_t ih = 0; ih < d.H; ++ih) {
-        const float* src = xc + ih * d.W - d.pl;
-        float* dst = rows + ih * rl;
-        auto edge = [&](int64_t k) {
-            for (int ph = 0; ph < M; ++ph) {
-                const int64_t iw = k * M + ph - d.pl;
-                dst[ph * KW + k] = iw >= 0 && iw < d.W ? src[k * M + ph] : 0.f;
-            }
-        };
-        for (int64_t k = 0; k < k0; ++k) edge(k);
-        deinterleave<M>(src + k0 * M, dst + k0, KW, k1 - k0);
-        for (int64_t k = k1; k < KW; ++k) edge(k);
-    }
     for (int r = 0; r < A; ++r)
         for (int64_t ty = 0; ty < jb.TH; ++ty) {
             const int64_t ih = ty * M + r - d.pt;
-            float* dst = plane + r * M * jb.qs + ty * KW;
-            if (ih < 0 || ih >= d.H)
-                for (int ph = 0; ph < M; ++ph) simd::zero<float, L>(dst + ph * jb.qs, KW);
-            else
-                for (int ph = 0; ph < M; ++ph) simd::copy<float, L>(dst + ph * jb.qs, rows + ih * rl + ph * KW, KW);
+            float* dst = plane + r * M * qs + ty * KW;
+            if (ih < 0 || ih >= d.H) {
+                for (int ph = 0; ph < M; ++ph) simd::zero<float, L>(dst + ph * qs, KW);
+                continue;
+            }
+            const float* src = xc + ih * d.W - d.pl;  // src[k*M + ph] is column k*M + ph - pl
+            auto edge = [&](int64_t k) {
+                for (int ph = 0; ph < M; ++ph) {
+                    const int64_t iw = k * M + ph - d.pl;
+                    dst[ph * qs + k] = iw >= 0 && iw < d.W ? src[k * M + ph] : 0.f;
+                }
+            };
+            for (int64_t k = 0; k < k0; ++k) edge(k);
+            deinterleave<M>(src + k0 * M, dst + k0, qs, k1 - k0);
+            for (int64_t k = k1; k < KW; ++k) edge(k);
         }
     // the slack past the last tile row (read by the last chunk's unused lanes)
-    for (int rp = 0; rp < A * M; ++rp) simd::zero<float, L>(plane + rp * jb.qs + jb.Q, jb.qs - jb.Q);
+    for (int rp = 0; rp < A * M; ++rp) simd::zero<float, L>(plane + rp * qs + jb.Q, qs - jb.Q);
 }
 
 // Input transform of channel c, every wide tile, into V.
@@ -212,8 +208,8 @@ template <int M, int L>
 MNN_ALWAYS_INLINE void input_task(const Job& jb, int64_t c) {
     constexpr int A = Tab<M>::A;
     const int NR = jb.ks->nr;
-    float* plane = t_plane.get<float>(size_t(A * M * jb.qs + jb.d->H * M * jb.KW));
-    fill_plane<M, L>(jb, c, plane, plane + A * M * jb.qs);
+    float* plane = t_plane.get<float>(size_t(A * M * jb.qs));
+    fill_plane<M, L>(jb, c, plane);
     const int64_t C = jb.d->C, pc = c / jb.kc_max * jb.kc_max, kc = std::min(jb.kc_max, C - pc);
     const int64_t xystride = jb.vstride, qs = jb.qs;
     float* vc = jb.V + pc * jb.npad + (c - pc) * NR;
@@ -229,6 +225,13 @@ MNN_ALWAYS_INLINE void input_task(const Job& jb, int64_t c) {
             combine<float, L, BTm<M>>(v + xi * A * xystride, xystride, tmp + xi * A * L, L,
                                       std::make_integer_sequence<int, A>());
     }
+}
+
+// dst[l * M + j] = src[j * L + l]: M columns of L tiles back into one output row.
+template <int M, int L>
+MNN_ALWAYS_INLINE void interleave(const float* __restrict src, float* __restrict dst) {
+    for (int l = 0; l < L; ++l)
+        for (int j = 0; j < M; ++j) dst[l * M + j] = src[j * L + l];
 }
 
 // Output transform of channel o, tile row ty, then the epilogue on its output rows.
@@ -251,6 +254,10 @@ MNN_ALWAYS_INLINE void output_task(const Job& jb, int64_t o, int64_t ty) {
         for (int i = 0; i < M; ++i)
             combine<float, L, ATm<M>>(ob + i * M * L, L, tmp + i * A * L, L, std::make_integer_sequence<int, M>());
         const int64_t lanes = std::min<int64_t>(L, jb.TW - k0);
+        if (lanes == L && (k0 + L) * M <= d.OW) {  // whole tiles: interleave the M columns into the rows
+            for (int64_t i = 0; i < nrows; ++i) interleave<M, L>(ob + i * M * L, out + i * d.OW + k0 * M);
+            continue;
+        }
         for (int64_t i = 0; i < nrows; ++i) {
             float* row = out + i * d.OW;
             for (int64_t l = 0; l < lanes; ++l) {
