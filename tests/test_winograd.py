@@ -43,6 +43,8 @@ CASES = [
     ("deep", 1, 300, 5, 6, 24, (1, 1, 1, 1)),  # C over one GEMM depth block
     ("tiny", 1, 3, 3, 3, 5, (1, 1, 1, 1)),
     ("wide_rows", 1, 16, 5, 41, 33, (1, 1, 1, 1)),  # many tiles per row: several GEMM panels
+    # small weights, many tiles: blocks of tile panels per thread, block edges inside tile rows
+    ("blocked", 1, 16, 60, 50, 24, (1, 1, 1, 1)),
 ]
 
 
@@ -93,6 +95,15 @@ def _check(got, ref, mag, m, what):
     assert err.max() <= BOUND[m], f"{what}: max error {err.max():.3g} x sum|w||x| > bound {BOUND[m]}"
 
 
+@pytest.fixture(autouse=True)
+def two_threads():
+    """Two threads (the blocked path needs at least 2 * threads blocks of tiles; else three passes)."""
+    before = F.get_thread_number()
+    F.set_thread_number(2)
+    yield
+    F.set_thread_number(before)
+
+
 @pytest.mark.parametrize("m", [2, 4, 6])
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_winograd_within_bound(case, m):
@@ -113,13 +124,15 @@ def test_winograd_within_bound(case, m):
 
 
 @pytest.mark.parametrize("m", [2, 4, 6])
-def test_winograd_fused_epilogue(m):
+@pytest.mark.parametrize("shape", [(2, 24, 11, 10, 18), (1, 16, 60, 50, 20)], ids=["passes", "blocked"])
+def test_winograd_fused_epilogue(m, shape):
     """bias + residual + ReLU fused into the output transform: the bits of the unfused ops, within the bound."""
+    N, C, H, W, O = shape
     rng = np.random.default_rng(7)
-    x = rng.standard_normal((2, 24, 11, 10)).astype(np.float32)
-    w = rng.standard_normal((18, 24, 3, 3)).astype(np.float32)
-    b = rng.standard_normal(18).astype(np.float32)
-    r = rng.standard_normal((2, 18, 11, 10)).astype(np.float32)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((O, C, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(O).astype(np.float32)
+    r = rng.standard_normal((N, O, H, W)).astype(np.float32)
     ref, mag = _ref(x, w, b, (1, 1, 1, 1), r)
     for level in LEVELS:
         outs = []

@@ -1,12 +1,15 @@
 // Winograd convolution F(m x m, 3 x 3), m = 2, 4, 6 (declared in conv_winograd.h).
 //
-// Per image, three passes over the pool's threads:
-//  1. input transform, a task per input channel: the channel is split into m column phases
-//     (plane[row][phase][k] = x[row - pt][k*m + phase - pl], zero outside), so that one
-//     input-tile element (r, s) of a run of tiles along a tile row is a contiguous span;
-//     a panel of NR tiles is gathered into alpha x alpha spans, transformed with vectors
-//     across tiles (V = B^T d B) and written straight into the GEMM's packed B panels, one
-//     packed matrix V_xy[C, tiles] per tile position xy (alpha = m + 2, alpha^2 of them);
+// Per image, when the transformed weights are small (<= 1 MiB) and there are enough tiles,
+// each task takes a block of tile panels through the three steps below on one thread (its
+// transformed input and GEMM output stay in that core's cache); otherwise three passes, each
+// split across the pool's threads:
+//  1. input transform, a task per input channel: tiles are numbered "wide" (one spare tile per
+//     tile row, see fill_plane) and the channel split into m column phases per tile row, so
+//     that input-tile element (r, s) of consecutive tiles is one contiguous span; vectors
+//     across tiles are transformed (V = B^T d B) and written straight into the GEMM's packed
+//     B panels, one packed matrix V_xy[C, tiles] per tile position xy (alpha = m + 2, alpha^2
+//     of them);
 //  2. alpha^2 GEMMs Y_xy[O, tiles] = U_xy[O, C] @ V_xy with the per-ISA macro-kernel, U
 //     (G g G^T, computed in double) packed once per weight tensor and cached like conv_gemm's
 //     packed weights (weak reference to the weight's storage; never for rewritable bytes);
@@ -140,7 +143,7 @@ MNN_ALWAYS_INLINE void combine(T* out, int64_t ostride, const T* in, int64_t ist
 // ---- per-call geometry ------------------------------------------------------------------------------
 
 using simd::Scratch;
-thread_local Scratch t_plane, t_v, t_y;
+thread_local Scratch t_plane, t_v, t_y, t_vb, t_yb;
 
 struct Job {
     const DirectConv* d;
@@ -150,8 +153,10 @@ struct Job {
     float* y;        // this image
     int64_t n;       // image index (epilogue operands)
     const float* U;  // packed transformed weights: tile position xy at U + xy * mpad * C
-    float* V;        // packed transformed input: xy at V + xy * vstride
-    float* Y;        // GEMM output: xy at Y + xy * ystride, channel o's row at + o * ldy
+    float* V;        // packed transformed input of wide tiles [qa, qb): xy at V + xy * vstride, depth block
+                     // at pc * vn, then NR-tile panels (qa a multiple of NR)
+    float* Y;        // GEMM output: xy at Y + xy * ystride, channel o's row at + o * ldy, tile q at q - qa
+    int64_t qa, qb, vn;         // the wide tiles in V and Y, and V's columns (qb - qa rounded to NR)
     int64_t TH, TW, KW, Q;      // tile rows, tile columns, wide tile columns (TW + 1), wide tiles TH * KW
     int64_t qs;                 // a phase plane's length (Q + slack)
     int64_t npad, ldy;          // wide tiles rounded to NR; Y's row length
@@ -172,7 +177,7 @@ MNN_ALWAYS_INLINE void deinterleave(const float* __restrict src, float* __restri
 }
 
 template <int M, int L>
-MNN_ALWAYS_INLINE void fill_plane(const Job& jb, int64_t c, float* plane) {
+MNN_ALWAYS_INLINE void fill_plane(const Job& jb, int64_t c, float* plane, int64_t ty0, int64_t ty1) {
     constexpr int A = M + 2;
     const DirectConv& d = *jb.d;
     const float* xc = jb.x + c * d.H * d.W;
@@ -181,7 +186,7 @@ MNN_ALWAYS_INLINE void fill_plane(const Job& jb, int64_t c, float* plane) {
     const int64_t k0 = std::min<int64_t>(KW, (d.pl + M - 1) / M);
     const int64_t k1 = std::max<int64_t>(k0, std::min<int64_t>(KW, d.W + d.pl >= M ? (d.W + d.pl - M) / M + 1 : 0));
     for (int r = 0; r < A; ++r)
-        for (int64_t ty = 0; ty < jb.TH; ++ty) {
+        for (int64_t ty = ty0; ty < ty1; ++ty) {
             const int64_t ih = ty * M + r - d.pt;
             float* dst = plane + r * M * qs + ty * KW;
             if (ih < 0 || ih >= d.H) {
@@ -199,8 +204,11 @@ MNN_ALWAYS_INLINE void fill_plane(const Job& jb, int64_t c, float* plane) {
             deinterleave<M>(src + k0 * M, dst + k0, qs, k1 - k0);
             for (int64_t k = k1; k < KW; ++k) edge(k);
         }
-    // the slack past the last tile row (read by the last chunk's unused lanes)
-    for (int rp = 0; rp < A * M; ++rp) simd::zero<float, L>(plane + rp * qs + jb.Q, qs - jb.Q);
+    // past the last band filled: the next band's first column (read by its last, spare tile) or
+    // the slack after the last tile row (read by the last chunk's unused lanes)
+    for (int rp = 0; rp < A * M; ++rp)
+        if (ty1 < jb.TH) plane[rp * qs + ty1 * KW] = 0.f;
+        else simd::zero<float, L>(plane + rp * qs + jb.Q, qs - jb.Q);
 }
 
 // Input transform of channel c, every wide tile, into V.
@@ -209,18 +217,18 @@ MNN_ALWAYS_INLINE void input_task(const Job& jb, int64_t c) {
     constexpr int A = Tab<M>::A;
     const int NR = jb.ks->nr;
     float* plane = t_plane.get<float>(size_t(A * M * jb.qs));
-    fill_plane<M, L>(jb, c, plane);
+    fill_plane<M, L>(jb, c, plane, jb.qa / jb.KW, std::min(jb.TH, (jb.qb - 1) / jb.KW + 1));
     const int64_t C = jb.d->C, pc = c / jb.kc_max * jb.kc_max, kc = std::min(jb.kc_max, C - pc);
     const int64_t xystride = jb.vstride, qs = jb.qs;
-    float* vc = jb.V + pc * jb.npad + (c - pc) * NR;
+    float* vc = jb.V + pc * jb.vn + (c - pc) * NR;
     alignas(64) float tmp[A * A * L];
-    for (int64_t q0 = 0; q0 < jb.npad; q0 += L) {
+    for (int64_t q0 = jb.qa; q0 < jb.qb; q0 += L) {
         // tmp[(xi*A + s) * L] = sum_r BT[xi][r] d[r][s]
         for (int s = 0; s < A; ++s)
             combine<float, L, BTm<M>>(tmp + s * L, A * L, plane + (s % M) * qs + s / M + q0, M * qs,
                                       std::make_integer_sequence<int, A>());
         // V[xi][nu] = sum_s BT[nu][s] tmp[xi][s]
-        float* v = vc + q0 / NR * NR * kc + q0 % NR;
+        float* v = vc + (q0 - jb.qa) / NR * NR * kc + (q0 - jb.qa) % NR;
         for (int xi = 0; xi < A; ++xi)
             combine<float, L, BTm<M>>(v + xi * A * xystride, xystride, tmp + xi * A * L, L,
                                       std::make_integer_sequence<int, A>());
@@ -240,12 +248,15 @@ MNN_ALWAYS_INLINE void output_task(const Job& jb, int64_t o, int64_t ty) {
     constexpr int A = Tab<M>::A;
     const DirectConv& d = *jb.d;
     const int64_t P = d.OH * d.OW, xystride = jb.ystride;
-    const float* yo = jb.Y + o * jb.ldy + ty * jb.KW;
+    const float* yo = jb.Y + o * jb.ldy + ty * jb.KW - jb.qa;
     float* out = jb.y + o * P + ty * M * d.OW;
     const int64_t nrows = std::min<int64_t>(M, d.OH - ty * M);
+    // this row's tiles among [qa, qb)
+    const int64_t t0 = std::max<int64_t>(0, jb.qa - ty * jb.KW), t1 = std::min(jb.TW, jb.qb - ty * jb.KW);
+    if (t1 <= t0) return;
     alignas(64) float tmp[M * A * L];
     alignas(64) float ob[M * M * L];
-    for (int64_t k0 = 0; k0 < jb.TW; k0 += L) {
+    for (int64_t k0 = t0; k0 < t1; k0 += L) {
         // tmp[(i*A + nu) * L] = sum_xi AT[i][xi] Y[xi][nu]
         for (int nu = 0; nu < A; ++nu)
             combine<float, L, ATm<M>>(tmp + nu * L, A * L, yo + nu * xystride + k0, A * xystride,
@@ -253,7 +264,7 @@ MNN_ALWAYS_INLINE void output_task(const Job& jb, int64_t o, int64_t ty) {
         // ob[(i*M + j) * L] = sum_nu AT[j][nu] tmp[i][nu]
         for (int i = 0; i < M; ++i)
             combine<float, L, ATm<M>>(ob + i * M * L, L, tmp + i * A * L, L, std::make_integer_sequence<int, M>());
-        const int64_t lanes = std::min<int64_t>(L, jb.TW - k0);
+        const int64_t lanes = std::min<int64_t>(L, t1 - k0);
         if (lanes == L && (k0 + L) * M <= d.OW) {  // whole tiles: interleave the M columns into the rows
             for (int64_t i = 0; i < nrows; ++i) interleave<M, L>(ob + i * M * L, out + i * d.OW + k0 * M);
             continue;
@@ -267,7 +278,13 @@ MNN_ALWAYS_INLINE void output_task(const Job& jb, int64_t o, int64_t ty) {
             }
         }
     }
-    epilogue_block<float, L>(*jb.epi, jb.n, o, 1, ty * M * d.OW, out, P, nrows * d.OW);
+    if (t0 == 0 && t1 == jb.TW) {
+        epilogue_block<float, L>(*jb.epi, jb.n, o, 1, ty * M * d.OW, out, P, nrows * d.OW);
+    } else {  // part of the row: its columns in each output row
+        const int64_t c0 = t0 * M, c1 = std::min(d.OW, t1 * M);
+        for (int64_t i = 0; i < nrows; ++i)
+            epilogue_block<float, L>(*jb.epi, jb.n, o, 1, (ty * M + i) * d.OW + c0, out + i * d.OW + c0, P, c1 - c0);
+    }
 }
 
 #define MNN_WINO_IN(M, L) input_task<M, L>(jb, c)
@@ -459,18 +476,61 @@ void conv2d_winograd(const DirectConv& d, int m, const float* x, const Tensor& w
     jb.kc_max = pu->kc_max;
     jb.nk = pu->nk;
     jb.mpad = pu->mpad;
-    jb.V = t_v.get<float>(size_t(AA * jb.vstride));
-    jb.Y = t_y.get<float>(size_t(AA * jb.ystride));
+    jb.qa = 0;
+    jb.qb = jb.vn = jb.npad;
 
     const auto in_task = m == 2 ? wino_in2_for(level) : m == 4 ? wino_in4_for(level) : wino_in6_for(level);
     const auto out_task = m == 2 ? wino_out2_for(level) : m == 4 ? wino_out4_for(level) : wino_out6_for(level);
     const int threads = std::max(1, get_thread_number());
-    // GEMM tasks: (tile position, block of output channels, block of tile panels)
     const int64_t mp = (O + MR - 1) / MR, npan = jb.npad / NR;
+    const float* Ub = jb.U;
+
+    // Blocked: each task takes a few panels of tiles through all three steps on one thread, its
+    // transformed input and GEMM output staying in that core's cache - when the transformed
+    // weights are small enough for every task to read them all, and the blocks keep every
+    // thread busy.
+    const int64_t panel_bytes = AA * C * NR * int64_t(sizeof(float));
+    const int64_t bp = std::max<int64_t>(1, std::min<int64_t>((int64_t(1) << 19) / panel_bytes, npan / (2 * threads)));
+    const int64_t nblocks = (npan + bp - 1) / bp;
+    if (int64_t(pu->bytes) <= (int64_t(1) << 20) && (threads == 1 || nblocks >= 2 * threads)) {
+        for (int64_t n = 0; n < d.N; ++n) {
+            jb.n = n;
+            jb.x = x + n * C * d.H * d.W;
+            jb.y = y + n * O * d.OH * d.OW;
+            parallel_for(nblocks, 1, [&](int64_t b0, int64_t b1) {
+                for (int64_t blk = b0; blk < b1; ++blk) {
+                    Job j = jb;
+                    j.qa = blk * bp * NR;
+                    j.qb = std::min(jb.npad, j.qa + bp * NR);
+                    j.vn = j.qb - j.qa;
+                    j.ldy = j.vn + 16;
+                    j.vstride = C * j.vn + 16;
+                    j.ystride = O * j.ldy + 16;
+                    j.V = t_vb.get<float>(size_t(AA * j.vstride));
+                    j.Y = t_yb.get<float>(size_t(AA * j.ystride));
+                    for (int64_t c = 0; c < C; ++c) in_task(j, c);
+                    for (int64_t xy = 0; xy < AA; ++xy)
+                        for (int64_t p = 0; p < j.nk; ++p) {
+                            const int64_t pc = p * j.kc_max, kc = std::min(j.kc_max, C - pc);
+                            ks.macro(O, j.vn, kc, Ub + xy * j.mpad * C + pc * j.mpad, j.V + xy * j.vstride + pc * j.vn,
+                                     j.Y + xy * j.ystride, j.ldy, 1.f, p == 0 ? 0.f : 1.f);
+                        }
+                    const int64_t ty0 = j.qa / j.KW, ty1 = std::min(j.TH, (j.qb - 1) / j.KW + 1);
+                    for (int64_t o = 0; o < O; ++o)
+                        for (int64_t ty = ty0; ty < ty1; ++ty) out_task(j, o, ty);
+                }
+            });
+        }
+        return;
+    }
+
+    // Three passes over all tiles, each split across the threads.
+    jb.V = t_v.get<float>(size_t(AA * jb.vstride));
+    jb.Y = t_y.get<float>(size_t(AA * jb.ystride));
+    // GEMM tasks: (tile position, block of output channels, block of tile panels)
     int64_t rb = std::max<int64_t>(1, (O + 127) / 128), cb = 1;
     while (AA * rb * cb < 4 * threads && cb * 2 <= npan) cb *= 2;
     const int64_t gemm_tasks = AA * rb * cb;
-    const float* Ub = jb.U;
     for (int64_t n = 0; n < d.N; ++n) {
         jb.n = n;
         jb.x = x + n * C * d.H * d.W;
