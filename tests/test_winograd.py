@@ -45,6 +45,8 @@ CASES = [
     ("wide_rows", 1, 16, 5, 41, 33, (1, 1, 1, 1)),  # many tiles per row: several GEMM panels
     # small weights, many tiles: blocks of tile panels per thread, block edges inside tile rows
     ("blocked", 1, 16, 60, 50, 24, (1, 1, 1, 1)),
+    # three panels of tiles (AVX-512) do not spread evenly over two threads: three passes
+    ("three_panels", 1, 20, 16, 20, 36, (1, 1, 1, 1)),
 ]
 
 
@@ -97,7 +99,7 @@ def _check(got, ref, mag, m, what):
 
 @pytest.fixture(autouse=True)
 def two_threads():
-    """Two threads (the blocked path needs at least 2 * threads blocks of tiles; else three passes)."""
+    """Two threads (blocks of tiles per thread when they spread evenly over them; else three passes)."""
     before = F.get_thread_number()
     F.set_thread_number(2)
     yield

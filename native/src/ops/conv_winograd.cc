@@ -1,6 +1,6 @@
 // Winograd convolution F(m x m, 3 x 3), m = 2, 4, 6 (declared in conv_winograd.h).
 //
-// Per image, when the transformed weights are small (<= 1 MiB) and there are enough tiles,
+// Per image, when the panels of tiles spread evenly over the threads (or one thread runs all),
 // each task takes a block of tile panels through the three steps below on one thread (its
 // transformed input and GEMM output stay in that core's cache); otherwise three passes, each
 // split across the pool's threads:
@@ -486,13 +486,17 @@ void conv2d_winograd(const DirectConv& d, int m, const float* x, const Tensor& w
     const float* Ub = jb.U;
 
     // Blocked: each task takes a few panels of tiles through all three steps on one thread, its
-    // transformed input and GEMM output staying in that core's cache - when the transformed
-    // weights are small enough for every task to read them all, and the blocks keep every
-    // thread busy.
+    // transformed input and GEMM output staying in that core's cache (each task reads all the
+    // transformed weights: when they are large, one block per thread), when the blocks spread
+    // evenly over the threads.
     const int64_t panel_bytes = AA * C * NR * int64_t(sizeof(float));
-    const int64_t bp = std::max<int64_t>(1, std::min<int64_t>((int64_t(1) << 19) / panel_bytes, npan / (2 * threads)));
+    const bool big_u = pu->bytes > (size_t(1) << 20);
+    const int64_t bp = big_u ? std::max<int64_t>(1, npan / threads)
+                             : std::max<int64_t>(1, std::min<int64_t>((int64_t(1) << 19) / panel_bytes,
+                                                                      npan / (2 * threads)));
     const int64_t nblocks = (npan + bp - 1) / bp;
-    if (int64_t(pu->bytes) <= (int64_t(1) << 20) && (threads == 1 || nblocks >= 2 * threads)) {
+    const bool balanced = (nblocks + threads - 1) / threads * threads * 100 <= nblocks * 115;
+    if (threads == 1 || (nblocks >= threads && balanced)) {
         for (int64_t n = 0; n < d.N; ++n) {
             jb.n = n;
             jb.x = x + n * C * d.H * d.W;
