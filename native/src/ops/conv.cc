@@ -129,7 +129,8 @@ void conv2d_typed(const ConvGeom& g, const Tensor& xt, const Tensor& wt, const E
                                   g.pt, g.pl};
     if (Cg == 1 && G > 1) return convgeom::conv2d_depthwise(dc, x, w, e, y);
     if constexpr (std::is_same_v<T, float>)
-        if (const int m = convgeom::winograd_tile(dc, true)) return convgeom::conv2d_winograd(dc, m, x, wt, e, y);
+        if (const int m = convgeom::winograd_tile(dc, true, wt.storage && !wt.storage->rewritable))
+            return convgeom::conv2d_winograd(dc, m, x, wt, e, y);
     const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
                            g.pb == 0 && g.pr == 0;
     if (!pointwise && convgeom::direct_conv_suits(dc)) return convgeom::conv2d_direct(dc, x, w, e, y);

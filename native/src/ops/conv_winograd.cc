@@ -143,7 +143,7 @@ MNN_ALWAYS_INLINE void combine(T* out, int64_t ostride, const T* in, int64_t ist
 // ---- per-call geometry ------------------------------------------------------------------------------
 
 using simd::Scratch;
-thread_local Scratch t_plane, t_v, t_y, t_vb, t_yb;
+thread_local Scratch t_plane, t_v, t_y, t_vb, t_yb, t_wt;
 
 struct Job {
     const DirectConv* d;
@@ -385,17 +385,17 @@ std::shared_ptr<const PackedU> packed_u(const Tensor& w, int m, const gemmk::Ker
     p->mpad = (O + ks.mr - 1) / ks.mr * ks.mr;
     p->bytes = size_t(AA * p->mpad * C) * sizeof(float);
     p->data = static_cast<float*>(::operator new(std::max<size_t>(p->bytes, 64), std::align_val_t(64)));
-    std::vector<float> u(size_t(AA * O * C));
+    float* u = t_wt.get<float>(size_t(AA * O * C));
     const float* wd = w.data<float>();
-    if (m == 2) transform_weights<2>(wd, O, C, u.data());
-    else if (m == 4) transform_weights<4>(wd, O, C, u.data());
-    else transform_weights<6>(wd, O, C, u.data());
+    if (m == 2) transform_weights<2>(wd, O, C, u);
+    else if (m == 4) transform_weights<4>(wd, O, C, u);
+    else transform_weights<6>(wd, O, C, u);
     const int64_t nk = p->nk, kc_max = p->kc_max, mpad = p->mpad;
     float* dst = p->data;
     parallel_for(AA * nk, 1, [&](int64_t a, int64_t b) {
         for (int64_t t = a; t < b; ++t) {
             const int64_t xy = t / nk, pc = (t % nk) * kc_max, kc = std::min(kc_max, C - pc);
-            ks.pack_a(false, u.data() + xy * O * C + pc, C, O, kc, dst + xy * mpad * C + pc * mpad);
+            ks.pack_a(false, u + xy * O * C + pc, C, O, kc, dst + xy * mpad * C + pc * mpad);
         }
     });
     if (cacheable) {
@@ -415,7 +415,7 @@ std::shared_ptr<const PackedU> packed_u(const Tensor& w, int m, const gemmk::Ker
 
 }  // namespace
 
-int winograd_tile(const DirectConv& d, bool is_float32) {
+int winograd_tile(const DirectConv& d, bool is_float32, bool weights_cached) {
     if (!is_float32 || d.kh != 3 || d.kw != 3 || d.sh != 1 || d.sw != 1 || d.dh != 1 || d.dw != 1 || d.G != 1)
         return 0;
     if (const char* env = std::getenv("MNN_CONV_WINOGRAD")) {
@@ -438,7 +438,9 @@ int winograd_tile(const DirectConv& d, bool is_float32) {
         const double npad = double((th * (tw + 1) + 31) / 32 * 32), aa = double(A * A);
         const double gemm = std::max(2.0 * aa * npad * O * C / 280e9, aa * O * C * 4.0 / 19e9);
         const double transforms = (C + O) * npad * aa * (m == 2 ? 0.15e-9 : m == 4 ? 0.23e-9 : 0.4e-9);
-        const double t = gemm + transforms + 20e-6;
+        // weights that cannot be cached (bytes someone may rewrite) are transformed on every call
+        const double weights = weights_cached ? 0.0 : aa * O * C * 8e-9 / double(std::max<int64_t>(1, d.N));
+        const double t = gemm + transforms + weights + 20e-6;
         if (t < best_t) {
             best_t = t;
             best = m;

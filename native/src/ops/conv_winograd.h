@@ -17,8 +17,9 @@ namespace convgeom {
 
 // The tile size conv2d should use for this layer: 0 (not Winograd) or 2, 4, 6.  The
 // environment variable MNN_CONV_WINOGRAD=0|2|4|6 (read on every call) forces it for any
-// eligible layer (0: never Winograd); unset or other values: chosen by shape.
-int winograd_tile(const DirectConv& d, bool is_float32);
+// eligible layer (0: never Winograd); unset or other values: chosen by shape (and whether the
+// transformed weights can be cached: not for bytes someone may rewrite, Storage::rewritable).
+int winograd_tile(const DirectConv& d, bool is_float32, bool weights_cached);
 
 // conv2d through F(m x m, 3 x 3); d must be eligible (3x3, stride 1, dilation 1, one group).
 void conv2d_winograd(const DirectConv& d, int m, const float* x, const Tensor& w, const EpiRt<float>& epi, float* y);
