@@ -6,12 +6,14 @@
 // Pooling lives in pool.cc and is registered from here.
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/thread_pool.h"
 #include "ops/common.h"
 #include "ops/conv_common.h"
 #include "ops/conv_epilogue.h"
+#include "ops/conv_winograd.h"
 #include "ops/isa_variants.h"
 
 namespace mnn {
@@ -108,7 +110,9 @@ EpiRt<T> make_epilogue(const ConvGeom& g, const std::vector<Tensor>& ins, const 
 }
 
 // conv2d of ins[0], ins[1] (+ bias) through the epilogue `e`, by the path that suits the layer:
-// depthwise, direct (small stride-1 layers) or implicit GEMM.
+// depthwise, Winograd (3x3 stride-1 float32 layers with enough channels, conv_winograd.cc;
+// MNN_CONV_WINOGRAD=0|2|4|6 forces the tile size, 0 = off), direct (small stride-1 layers)
+// or implicit GEMM.
 template <typename T>
 void conv2d_typed(const ConvGeom& g, const Tensor& xt, const Tensor& wt, const EpiRt<T>& e, Tensor& yt) {
     if (yt.numel() == 0) return;
@@ -124,6 +128,9 @@ void conv2d_typed(const ConvGeom& g, const Tensor& xt, const Tensor& wt, const E
     const convgeom::DirectConv dc{g.im.N, C, g.im.H, g.im.W, g.O, G, g.OH, g.OW, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw,
                                   g.pt, g.pl};
     if (Cg == 1 && G > 1) return convgeom::conv2d_depthwise(dc, x, w, e, y);
+    if constexpr (std::is_same_v<T, float>)
+        if (const int m = convgeom::winograd_tile(dc, true, wt.storage && !wt.storage->rewritable))
+            return convgeom::conv2d_winograd(dc, m, x, wt, e, y);
     const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
                            g.pb == 0 && g.pr == 0;
     if (!pointwise && convgeom::direct_conv_suits(dc)) return convgeom::conv2d_direct(dc, x, w, e, y);
