@@ -144,7 +144,9 @@ def _conv(ctx: Context, spec: dict) -> tuple[Callable, Callable]:
         fn = lambda: sess.run(None, {"x": x})[0]  # noqa: E731
     elif ctx.system == "ours":
         F = ctx.F
-        X, W, B = F.asarray(x), F.asarray(w), F.asarray(b)
+        # Weights in memory of their own, as a model's are: kernels keep them packed across calls
+        # (numpy memory shared by F.asarray could be rewritten, so it is never cached).
+        X, W, B = F.asarray(x), F.array(w), F.array(b)
         fn = lambda: F.conv2d(X, W, B, stride=stride, padding=pad, groups=groups)  # noqa: E731
     else:
         raise ctx.R.Unavailable(f"{ctx.system} is not part of this workload")

@@ -10,6 +10,7 @@
 #include "graph/passes.h"
 #include "graph/profile.h"
 #include "ops/conv_epilogue.h"
+#include "ops/conv_winograd.h"
 #include "ops/gemm_ext.h"
 #include "python/bind.h"
 
@@ -448,10 +449,14 @@ void bind_functions(nb::module_& m) {
         d["steps"] = steps;
         return d;
     }, "The profile as data: runs, their total seconds, and per step its op, label, seconds and calls.");
-    m.def("packed_weight_bytes", [] { return mnn::convgeom::packed_weights_bytes(); },
-          "Bytes of convolution weights kept packed for the GEMM kernels (one entry per live weight tensor).");
-    m.def("clear_packed_weights", [] { mnn::convgeom::clear_packed_weights(); },
-          "Forgets the packed convolution weights (they are packed again on next use).");
+    m.def("packed_weight_bytes",
+          [] { return mnn::convgeom::packed_weights_bytes() + mnn::convgeom::winograd_weights_bytes(); },
+          "Bytes of convolution weights kept packed for the kernels (GEMM panels and Winograd-transformed "
+          "weights; one entry per live weight tensor).");
+    m.def("clear_packed_weights", [] {
+        mnn::convgeom::clear_packed_weights();
+        mnn::convgeom::clear_winograd_weights();
+    }, "Forgets the packed convolution weights, Winograd's too (they are packed again on next use).");
     m.def("set_thread_number", &mnn::set_thread_number);
     m.def("get_thread_number", &mnn::get_thread_number);
     m.def("cpu_level", [] { return std::string(mnn::cpu_level_name(mnn::active_level())); },
