@@ -294,3 +294,19 @@ def test_idle_pool_threads_sleep() -> None:
     t0 = time.process_time()
     time.sleep(0.5)
     assert time.process_time() - t0 < 0.05
+
+
+def test_worker_placement_keeps_results_and_can_be_switched_off() -> None:
+    """Workers are kept off the caller's CPU (MNN_PIN_THREADS=0 leaves placement to the OS); the
+    placement must not change results, in this process or in one with it switched off."""
+    F.set_thread_number(2)
+    a, b, c = _inputs()
+    want = _numpy_ops(a, b, c)
+    got = _large_ops(a, b, c)
+    for k, v in want.items():
+        np.testing.assert_allclose(got[k].astype(np.float64), v.astype(np.float64), rtol=1e-6, atol=1e-6,
+                                   err_msg=k)
+    code = "import mnn_expr as F, numpy as np; F.set_thread_number(2); print(float(F.exp(F.ones(10**6)).sum().item()))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                         env=dict(os.environ, MNN_PIN_THREADS="0"))
+    assert out.returncode == 0 and abs(float(out.stdout) - np.e * 1e6) < 1e-6 * np.e * 1e6, out.stderr

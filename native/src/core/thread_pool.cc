@@ -1,7 +1,11 @@
 #include "core/thread_pool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
 
 #include <algorithm>
 #include <atomic>
@@ -33,6 +37,11 @@ class ThreadPool {
 public:
     explicit ThreadPool(int n) {
         for (int i = 0; i + 1 < n; ++i) workers_.emplace_back([this] { loop(); });
+#if defined(__linux__)
+        const char* env = std::getenv("MNN_PIN_THREADS");
+        pin_ = !(env && !std::strcmp(env, "0")) && sched_getaffinity(0, sizeof(allowed_), &allowed_) == 0 &&
+               CPU_COUNT(&allowed_) >= n && n > 1;
+#endif
     }
     ~ThreadPool() {
         {
@@ -46,6 +55,7 @@ public:
 
     void run(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn) {
         std::unique_lock<std::mutex> job_lock(job_mu_);  // one job at a time
+        place_workers();
         fn_ = &fn;
         n_ = n;
         chunk_ = chunk;
@@ -66,6 +76,27 @@ public:
     }
 
 private:
+    // Keeps each worker on a CPU of its own, away from the calling thread's current CPU: after a
+    // pause (other processes ran) the scheduler tends to wake a worker onto the caller's CPU,
+    // where the two share one core for whole bursts of calls (a 3x3 conv took 1.0 ms instead of
+    // 0.57). The caller's affinity is never changed; when it moves, the workers are re-placed.
+    // MNN_PIN_THREADS=0 leaves placement to the OS.
+    void place_workers() {
+#if defined(__linux__)
+        if (!pin_) return;
+        int cpu = sched_getcpu();
+        if (cpu == caller_cpu_) return;
+        caller_cpu_ = cpu;
+        size_t w = 0;
+        for (int c = 0; c < CPU_SETSIZE && w < workers_.size(); ++c) {
+            if (!CPU_ISSET(c, &allowed_) || c == cpu) continue;
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(c, &one);
+            pthread_setaffinity_np(workers_[w++].native_handle(), sizeof(one), &one);
+        }
+#endif
+    }
     void work() {
         t_in_parallel = true;
         for (;;) {
@@ -98,6 +129,11 @@ private:
     std::mutex mu_, job_mu_;
     std::condition_variable cv_, done_cv_;
     std::atomic<bool> stop_{false};
+#if defined(__linux__)
+    cpu_set_t allowed_;
+    bool pin_ = false;
+    int caller_cpu_ = -1;
+#endif
     std::atomic<uint64_t> generation_{0};
     const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
     int64_t n_ = 0, chunk_ = 1;
