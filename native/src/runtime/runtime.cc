@@ -53,6 +53,29 @@ struct Model::Impl {
     mnnx::ModelDef def;
     std::vector<ValueInfo> inputs, outputs;
     std::vector<VarPtr> states;  // current values of the graph's states
+    // The graph prepared per signature (the infos of the inputs, then of the states): later runs
+    // with that signature run its cached plan directly (no node creation, graph walk or plan key).
+    std::vector<std::pair<std::vector<TensorInfo>, std::unique_ptr<PreparedRun>>> prepared;
+    static constexpr size_t kMaxPrepared = 8;
+
+    PreparedRun& prepare(const std::vector<Tensor>& values) {
+        std::vector<TensorInfo> sig;
+        for (const Tensor& t : values) sig.push_back(t.info);
+        for (auto& [s, p] : prepared)
+            if (s == sig) return *p;
+        std::vector<VarPtr> ins, st;
+        for (size_t k = 0; k < values.size(); ++k)
+            (k < values.size() - states.size() ? ins : st).push_back(make_const(values[k]));
+        std::vector<VarPtr> outs;
+        {
+            LazyScope lazy(true);
+            outs = run_graph(def.graph, ins, st);
+        }
+        ins.insert(ins.end(), st.begin(), st.end());
+        if (prepared.size() >= kMaxPrepared) prepared.erase(prepared.begin());
+        prepared.emplace_back(std::move(sig), std::make_unique<PreparedRun>(std::move(outs), std::move(ins)));
+        return *prepared.back().second;
+    }
 };
 
 Model::Model() : impl_(std::make_unique<Impl>()) {}
@@ -81,7 +104,7 @@ bool Model::has_state() const { return !impl_->states.empty(); }
 std::vector<Array> Model::run(const std::vector<Array>& inputs) {
     return guarded([&] {
         const GraphDef& g = impl_->def.graph;
-        std::vector<VarPtr> ins;
+        std::vector<Tensor> values;  // the inputs, then the states
         for (size_t k = 0; k < inputs.size(); ++k) {
             const Array& a = inputs[k];
             Shape shape(a.shape.begin(), a.shape.end());
@@ -98,20 +121,17 @@ std::vector<Array> Model::run(const std::vector<Array>& inputs) {
             s->release_ctx = new std::shared_ptr<void>(a.owner);
             s->release = [](void*, void* ctx) { delete static_cast<std::shared_ptr<void>*>(ctx); };
             t.storage = std::move(s);
-            ins.push_back(make_const(std::move(t)));
+            values.push_back(std::move(t));
         }
-        std::vector<VarPtr> outs;
-        {
-            LazyScope lazy(true);
-            outs = run_graph(g, ins, impl_->states);
-        }
-        evaluate(outs);
+        MNN_CHECK_VALUE(values.size() == g.inputs.size(), "model: expected ", g.inputs.size(), " inputs, got ",
+                        values.size());
+        for (const VarPtr& st : impl_->states) values.push_back(value_of(st));
+        std::vector<Tensor> outs = impl_->prepare(values).run(values);
         for (size_t k = 0; k < g.states.size(); ++k)
             for (size_t j = 0; j < g.outputs.size(); ++j)
-                if (g.outputs[j] == g.states[k].second) impl_->states[k] = make_const(value_of(outs[j]));
+                if (g.outputs[j] == g.states[k].second) impl_->states[k] = make_const(outs[j]);
         std::vector<Array> result;
-        for (const VarPtr& v : outs) {
-            const Tensor& t = value_of(v);
+        for (const Tensor& t : outs) {
             result.push_back(Array{dtype_name(t.dtype()), std::vector<int64_t>(t.shape().begin(), t.shape().end()),
                                    std::shared_ptr<void>(t.storage, t.raw()), t.raw()});
         }
