@@ -673,6 +673,8 @@ PreparedRun::PreparedRun(std::vector<VarPtr> outs, std::vector<VarPtr> inputs) :
 }
 
 std::vector<Tensor> PreparedRun::run(const std::vector<Tensor>& input_values) {
+    const bool prof = profiling();
+    const ProfileClock::time_point t_run = prof ? ProfileClock::now() : ProfileClock::time_point();
     State& st = *s_;
     MNN_CHECK_VALUE(input_values.size() == st.inputs.size(), "prepared run: expected ", st.inputs.size(), " inputs");
     for (size_t k = 0; k < st.inputs.size(); ++k) {
@@ -693,6 +695,7 @@ std::vector<Tensor> PreparedRun::run(const std::vector<Tensor>& input_values) {
     }
     for (size_t j = 0; j < st.outs.size(); ++j)
         if (st.out_slot[j] < 0) r[j] = st.outs[j]->value;  // an input (its new value) or a constant
+    if (prof && st.plan) profile_run(seconds_since(t_run));
     return r;
 }
 
