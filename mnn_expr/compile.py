@@ -46,7 +46,7 @@ from ._native import Var
 from ._var import value_leaf
 from .creation import asarray, placeholder
 from .executor import _tracing, evaluate, lazy_eval
-from .graph_capture import build_graph, merge_dynamic, to_subgraph
+from .graph_capture import build_graph, grown, merge_dynamic, to_subgraph
 
 __all__ = ["compile", "Compiled"]
 
@@ -298,8 +298,7 @@ class Compiled:
     def _trace_dynamic(self, spec: Any, leaves: list, state: _State, dyn: list) -> Optional[_Program]:
         """Traces at the arguments' sizes and again with every dynamic dim changed, and merges the two
         traces into one graph (None, with a warning, when they cannot be merged)."""
-        others = [v if not d else _placeholder_like(v, "", tuple(n + 2 if k in d else n for k, n in enumerate(v.shape)))
-                  for v, d in zip(leaves, dyn)]  # (+2: a size of 1 would broadcast)
+        others = [_placeholder_like(v, "", grown(v.shape, d)) if d else v for v, d in zip(leaves, dyn)]
         progs = [self._trace(spec, ls, state, dynamic=True) for ls in (leaves, others)]
         try:
             g, g2 = (build_graph(p.pending(), [f"out{i}" for i in range(len(p.pending()))], p.placeholders(),

@@ -208,6 +208,13 @@ def _constant_truth(d: dict, value: int) -> bool:
     return value in consts and bool(consts[value].read())
 
 
+def _built(done: Any) -> tuple:
+    """A loop the gradient rule builds: _native_loop's result, or an error saying why it has none."""
+    if isinstance(done, str):
+        raise NotImplementedError(f"grad through a loop op: its gradient loop cannot be built ({done})")
+    return done
+
+
 def loop_vjp(ct: Var, j: int, inputs: list, attrs: dict) -> list:
     """Gradients of output ``j`` of a ``loop`` op (cotangent ``ct``) w.r.t. its inputs: the loop
     runs again keeping each iteration's incoming carried values (those the body changes), then a
@@ -238,7 +245,7 @@ def loop_vjp(ct: Var, j: int, inputs: list, attrs: dict) -> list:
     def forward(i: Var, state: list) -> tuple:
         outs = body.run([i, *state])
         return outs[0], outs[1:1 + n], [state[k] for k in varying]
-    stacks = dict(zip(varying, _native_loop(forward, carried, cond0, trip, unroll_small=False)[1]))
+    stacks = dict(zip(varying, _built(_native_loop(forward, carried, cond0, trip, unroll_small=False))[1]))
 
     params = [placeholder((), "int64", name="i"), *_params(carried),
               *[placeholder(carried[k].shape, carried[k].dtype, name=f"ct{k}") for k in flt]]
@@ -266,7 +273,7 @@ def loop_vjp(ct: Var, j: int, inputs: list, attrs: dict) -> list:
         extra = [ct[i]] if y is not None else []
         return asarray(True), list(vjp_graph.run([i, *c, *state, *extra, *vb.captures])), []
     init = [ct if k == j else zeros(carried[k].shape, carried[k].dtype) for k in flt]
-    for k, g in zip(flt, _native_loop(backward, init, asarray(True), trip, unroll_small=False)[0]):
+    for k, g in zip(flt, _built(_native_loop(backward, init, asarray(True), trip, unroll_small=False))[0]):
         out[1 + k] = g
     return out
 

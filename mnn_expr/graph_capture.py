@@ -26,7 +26,7 @@ from . import _native
 from ._native import Var
 
 __all__ = ["Value", "Node", "Graph", "build_graph", "to_subgraph", "Body", "capture_body", "merge_dynamic",
-           "dynamic_infos", "SLICE_TO_END"]
+           "dynamic_infos", "grown", "SLICE_TO_END"]
 
 _KIND_PLACEHOLDER = 1
 SLICE_TO_END = 2**62  # a slice end past any axis (the slice rule clamps it to the axis length)
@@ -140,10 +140,15 @@ def to_subgraph(g: Graph) -> Any:
 
 # ---- dynamic dims: two traces at different sizes merged into one graph -----------------------------
 
+def grown(shape: Sequence, axes: Any) -> tuple:
+    """``shape`` with every dimension in ``axes`` changed, for a second trace (d -> d + 2: avoids 1,
+    which broadcasts)."""
+    return tuple(d + 2 if k in axes else d for k, d in enumerate(shape))
+
+
 def dynamic_infos(infos: list, dynamic: list) -> list:
-    """The input infos with every dynamic dimension changed (d -> d + 2: avoids 1, which broadcasts)."""
-    return [(tuple(d + 2 if k in dyn else d for k, d in enumerate(shape)), dt)
-            for (shape, dt), dyn in zip(infos, dynamic)]
+    """The input infos with every dynamic dimension changed (see :func:`grown`)."""
+    return [(grown(shape, dyn), dt) for (shape, dt), dyn in zip(infos, dynamic)]
 
 
 def _graph_of_body(body: Any) -> Graph:

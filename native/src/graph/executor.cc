@@ -655,7 +655,6 @@ struct PreparedRun::State {
     std::vector<VarPtr> outs, inputs;
     Pending pending;
     std::shared_ptr<Plan> plan;
-    std::vector<int> input_leaf;  // per input: its leaf index, or -1 when nothing reads it
     std::vector<int> out_slot;    // per output: its slot, or -1 (computed: an input or a constant)
 };
 
@@ -664,10 +663,6 @@ PreparedRun::PreparedRun(std::vector<VarPtr> outs, std::vector<VarPtr> inputs) :
     st.outs = std::move(outs);
     st.inputs = std::move(inputs);
     st.pending = collect(st.outs);
-    for (const VarPtr& in : st.inputs) {
-        auto it = st.pending.leaf_index.find(in.get());
-        st.input_leaf.push_back(it == st.pending.leaf_index.end() ? -1 : it->second);
-    }
     for (const VarPtr& o : st.outs) st.out_slot.push_back(o->computed() ? -1 : slot_of(st.pending, o));
     if (!st.pending.order.empty()) st.plan = plan_for(st.pending, st.outs);
 }
@@ -695,6 +690,7 @@ std::vector<Tensor> PreparedRun::run(const std::vector<Tensor>& input_values) {
     }
     for (size_t j = 0; j < st.outs.size(); ++j)
         if (st.out_slot[j] < 0) r[j] = st.outs[j]->value;  // an input (its new value) or a constant
+    for (const VarPtr& in : st.inputs) in->value = Tensor();  // (the caller's buffers are not kept alive)
     if (prof && st.plan) profile_run(seconds_since(t_run));
     return r;
 }
