@@ -29,6 +29,7 @@
 #include "ops/conv_epilogue.h"
 #include "ops/conv_planes.h"
 #include "ops/conv_regepi.h"
+#include "ops/conv_weight_cache.h"
 #include "ops/gemm_kernels.h"
 #include "ops/isa_variants.h"
 #include "ops/simd_span.h"
@@ -46,72 +47,32 @@ thread_local Scratch t_planes, t_bpanel, t_apack;
 
 // ---- packed weights ---------------------------------------------------------------------------
 
-struct Packed {
-    std::weak_ptr<Storage> src;  // the weight's storage (identity; never kept alive by the cache)
-    const Storage* src_ptr = nullptr;
-    int64_t offset = 0;
-    Shape shape;
+struct Packed : WeightEntry {
     int64_t groups = 0;
     CpuLevel level = CpuLevel::Generic;
     DType dtype = DType::Float32;
     bool as_b = false;  // packed as the GEMM's B operand (NR-column panels of output channels), else as A
     int64_t M = 0, K = 0, mr = 0, kc_max = 0, nk = 0, mpad = 0;  // (as B: mr = NR, mpad = channels rounded to NR)
     void* data = nullptr;  // groups * mpad * K values: group g at g * mpad * K, depth block p at pc * mpad
-    size_t bytes = 0;
     ~Packed() {
         if (data) ::operator delete(data, std::align_val_t(64));
     }
 };
 
-struct PackCache {
-    std::mutex mu;
-    std::unordered_map<const Storage*, std::vector<std::shared_ptr<Packed>>> entries;
-    size_t bytes = 0;
-};
-PackCache& pack_cache() {
-    static PackCache* c = new PackCache();  // (never destroyed: used from pool threads at exit)
+WeightCache<Packed>& pack_cache() {
+    static auto* c = new WeightCache<Packed>();  // (never destroyed: used from pool threads at exit)
     return *c;
-}
-constexpr size_t kPackCacheBytes = size_t(1) << 30;
-
-bool same_layout(const Packed& p, const Tensor& w, int64_t groups, CpuLevel level, bool as_b) {
-    return p.src_ptr == w.storage.get() && p.offset == w.offset_bytes && p.shape == w.shape() &&
-           p.groups == groups && p.level == level && p.dtype == w.dtype() && p.as_b == as_b;
-}
-
-// Drops entries whose weight tensor is gone (under the lock).
-void sweep(PackCache& c) {
-    for (auto it = c.entries.begin(); it != c.entries.end();) {
-        auto& v = it->second;
-        for (size_t i = 0; i < v.size();) {
-            if (v[i]->src.expired()) {
-                c.bytes -= v[i]->bytes;
-                v.erase(v.begin() + long(i));
-            } else {
-                ++i;
-            }
-        }
-        it = v.empty() ? c.entries.erase(it) : std::next(it);
-    }
 }
 
 template <typename T>
 std::shared_ptr<const Packed> packed_weights(const Tensor& w, int64_t G, const gemmk::KernelSet<T>& ks, CpuLevel level,
                                             bool as_b) {
-    const bool cacheable = w.storage && !w.storage->rewritable;
-    PackCache& cache = pack_cache();
-    if (cacheable) {
-        std::lock_guard<std::mutex> lk(cache.mu);
-        auto it = cache.entries.find(w.storage.get());
-        if (it != cache.entries.end())
-            for (const auto& p : it->second)
-                if (same_layout(*p, w, G, level, as_b) && p->src.lock() == w.storage) return p;
-    }
+    if (auto hit = pack_cache().find(w, [&](const Packed& p) {
+            return p.groups == G && p.level == level && p.dtype == w.dtype() && p.as_b == as_b;
+        }))
+        return hit;
     auto p = std::make_shared<Packed>();
-    p->src = w.storage;
-    p->src_ptr = w.storage.get();
-    p->offset = w.offset_bytes;
-    p->shape = w.shape();
+    p->set_source(w);
     p->groups = G;
     p->level = level;
     p->dtype = w.dtype();
@@ -136,18 +97,7 @@ std::shared_ptr<const Packed> packed_weights(const Tensor& w, int64_t G, const g
             else ks.pack_a(false, wd + g * M * K + pc, K, M, kc, dst + g * mpad * K + pc * mpad);
         }
     });
-    if (cacheable) {
-        std::lock_guard<std::mutex> lk(cache.mu);
-        sweep(cache);
-        if (cache.bytes + p->bytes > kPackCacheBytes) {  // over the budget: start afresh
-            cache.entries.clear();
-            cache.bytes = 0;
-        }
-        if (p->bytes <= kPackCacheBytes) {
-            cache.entries[p->src_ptr].push_back(p);
-            cache.bytes += p->bytes;
-        }
-    }
+    pack_cache().insert(w, p);
     return p;
 }
 
@@ -689,19 +639,9 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
     }
 }
 
-void clear_packed_weights() {
-    PackCache& c = pack_cache();
-    std::lock_guard<std::mutex> lk(c.mu);
-    c.entries.clear();
-    c.bytes = 0;
-}
+void clear_packed_weights() { pack_cache().clear(); }
 
-int64_t packed_weights_bytes() {
-    PackCache& c = pack_cache();
-    std::lock_guard<std::mutex> lk(c.mu);
-    sweep(c);
-    return int64_t(c.bytes);
-}
+int64_t packed_weights_bytes() { return pack_cache().bytes(); }
 
 template void conv2d_gemm<float>(const DirectConv&, const float*, const Tensor&, const EpiRt<float>&, float*);
 template void conv2d_gemm<double>(const DirectConv&, const double*, const Tensor&, const EpiRt<double>&, double*);

@@ -34,6 +34,7 @@
 
 #include "core/cpu.h"
 #include "core/thread_pool.h"
+#include "ops/conv_weight_cache.h"
 #include "ops/conv_winograd.h"
 #include "ops/gemm_kernels.h"
 #include "ops/isa_variants.h"
@@ -299,45 +300,19 @@ MNN_ISA_VARIANTS_LANES(wino_out6, (const Job& jb, int64_t o, int64_t ty), MNN_WI
 
 // ---- transformed, packed weights (cached per weight tensor) -------------------------------------------
 
-struct PackedU {
-    std::weak_ptr<Storage> src;
-    const Storage* src_ptr = nullptr;
-    int64_t offset = 0;
-    Shape shape;
+struct PackedU : WeightEntry {
     int m = 0;
     CpuLevel level = CpuLevel::Generic;
     int64_t kc_max = 0, nk = 0, mpad = 0;
     float* data = nullptr;  // alpha^2 * mpad * C values: xy at xy * mpad * C, depth block at pc * mpad
-    size_t bytes = 0;
     ~PackedU() {
         if (data) ::operator delete(data, std::align_val_t(64));
     }
 };
 
-struct UCache {
-    std::mutex mu;
-    std::unordered_map<const Storage*, std::vector<std::shared_ptr<PackedU>>> entries;
-    size_t bytes = 0;
-};
-UCache& u_cache() {
-    static UCache* c = new UCache();  // (never destroyed: used from pool threads at exit)
+WeightCache<PackedU>& u_cache() {
+    static auto* c = new WeightCache<PackedU>();  // (never destroyed: used from pool threads at exit)
     return *c;
-}
-constexpr size_t kUCacheBytes = size_t(1) << 30;
-
-void sweep(UCache& c) {
-    for (auto it = c.entries.begin(); it != c.entries.end();) {
-        auto& v = it->second;
-        for (size_t i = 0; i < v.size();) {
-            if (v[i]->src.expired()) {
-                c.bytes -= v[i]->bytes;
-                v.erase(v.begin() + long(i));
-            } else {
-                ++i;
-            }
-        }
-        it = v.empty() ? c.entries.erase(it) : std::next(it);
-    }
 }
 
 template <int M>
@@ -361,22 +336,9 @@ void transform_weights(const float* w, int64_t O, int64_t C, float* u) {
 }
 
 std::shared_ptr<const PackedU> packed_u(const Tensor& w, int m, const gemmk::KernelSet<float>& ks, CpuLevel level) {
-    const bool cacheable = w.storage && !w.storage->rewritable;
-    UCache& cache = u_cache();
-    if (cacheable) {
-        std::lock_guard<std::mutex> lk(cache.mu);
-        auto it = cache.entries.find(w.storage.get());
-        if (it != cache.entries.end())
-            for (const auto& p : it->second)
-                if (p->offset == w.offset_bytes && p->shape == w.shape() && p->m == m && p->level == level &&
-                    p->src.lock() == w.storage)
-                    return p;
-    }
+    if (auto hit = u_cache().find(w, [&](const PackedU& p) { return p.m == m && p.level == level; })) return hit;
     auto p = std::make_shared<PackedU>();
-    p->src = w.storage;
-    p->src_ptr = w.storage.get();
-    p->offset = w.offset_bytes;
-    p->shape = w.shape();
+    p->set_source(w);
     p->m = m;
     p->level = level;
     const int64_t O = w.shape()[0], C = w.shape()[1], A = m + 2, AA = A * A;
@@ -398,18 +360,7 @@ std::shared_ptr<const PackedU> packed_u(const Tensor& w, int m, const gemmk::Ker
             ks.pack_a(false, u + xy * O * C + pc, C, O, kc, dst + xy * mpad * C + pc * mpad);
         }
     });
-    if (cacheable) {
-        std::lock_guard<std::mutex> lk(cache.mu);
-        sweep(cache);
-        if (cache.bytes + p->bytes > kUCacheBytes) {
-            cache.entries.clear();
-            cache.bytes = 0;
-        }
-        if (p->bytes <= kUCacheBytes) {
-            cache.entries[p->src_ptr].push_back(p);
-            cache.bytes += p->bytes;
-        }
-    }
+    u_cache().insert(w, p);
     return p;
 }
 
@@ -561,19 +512,9 @@ void conv2d_winograd(const DirectConv& d, int m, const float* x, const Tensor& w
     }
 }
 
-void clear_winograd_weights() {
-    UCache& c = u_cache();
-    std::lock_guard<std::mutex> lk(c.mu);
-    c.entries.clear();
-    c.bytes = 0;
-}
+void clear_winograd_weights() { u_cache().clear(); }
 
-int64_t winograd_weights_bytes() {
-    UCache& c = u_cache();
-    std::lock_guard<std::mutex> lk(c.mu);
-    sweep(c);
-    return int64_t(c.bytes);
-}
+int64_t winograd_weights_bytes() { return u_cache().bytes(); }
 
 }  // namespace convgeom
 }  // namespace mnn
