@@ -1,5 +1,6 @@
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # CI keeps the property tests bounded (and deterministic); locally they explore more.
@@ -20,3 +21,30 @@ def cpu_flags() -> set:
     except OSError:
         pass
     return set()
+
+
+def cpu_levels() -> list:
+    """The kernel levels (MNN_CPU_LEVEL values) this machine can run, lowest first."""
+    levels = ["generic"]
+    if {"avx2", "fma"} <= cpu_flags():
+        levels.append("avx2")
+        if "avx512f" in cpu_flags():
+            levels.append("avx512")
+    return levels
+
+
+@pytest.fixture(params=cpu_levels())
+def cpu_level(request):
+    """Runs the test at one CPU level (MNN_CPU_LEVEL is read on every kernel call); plans are
+    cleared around it."""
+    import mnn_expr as F
+
+    before = os.environ.get("MNN_CPU_LEVEL")
+    os.environ["MNN_CPU_LEVEL"] = request.param
+    F.clear_plan_cache()
+    yield request.param
+    F.clear_plan_cache()
+    if before is None:
+        os.environ.pop("MNN_CPU_LEVEL", None)
+    else:
+        os.environ["MNN_CPU_LEVEL"] = before

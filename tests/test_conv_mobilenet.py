@@ -13,35 +13,18 @@ separate elementwise steps).
 from __future__ import annotations
 
 import contextlib
-import os
 
 import numpy as np
 import pytest
 
 import mnn_expr as F
-from tests.conftest import cpu_flags
 
 torch = pytest.importorskip("torch")
 
-LEVELS = ["generic"]
-if {"avx2", "fma"} <= cpu_flags():
-    LEVELS.append("avx2")
-    if "avx512f" in cpu_flags():
-        LEVELS.append("avx512")
-
-
-@pytest.fixture(params=LEVELS)
-def level(request):
-    """Runs the test at one CPU level (MNN_CPU_LEVEL is read on every kernel call)."""
-    before = os.environ.get("MNN_CPU_LEVEL")
-    os.environ["MNN_CPU_LEVEL"] = request.param
-    F.clear_plan_cache()
-    yield request.param
-    F.clear_plan_cache()
-    if before is None:
-        os.environ.pop("MNN_CPU_LEVEL", None)
-    else:
-        os.environ["MNN_CPU_LEVEL"] = before
+@pytest.fixture
+def level(cpu_level):
+    """Every CPU level this machine has (tests/conftest.py)."""
+    return cpu_level
 
 
 def _bits(a: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import mnn_nn as nn
 import mnn_optim as optim
 from mnn_expr import _native
 
-PASSES = ("simplify", "cse", "dce", "conv_epilogue", "matmul_epilogue")
+PASSES = ("simplify", "cse", "dce", "conv_epilogue", "matmul_epilogue", "layout")
 
 
 @pytest.fixture(autouse=True)
@@ -57,17 +57,19 @@ def both_ways(build, *names):
 
 def test_switches_and_names():
     assert _native.pass_names() == list(PASSES)
-    assert F.passes() == {"simplify": True, "cse": True, "dce": True, "conv_epilogue": True, "matmul_epilogue": True}
+    assert F.passes() == {"simplify": True, "cse": True, "dce": True, "conv_epilogue": True, "matmul_epilogue": True,
+                          "layout": True}
     F.set_pass("cse", False)
     assert not _native.pass_enabled("cse") and F.passes()["cse"] is False
     with F.passes_disabled("simplify", "dce"):
         assert F.passes() == {"simplify": False, "cse": False, "dce": False, "conv_epilogue": True,
-                              "matmul_epilogue": True}
+                              "matmul_epilogue": True, "layout": True}
     assert F.passes() == {"simplify": True, "cse": False, "dce": True, "conv_epilogue": True,
-                          "matmul_epilogue": True}
+                          "matmul_epilogue": True, "layout": True}
     with F.passes_disabled():
         assert not any(F.passes().values())
-    with pytest.raises(ValueError, match="unknown pass 'fold'.*simplify, cse, dce, conv_epilogue, matmul_epilogue"):
+    with pytest.raises(ValueError,
+                       match="unknown pass 'fold'.*simplify, cse, dce, conv_epilogue, matmul_epilogue, layout"):
         F.set_pass("fold", True)
     with pytest.raises(ValueError, match="unknown pass"):
         F.passes_disabled("fold")
@@ -193,7 +195,7 @@ def test_dce_alone_drops_nothing_in_a_collected_graph():
         with F.passes_disabled("simplify", "cse"):
             lazy_read(F.exp(x) * 2.0)
     assert F.last_plan_passes() == {"simplify": 0, "cse": 0, "dce": 0, "guards": 0, "conv_epilogue": 0,
-                                    "matmul_epilogue": 0}
+                                    "matmul_epilogue": 0, "layout": 0}
 
 
 def test_dce_without_simplify_after_cse():
@@ -436,7 +438,7 @@ def test_compiled_training_step_same_losses_with_passes_on_and_off():
     for p, q in zip(runs[True][2], runs[False][2]):
         np.testing.assert_array_equal(p, q)
     assert runs[True][1]["simplify"] > 0 and runs[False][1] == {"simplify": 0, "cse": 0, "dce": 0, "guards": 0,
-                                                                 "conv_epilogue": 0, "matmul_epilogue": 0}
+                                                                 "conv_epilogue": 0, "matmul_epilogue": 0, "layout": 0}
     assert runs[True][0][-1] < runs[True][0][0]
 
 

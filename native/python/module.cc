@@ -419,6 +419,7 @@ void bind_functions(nb::module_& m) {
         nb::dict d;
         d["simplify"] = c.simplify; d["cse"] = c.cse; d["dce"] = c.dce; d["guards"] = c.guards;
         d["conv_epilogue"] = c.conv_epilogue; d["matmul_epilogue"] = c.matmul_epilogue;
+        d["layout"] = c.layout;
         return d;
     }, "What the graph passes did for the last plan evaluated on this thread.");
     m.def("plan_cache_stats", [] {

@@ -60,6 +60,7 @@ struct Plan {
     std::vector<Attrs> attrs;  // attributes made or recorded by the passes
     std::vector<Guard> guards;  // value facts the passes relied on (checked before reuse)
     std::vector<ConvEpilogue> epilogues;  // fused convolution epilogues
+    std::vector<TensorInfo> slot_info;    // per slot: how it is stored (the layout pass blocks some)
     PassCounts passes;
     std::vector<Group> groups;
     std::vector<int> group_of;  // step -> group index or -1
@@ -113,7 +114,7 @@ void plan_memory(Plan& plan, const std::vector<Node*>& order, int n_leaves, cons
         for (size_t o = 0; o < nd->output_infos.size(); ++o) {
             int sl = plan.steps[k].out_slots[o];
             def[sl] = int(k);
-            info[sl] = nd->output_infos[o];
+            info[sl] = plan.slot_info[size_t(sl)];
             if (is_free_view(nd->op)) root[sl] = root[plan.steps[k].in_slots[0]];
         }
     }
@@ -302,12 +303,16 @@ ProfileStep step_label(const Plan& plan, size_t k, const std::vector<Node*>& ord
     const Node* n = order[size_t(s.node)];
     ProfileStep p;
     p.op = op_def(n->op).name;
+    // (stored infos: a channel-blocked value shows as 5-d, and its step as conv2d[nchw16c])
+    const TensorInfo& x = plan.slot_info[size_t(s.in_slots[0])];
+    if (n->op == OpType::Conv2d && (x.shape.size() == 5 || plan.slot_info[size_t(s.out_slots[0])].shape.size() == 5))
+        p.op += "[nchw16c]";
     if (s.epilogue >= 0)
         for (const EpilogueOp& e : plan.epilogues[size_t(s.epilogue)].ops) p.op += std::string("+") + epilogue_op_name(e.kind);
     p.node = "#" + std::to_string(k) + " " + p.op + " ";
-    for (size_t o = 0; o < n->output_infos.size(); ++o) p.node += (o ? ", " : "") + info_str(n->output_infos[o]);
+    for (size_t o = 0; o < s.out_slots.size(); ++o) p.node += (o ? ", " : "") + info_str(plan.slot_info[size_t(s.out_slots[o])]);
     p.node += " <-";
-    for (size_t i = 0; i < n->inputs.size(); ++i) p.node += (i ? ", " : " ") + info_str(n->inputs[i]->info);
+    for (size_t i = 0; i < n->inputs.size(); ++i) p.node += (i ? ", " : " ") + info_str(plan.slot_info[size_t(s.in_slots[i])]);
     if (s.in_slots.size() > n->inputs.size())
         p.node += " (+" + std::to_string(s.in_slots.size() - n->inputs.size()) + " epilogue operands)";
     return p;
@@ -460,13 +465,14 @@ std::shared_ptr<Plan> plan_for(const Pending& p, const std::vector<VarPtr>& vars
         if (!t->computed()) targets.push_back(slot_of(p, t));
     // Graph passes rewrite the schedule; the plan is made from the steps that still run.
     PassProgram prog = make_pass_program(p.order, p.leaves, p.leaf_index, p.node_index, p.out_base, targets);
-    // (Fused epilogues are CPU kernels: with a device backend its ops stay as they are.)
-    const uint32_t epilogue_passes = pass_bit(Pass::ConvEpilogue) | pass_bit(Pass::MatMulEpilogue);
-    run_passes(prog, executor_config().passes & (device ? ~epilogue_passes : kAllPasses));
+    // (Fused epilogues and blocked layouts are CPU kernels: with a device backend its ops stay as they are.)
+    const uint32_t cpu_passes = pass_bit(Pass::ConvEpilogue) | pass_bit(Pass::MatMulEpilogue) | pass_bit(Pass::Layout);
+    run_passes(prog, executor_config().passes & (device ? ~cpu_passes : kAllPasses));
     plan->alias = std::move(prog.alias);
     plan->attrs = std::move(prog.attrs);
     plan->guards = std::move(prog.guards);
     plan->epilogues = std::move(prog.epilogues);
+    plan->slot_info = std::move(prog.slot_info);
     plan->passes = prog.counts;
     std::vector<int> last_use(size_t(p.n_slots), -1);
     for (PassStep& ps : prog.steps) {
@@ -581,13 +587,13 @@ struct PlanRun {
             for (size_t o = 0; o < outs.size(); ++o) {  // planned outputs (never a view's) live in the arena
                 int64_t off = plan.offset[size_t(s.out_slots[o])];
                 if (off < 0) continue;
-                outs[o].info = n->output_infos[o];
+                outs[o].info = plan.slot_info[size_t(s.out_slots[o])];
                 outs[o].storage = arena;
                 outs[o].offset_bytes = off;
             }
             const ProfileClock::time_point t0 = prof ? ProfileClock::now() : ProfileClock::time_point();
             if (s.epilogue >= 0) {  // a convolution or matmul with its elementwise chain fused
-                if (!outs[0].defined()) outs[0] = Tensor(n->output_infos[0]);
+                if (!outs[0].defined()) outs[0] = Tensor(plan.slot_info[size_t(s.out_slots[0])]);
                 if (n->op == OpType::MatMul)
                     matmul_fused(plan.attrs_of(s, order), ins, plan.epilogues[size_t(s.epilogue)], outs[0]);
                 else

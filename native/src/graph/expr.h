@@ -32,7 +32,7 @@ struct ExecutorConfig {
     bool lazy = false;
     bool fuse_elementwise = true;  // run elementwise chains as blocked passes (part of the plan key)
     bool plan_memory = true;       // intermediates share one arena at planned offsets (part of the plan key)
-    uint32_t passes = 0x1F;        // graph passes run on new plans, one bit per mnn::Pass (passes.h; part of the plan key)
+    uint32_t passes = 0x3F;        // graph passes run on new plans (all six), one bit per mnn::Pass (passes.h; part of the plan key)
     uint64_t placeholder_epoch = 0;  // bumped by every placeholder write: older derived values are stale
     int64_t max_model_value_bytes = int64_t(1) << 34;  // a loaded model's values above this are refused (16 GiB)
 };

@@ -8,7 +8,7 @@ namespace mnn {
 
 namespace {
 
-const char* const kPassNames[kNumPasses] = {"simplify", "cse", "dce", "conv_epilogue", "matmul_epilogue"};
+const char* const kPassNames[kNumPasses] = {"simplify", "cse", "dce", "conv_epilogue", "matmul_epilogue", "layout"};
 
 // The slot that holds `s`'s value.
 int resolve(const PassProgram& p, int s) {
@@ -36,13 +36,6 @@ void alias_outputs(PassProgram& p, PassStep& st, const std::vector<int>& srcs) {
     st.dropped = true;
 }
 
-// Records that the plan relies on node `node`'s attributes as they are now.
-void guard_attrs(PassProgram& p, int node) {
-    for (const Guard& g : p.guards)
-        if (g.kind == Guard::AttrsAre && g.a == node) return;
-    p.attrs.push_back((*p.order)[size_t(node)]->attrs);
-    p.guards.push_back({Guard::AttrsAre, node, int(p.attrs.size()) - 1, 0});
-}
 
 uint64_t element_bits(const Tensor& t) {  // the first element's bytes (little-endian in the low bytes)
     uint64_t b = 0;
@@ -320,7 +313,15 @@ void run_passes(PassProgram& p, uint32_t enabled) {
     for (PassStep& st : p.steps) resolve_inputs(p, st);
     if (enabled & pass_bit(Pass::ConvEpilogue)) conv_epilogue_pass(p);  // (on resolved inputs)
     if (enabled & pass_bit(Pass::MatMulEpilogue)) matmul_epilogue_pass(p);
+    if (enabled & pass_bit(Pass::Layout)) layout_pass(p);  // (after the epilogues: it sees the fused chains)
     p.counts.guards = int64_t(p.guards.size());
+}
+
+void guard_attrs(PassProgram& p, int node) {
+    for (const Guard& g : p.guards)
+        if (g.kind == Guard::AttrsAre && g.a == node) return;
+    p.attrs.push_back((*p.order)[size_t(node)]->attrs);
+    p.guards.push_back({Guard::AttrsAre, node, int(p.attrs.size()) - 1, 0});
 }
 
 bool guards_hold(const std::vector<Guard>& guards, const std::vector<Attrs>& attrs, const std::vector<Node*>& order,

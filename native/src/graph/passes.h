@@ -27,9 +27,9 @@
 namespace mnn {
 
 // The passes, in the order they run.  `ExecutorConfig::passes` holds one bit per pass.
-enum class Pass : uint8_t { Simplify, CSE, DCE, ConvEpilogue, MatMulEpilogue, kCount };
+enum class Pass : uint8_t { Simplify, CSE, DCE, ConvEpilogue, MatMulEpilogue, Layout, kCount };
 constexpr int kNumPasses = int(Pass::kCount);
-const char* pass_name(Pass p);                        // "simplify", "cse", "dce", "conv_epilogue", "matmul_epilogue"
+const char* pass_name(Pass p);  // "simplify", "cse", "dce", "conv_epilogue", "matmul_epilogue", "layout"
 bool pass_from_name(const std::string& name, Pass* out);
 inline uint32_t pass_bit(Pass p) { return 1u << unsigned(p); }
 constexpr uint32_t kAllPasses = (1u << kNumPasses) - 1;
@@ -61,12 +61,13 @@ struct PassCounts {
     int64_t guards = 0;    // value facts the plan depends on
     int64_t conv_epilogue = 0;  // elementwise steps fused into a convolution's epilogue
     int64_t matmul_epilogue = 0;  // elementwise steps fused into a matmul's epilogue
+    int64_t layout = 0;           // convolution steps running channel-blocked (reading or writing NCHW16c)
 };
 
 struct PassProgram {
     const std::vector<Node*>* order = nullptr;
     const std::vector<VarImpl*>* leaves = nullptr;  // slots [0, leaves.size()) are the leaves
-    std::vector<TensorInfo> slot_info;               // per slot
+    std::vector<TensorInfo> slot_info;               // per slot (how it is stored: the layout pass blocks some)
     std::vector<PassStep> steps;                     // initially one per node, in order
     std::vector<int> alias;                          // per slot: the slot holding its value (itself if none)
     std::vector<int> targets;                        // slots read out
@@ -98,7 +99,15 @@ void conv_epilogue_pass(PassProgram& p);
 // matmul (both operands of ndim >= 2) followed by such a chain (per-column operands: a bias over
 // the last axis): one step, the GEMM storing through the epilogue (ops/gemm_ext.h's matmul_fused).
 void matmul_epilogue_pass(PassProgram& p);
+// Channel-blocked layout around chains of convolutions (graph/layout_pass.cc, ops/conv_blocked.h):
+// a float32 convolution's output is stored as [N, ceil(C/16), H, W, 16] when every reader is a
+// convolution with a blocked kernel (as its input, or as a same-shape operand of an epilogue whose
+// output is blocked too); the chain's first convolution reads NCHW, its last writes NCHW.
+void layout_pass(PassProgram& p);
 void run_passes(PassProgram& p, uint32_t enabled);
+
+// Records that the plan relies on node `node`'s attributes as they are now (a Guard).
+void guard_attrs(PassProgram& p, int node);
 
 // Whether a cached plan's guards hold for this evaluation's nodes and leaves.
 bool guards_hold(const std::vector<Guard>& guards, const std::vector<Attrs>& attrs, const std::vector<Node*>& order,

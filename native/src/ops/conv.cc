@@ -13,6 +13,7 @@
 #include "ops/common.h"
 #include "ops/conv_common.h"
 #include "ops/conv_epilogue.h"
+#include "ops/conv_blocked.h"
 #include "ops/conv_winograd.h"
 #include "ops/isa_variants.h"
 
@@ -390,10 +391,32 @@ void conv2d_fused(const Attrs& attrs, const std::vector<Tensor>& ins, const Conv
     std::vector<TensorInfo> infos;
     std::vector<Tensor> conv_ins(ins.begin(), ins.begin() + epi.conv_inputs);
     for (const Tensor& t : conv_ins) infos.push_back(t.info);
+    const bool blocked = ins[0].ndim() == 5 || out.ndim() == 5;  // inside a channel-blocked chain (conv_blocked.h)
+    if (ins[0].ndim() == 5) {  // the geometry of the NCHW input it stands for
+        const Shape& s = ins[0].shape();
+        infos[0].shape = {s[0], ins[1].shape()[1] * attrs.i("groups"), s[2], s[3]};
+    }
     ConvGeom g = conv_geom(attrs, infos);
     MNN_CHECK_VALUE(int(epi.ops.size()) <= kMaxEpilogueOps, attrs.op_name, ": too many fused ops (internal error)");
+    if (blocked) {
+        const convgeom::DirectConv dc{g.im.N, g.im.C, g.im.H, g.im.W, g.O, g.groups, g.OH, g.OW, g.kh, g.kw, g.sh, g.sw,
+                                      g.dh, g.dw, g.pt, g.pl};
+        return convgeom::conv2d_blocked(dc, ins[0], ins[1], make_epilogue<float>(g, ins, &epi), out);
+    }
     MNN_DISPATCH_FLOAT(ins[0].dtype(), attrs.op_name,
                        conv2d_typed<scalar_t>(g, ins[0], ins[1], make_epilogue<scalar_t>(g, ins, &epi), out));
+}
+
+convgeom::BlockedConv conv2d_blocked_kind(const Attrs& attrs, const std::vector<TensorInfo>& ins) {
+    if (ins.size() < 2 || ins[0].dtype != DType::Float32 || ins[0].shape.size() != 4) return convgeom::BlockedConv::None;
+    ConvGeom g;
+    try {
+        g = conv_geom(attrs, ins);
+    } catch (const std::exception&) {
+        return convgeom::BlockedConv::None;
+    }
+    return convgeom::blocked_conv_kind({g.im.N, g.im.C, g.im.H, g.im.W, g.O, g.groups, g.OH, g.OW, g.kh, g.kw, g.sh,
+                                        g.sw, g.dh, g.dw, g.pt, g.pl});
 }
 
 void register_conv_ops() {
