@@ -196,4 +196,12 @@ void parallel_for_pool(int64_t n, int64_t grain, const std::function<void(int64_
     p->run(n, chunk, fn);
 }
 
+void parallel_for_items(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+    if (n <= 0) return;
+    if (t_in_parallel || n == 1) { fn(0, n); return; }
+    ThreadPool* p = pool();
+    if (p->size() == 1) { fn(0, n); return; }
+    p->run(n, 1, fn);
+}
+
 }  // namespace mnn

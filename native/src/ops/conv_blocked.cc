@@ -32,6 +32,10 @@ BlockedConv blocked_conv_kind(const DirectConv& d) {
 namespace {
 
 constexpr int B = int(kChannelBlock);
+
+// Register tiles are arrays of vectors indexed by loop counters: the loops must be unrolled
+// completely, or the arrays live on the stack.
+#define MNN_UNROLL _Pragma("GCC unroll 32")
 typedef float V __attribute__((vector_size(B * sizeof(float))));
 
 MNN_ALWAYS_INLINE V vload(const float* p) {
@@ -122,6 +126,8 @@ struct Args {
     float* y;
     const EpiRt<float>* e;
     float* y_nchw = nullptr;
+    bool full_operands = false;  // the epilogue reads a same-shape operand
+    int64_t task_tiles = 4;      // pointwise: pixel tiles per task
 };
 
 // ---- pointwise: a tile of PX pixels x OB output blocks in registers ------------------------------
@@ -129,7 +135,9 @@ struct Args {
 // PX pixels' lanes of one block; from NCHW, PX neighbours in a channel's plane).  K: the input
 // channels (a blocked input's padding lanes are skipped).
 
-constexpr int64_t kPwTaskOb = 2, kPwTaskTiles = 4;  // a task: 2 output blocks x 4 pixel tiles
+// A task: 2 output blocks x 4 pixel tiles, or x 1 tile where that leaves too few tasks to balance
+// (7x7 planes with 160 output channels: 5 tasks for 2 threads).
+constexpr int64_t kPwTaskOb = 2;
 
 // acc += the first n_lanes channels of one block of a blocked input (at xb) times their weights.
 template <int PX, int OB>
@@ -137,9 +145,12 @@ MNN_ALWAYS_INLINE void pw_lanes(V (&acc)[PX][OB], const float* __restrict xb, co
                                 int64_t wstride, int64_t n_lanes) {
     for (int64_t l = 0; l < n_lanes; ++l) {
         V wv[OB];
+        MNN_UNROLL
         for (int b = 0; b < OB; ++b) wv[b] = vload(wb + b * wstride + l * B);
+        MNN_UNROLL
         for (int q = 0; q < PX; ++q) {
             const float s = xb[q * B + l];
+            MNN_UNROLL
             for (int b = 0; b < OB; ++b) acc[q][b] += s * wv[b];
         }
     }
@@ -149,7 +160,9 @@ template <int PX, int OB, bool BIN>
 MNN_ALWAYS_INLINE void pw_tile(const float* __restrict x, int64_t P, int64_t K, const float* __restrict w,
                                int64_t wstride, float* __restrict y, int64_t ystride) {
     V acc[PX][OB];
+    MNN_UNROLL
     for (int q = 0; q < PX; ++q)
+        MNN_UNROLL
         for (int b = 0; b < OB; ++b) acc[q][b] = V{};
     if constexpr (BIN) {
         const int64_t whole = K / B * B;
@@ -159,14 +172,19 @@ MNN_ALWAYS_INLINE void pw_tile(const float* __restrict x, int64_t P, int64_t K, 
         for (int64_t c = 0; c < K; ++c) {
             const float* xr = x + c * P;
             V wv[OB];
+            MNN_UNROLL
             for (int b = 0; b < OB; ++b) wv[b] = vload(w + b * wstride + c * B);
+            MNN_UNROLL
             for (int q = 0; q < PX; ++q) {
                 const float s = xr[q];
+                MNN_UNROLL
                 for (int b = 0; b < OB; ++b) acc[q][b] += s * wv[b];
             }
         }
     }
+    MNN_UNROLL
     for (int b = 0; b < OB; ++b)
+        MNN_UNROLL
         for (int q = 0; q < PX; ++q) vstore(y + b * ystride + q * B, acc[q][b]);
 }
 
@@ -185,16 +203,16 @@ MNN_ALWAYS_INLINE void pw_range_t(const Args& a, int64_t t0, int64_t t1) {
     const DirectConv& d = a.d;
     const int64_t P = d.OH * d.OW, Ob = channel_blocks(d.O);
     const int64_t K = d.C, xn = BIN ? channel_blocks(d.C) * B * P : d.C * P;
-    const int64_t tiles = (P + PX - 1) / PX, chunks = (tiles + kPwTaskTiles - 1) / kPwTaskTiles;
+    const int64_t tiles = (P + PX - 1) / PX, chunks = (tiles + a.task_tiles - 1) / a.task_tiles;
     const int64_t groups = (Ob + kPwTaskOb - 1) / kPwTaskOb;
     const int64_t wstride = a.rows * B;
     for (int64_t t = t0; t < t1; ++t) {
         const int64_t n = t / (groups * chunks), g = t / chunks % groups, c = t % chunks;
-        const int64_t p_end = std::min(P, (c + 1) * kPwTaskTiles * PX);
+        const int64_t p_end = std::min(P, (c + 1) * a.task_tiles * PX);
         for (int64_t ob = g * kPwTaskOb; ob < std::min(Ob, (g + 1) * kPwTaskOb); ob += OB) {
             const int64_t nb = std::min<int64_t>(OB, Ob - ob);
             const float* w = a.w + ob * wstride;
-            for (int64_t p = c * kPwTaskTiles * PX; p < p_end; p += PX) {
+            for (int64_t p = c * a.task_tiles * PX; p < p_end; p += PX) {
                 const int64_t px = std::min<int64_t>(PX, p_end - p);
                 const float* x = a.x + n * xn + (BIN ? p * B : p);
                 if (a.y_nchw) {  // the tile in a buffer, then each channel's row of it to its plane
@@ -204,9 +222,11 @@ MNN_ALWAYS_INLINE void pw_range_t(const Args& a, int64_t t0, int64_t t1) {
                     for (int64_t b = 0; b < nb; ++b) {
                         const int64_t o0 = (ob + b) * B, valid = std::min<int64_t>(B, d.O - o0);
                         float* y = a.y_nchw + (n * d.O + o0) * P + p;
+                        // (without same-shape operands the epilogue runs on the tile, a vector per pixel)
+                        if (!a.full_operands) blocked_epilogue(*a.e, n, ob + b, Ob, p, tile + b * PX * B, px);
                         for (int64_t l = 0; l < valid; ++l)
                             for (int64_t q = 0; q < px; ++q) y[l * P + q] = tile[(b * PX + q) * B + l];
-                        epilogue_block<float, B>(*a.e, n, o0, valid, p, y, P, px);
+                        if (a.full_operands) epilogue_block<float, B>(*a.e, n, o0, valid, p, y, P, px);
                     }
                     continue;
                 }
@@ -229,10 +249,13 @@ constexpr int pw_ob(int lanes) { return lanes == 16 ? 2 : 1; }
 MNN_ISA_VARIANTS_LANES(pw_range, (const Args& a, int64_t t0, int64_t t1), MNN_PW_CALL, 16, 8, 4)
 #undef MNN_PW_CALL
 
-int64_t pw_tasks(const DirectConv& d, CpuLevel level) {
+// The number of pointwise tasks, choosing a.task_tiles.
+int64_t pw_tasks(Args& a, CpuLevel level) {
     const int px = level == CpuLevel::Avx512 ? pw_px(16) : level == CpuLevel::Avx2 ? pw_px(8) : pw_px(4);
-    const int64_t P = d.OH * d.OW, tiles = (P + px - 1) / px;
-    return d.N * ((channel_blocks(d.O) + kPwTaskOb - 1) / kPwTaskOb) * ((tiles + kPwTaskTiles - 1) / kPwTaskTiles);
+    const int64_t P = a.d.OH * a.d.OW, tiles = (P + px - 1) / px;
+    const int64_t groups = a.d.N * ((channel_blocks(a.d.O) + kPwTaskOb - 1) / kPwTaskOb);
+    a.task_tiles = groups * ((tiles + 3) / 4) >= 8 * get_thread_number() ? 4 : 1;
+    return groups * ((tiles + a.task_tiles - 1) / a.task_tiles);
 }
 
 // ---- depthwise: one vector per output pixel, four pixels at a time inside the image -------------
@@ -258,20 +281,24 @@ template <int SW, int NP>
 MNN_ALWAYS_INLINE void dw3_pixels(const DirectConv& d, const float* x, const float* w, int64_t oh, int64_t ow,
                                   float* y) {
     V acc[NP];
+    MNN_UNROLL
     for (int j = 0; j < NP; ++j) acc[j] = V{};
     for (int64_t kh = 0; kh < d.kh; ++kh) {
         const int64_t ih = oh * d.sh - d.pt + kh * d.dh;
         if (ih < 0 || ih >= d.H) continue;
         const float* xr = x + (ih * d.W + ow * SW - d.pl) * B;
         const V wv[3] = {vload(w + (kh * 3) * B), vload(w + (kh * 3 + 1) * B), vload(w + (kh * 3 + 2) * B)};
+        MNN_UNROLL
         for (int i = 0; i < SW * (NP - 1) + 3; ++i) {
             const V xv = vload(xr + i * B);
+            MNN_UNROLL
             for (int j = 0; j < NP; ++j) {
                 const int kw = i - SW * j;
                 if (kw >= 0 && kw < 3) acc[j] += xv * wv[kw];
             }
         }
     }
+    MNN_UNROLL
     for (int j = 0; j < NP; ++j) vstore(y + (ow + j) * B, acc[j]);
 }
 
@@ -305,9 +332,11 @@ MNN_ALWAYS_INLINE void dw_range_t(const Args& a, int64_t t0, int64_t t1) {
                     for (int64_t kw = 0; kw < d.kw; ++kw) {
                         const V wv = vload(w + (kh * d.kw + kw) * B);
                         const float* xk = xr + kw * d.dw * B;
+                        MNN_UNROLL
                         for (int j = 0; j < 4; ++j) acc[j] += vload(xk + j * d.sw * B) * wv;
                     }
                 }
+                MNN_UNROLL
                 for (int j = 0; j < 4; ++j) vstore(y + (ow + j) * B, acc[j]);
             }
             for (; ow < d.OW; ++ow) vstore(y + ow * B, dw_one(d, x, w, oh, ow));
@@ -333,7 +362,9 @@ MNN_ALWAYS_INLINE void dense_pixels(const DirectConv& d, const float* xn, const 
                                     int64_t ow, float* y, int64_t ystride) {
     constexpr int64_t xs = BIN ? B : 1;
     V acc[NP][NB];
+    MNN_UNROLL
     for (int j = 0; j < NP; ++j)
+        MNN_UNROLL
         for (int b = 0; b < NB; ++b) acc[j][b] = V{};
     for (int64_t c = 0; c < d.C; ++c)
         for (int64_t kh = 0; kh < d.kh; ++kh) {
@@ -342,16 +373,21 @@ MNN_ALWAYS_INLINE void dense_pixels(const DirectConv& d, const float* xn, const 
             const float* xr = dense_row_ptr<BIN>(d, xn, c, ih);
             for (int64_t kw = 0; kw < d.kw; ++kw) {
                 V wv[NB];
+                MNN_UNROLL
                 for (int b = 0; b < NB; ++b) wv[b] = vload(w + b * wstride + ((c * d.kh + kh) * d.kw + kw) * B);
+                MNN_UNROLL
                 for (int j = 0; j < NP; ++j) {
                     const int64_t iw = (ow + j) * d.sw - d.pl + kw * d.dw;
                     if (CHECK && (iw < 0 || iw >= d.W)) continue;
                     const float s = xr[iw * xs];
+                    MNN_UNROLL
                     for (int b = 0; b < NB; ++b) acc[j][b] += s * wv[b];
                 }
             }
         }
+    MNN_UNROLL
     for (int b = 0; b < NB; ++b)
+        MNN_UNROLL
         for (int j = 0; j < NP; ++j) vstore(y + b * ystride + (ow + j) * B, acc[j][b]);
 }
 
@@ -445,6 +481,7 @@ void conv2d_blocked(const DirectConv& d, const Tensor& xt, const Tensor& wt, con
     } else if (kind == BlockedConv::Pointwise) {
         a.y_nchw = yt.data<float>();
         a.e = &e;
+        for (int k = 0; k < e.n_ops; ++k) a.full_operands |= e.ops[k].operand == EpilogueOp::Full;
     } else {  // raw sums in blocked order, then reordered; the epilogue runs on the NCHW output
         ys.reset(new float[size_t(d.N * Ob * P * B)]);
         a.y = ys.get();
@@ -453,19 +490,20 @@ void conv2d_blocked(const DirectConv& d, const Tensor& xt, const Tensor& wt, con
     switch (kind) {
         case BlockedConv::Pointwise: {
             const auto run = pw_range_for(level);
-            parallel_for(pw_tasks(d, level), 1, [&](int64_t t0, int64_t t1) { run(a, t0, t1); });
+            const int64_t tasks = pw_tasks(a, level);
+            parallel_for_items(tasks, [&](int64_t t0, int64_t t1) { run(a, t0, t1); });
             break;
         }
         case BlockedConv::Depthwise: {
             const auto run = dw_range_for(level);
             const int64_t tasks = d.N * channel_blocks(d.C) * ((d.OH + kRowsPerTask - 1) / kRowsPerTask);
-            parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) { run(a, t0, t1); });
+            parallel_for_items(tasks, [&](int64_t t0, int64_t t1) { run(a, t0, t1); });
             break;
         }
         case BlockedConv::Dense: {
             const auto run = dense_range_for(level);
             const int64_t tasks = d.N * ((Ob + 1) / 2) * ((d.OH + kRowsPerTask - 1) / kRowsPerTask);
-            parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) { run(a, t0, t1); });
+            parallel_for_items(tasks, [&](int64_t t0, int64_t t1) { run(a, t0, t1); });
             break;
         }
         case BlockedConv::None: break;
