@@ -136,7 +136,7 @@ def cond(pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> An
                 out_spec = _leaves(out, out_leaves)
             except TypeError:
                 return out  # (results that are not Vars: nothing to record)
-            if _records([pred, *out_leaves]):
+            if out_leaves and _records([pred, *out_leaves]):
                 # (values that read an unwritten placeholder are lazy: then the node is too)
                 computed = None if _pending(out_leaves) else (out_spec, out_leaves)
                 done = _outside_cond(pred, true_fn, false_fn, operands, computed)
@@ -277,8 +277,12 @@ class _LoopRecord:
         leaves: list = []
         _leaves(state, leaves)
         n = len(leaves)
-        outs = _native.apply_computed("loop", [self.cond0, *self.init, *self.captures], self.attrs,
-                                      [*leaves, *self.captures, *per_step])
+        try:
+            outs = _native.apply_computed("loop", [self.cond0, *self.init, *self.captures], self.attrs,
+                                          [*leaves, *self.captures, *per_step])
+        except ValueError as e:
+            raise TypeError(f"{self.what}: the values the direct run gave differ from what its traced body gives "
+                            f"({e})") from None
         return _unflatten(self.spec, outs[:n], [0]), outs[n + len(self.captures):]
 
 
@@ -661,8 +665,9 @@ def scan(fn: Callable, init: Any, xs: Any = None, length: int | None = None) -> 
 
     ``xs`` is a Var, a list/tuple/dict of Vars sharing the leading length, or None (then
     ``length`` steps with ``x = None``).  ``ys`` stacks the per-step ``y`` along a new
-    leading axis (None when ``fn`` returns None).  The length is static, so it unrolls
-    inside ``compile``; gradients flow through every step.
+    leading axis (None when ``fn`` returns None).  A ``loop`` op of a static trip count with
+    per-step outputs: gradients flow through it (inside ``compile`` short scans whose gradients
+    are wanted unroll).  In eager mode ``fn`` runs directly, step by step.
 
     >>> import mnn_expr as F
     >>> carry, ys = F.scan(lambda c, x: (c + x, c * x), F.array(0.0), F.array([1.0, 2.0, 3.0]))

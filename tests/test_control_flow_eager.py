@@ -129,6 +129,23 @@ def test_saved_eager_cond_runs_the_other_branch_after_reload(tmp_path):
         np.testing.assert_allclose(m["y"].read(), np.exp(a) if a.sum() > 0 else -2 * a, rtol=1e-12)
 
 
+def test_saved_eager_fori_loop_is_one_loop_op(tmp_path):
+    from mnn_nn.deploy import graph_of
+
+    x = F.placeholder([2], "float64", name="x")
+    y = F.fori_loop(0, 4, lambda i, a: a * 2.0 + i, x)
+    y.name = "y"
+    assert [n.op for n in graph_of([y]).nodes] == ["loop"]
+    path = os.path.join(tmp_path, "loop.mnnx")
+    F.save([y], path)
+    m = F.load_as_dict(path)
+    m["x"].write(np.array([1.0, -3.0]))
+    want = np.array([1.0, -3.0])
+    for i in range(4):
+        want = want * 2.0 + i
+    np.testing.assert_allclose(m["y"].read(), want, rtol=1e-12)
+
+
 def test_written_placeholder_rewrite_recomputes_through_the_if():
     x = F.placeholder([2], "float64", name="x")
     x.write(np.array([1.0, 2.0]))
