@@ -29,7 +29,8 @@ How the modes build them:
   result is read (then the ``if``/``loop`` op runs natively).
 
 When the functions cannot be traced into a body (they read concrete values, call ``.item()``,
-branch on data in Python, give branches of different shapes, change the state's dtypes), the
+branch on data in Python, give branches of different shapes, change the state's dtypes) or
+draw random numbers (the node's gradient would run them again and draw others), the
 eager and lazy modes fall back to running them directly and recording the ops they ran (the
 branch taken, every iteration unrolled), with a one-time warning per function; gradients then
 flow through those ops, and a saved graph holds them.
@@ -54,7 +55,7 @@ from typing import Any
 from . import _native
 from . import executor as _executor
 from ._native import Var
-from .compile import _flatten, _unflatten
+from .compile import _RANDOM_OPS, _flatten, _unflatten
 from .creation import asarray
 
 __all__ = ["cond", "while_loop", "fori_loop", "scan", "lowered", "for_inference"]
@@ -199,14 +200,55 @@ def _pending(vs: list) -> bool:
 
 
 def _traced(build: Callable) -> Any:
-    """build() with bodies traced for an eager/lazy node; the exception it raised, if any."""
+    """build() with bodies traced for an eager/lazy node; the exception it raised, if any.  Nodes
+    that draw random numbers (in a body, or in outer work hoisted into a lazy input) are refused:
+    the direct run drew its own numbers, and the node's gradient or a recomputation would draw
+    others."""
     _OUTSIDE[0] += 1
     try:
-        return build()
+        done = build()
+        if _draws_random(*_node_parts(done)):
+            raise NotImplementedError("it draws random numbers (the node's gradient would draw them again)")
+        return done
     except Exception as e:  # noqa: BLE001  (any failure to trace falls back to the direct run)
         return e
     finally:
         _OUTSIDE[0] -= 1
+
+
+def _node_parts(done: Any) -> tuple:
+    """(inputs, attributes) of the node _cond_parts / _loop_parts / _native_loop built."""
+    if isinstance(done, tuple) and len(done) == 3 and isinstance(done[1], dict):  # _cond_parts
+        return list(done[0]), list(done[1].values())
+    if isinstance(done, tuple) and len(done) == 2 and isinstance(done[1], dict):  # _loop_parts (captures)
+        return list(done[0]), list(done[1].values())
+    if isinstance(done, tuple) and len(done) == 2:  # _native_loop / _native_scan results: the loop's outputs
+        outs: list = []
+        _leaves(done, outs)
+        if outs and outs[0]._has_history:
+            return outs[0]._inputs, list(outs[0]._attrs.values())
+    return [], []
+
+
+def _draws_random(inputs: list, attrs: list) -> bool:
+    """Whether a node's bodies (nested ones too) or the pending work of its inputs have a random op."""
+    for a in attrs:
+        if isinstance(a, _native.SubGraph):
+            d = a.describe()
+            if any(op in _RANDOM_OPS for op, *_ in d["nodes"]) or \
+                    any(_draws_random([], list(at.values())) for _, at, _, _ in d["nodes"]):
+                return True
+    seen: set = set()
+    stack = [v for v in inputs if not v._computed]
+    while stack:
+        v = stack.pop()
+        if v._id() in seen or not v._has_history:
+            continue
+        seen.add(v._id())
+        if v._op in _RANDOM_OPS or _draws_random([], list(v._attrs.values())):
+            return True
+        stack.extend(x for x in v._inputs if not x._computed)
+    return False
 
 
 def _fallback(what: str, fns: tuple, why: Any) -> Any:

@@ -275,6 +275,18 @@ def test_untraceable_bodies_fall_back_to_the_ops_they_ran():
     assert z._op != "loop"
 
 
+def test_random_draws_fall_back_so_gradients_see_the_numbers_drawn():
+    # a node's gradient would run its branch again (drawing another mask): such control flow records the ops it ran
+    x = _var(np.ones(64))
+    with pytest.warns(UserWarning, match="random"):
+        y = F.cond(x.sum() > 0, lambda v: v * (F.random.uniform(size=(64,)) > 0.5).astype("float64"), lambda v: v, x)
+    assert y._op != "if"
+    np.testing.assert_array_equal(F.grad(y.sum(), [x])[0].read(), y.read())  # the mask the values used
+    with pytest.warns(UserWarning, match="random"):
+        h, _ = F.scan(lambda c, t: (c * (F.random.uniform(size=(64,)) > 0.2).astype("float64"), None), x, length=2)
+    np.testing.assert_array_equal(F.grad(h.sum(), [x])[0].read(), h.read())
+
+
 def test_lazy_mode_records_lazy_nodes():
     w = np.array([[0.5, 0.1], [0.2, 0.3]])
     with F.lazy_eval(True):
