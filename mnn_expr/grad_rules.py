@@ -864,7 +864,10 @@ def _if_rule(ct, inputs, outputs, attrs, needs):  # an if whose branches are the
             params[k].requires_grad = True
 
         def call(ps: list) -> list:
-            return grad(body.run(ps[:-1])[j], [ps[k] for k in wrt], grad_outputs=ps[-1])
+            out = body.run(ps[:-1])[j]
+            if not out.requires_grad:  # this branch does not read the inputs gradients are wanted for
+                return [_zeros(ps[k].shape, ps[k].dtype) for k in wrt]
+            return grad(out, [ps[k] for k in wrt], grad_outputs=ps[-1])
         return capture_body(call, params, call)
 
     t, f = vjp(attrs["then_graph"]), vjp(attrs["else_graph"])

@@ -310,6 +310,16 @@ void bind_functions(nb::module_& m) {
         OpType t = parse_op(op);
         return wrap(mnn::apply(t, to_vars(inputs, mnn::op_def(t).name), parse_attrs(t, attrs)));
     }, nb::arg("op"), nb::arg("inputs"), nb::arg("attrs") = nb::dict());
+    m.def("apply_computed", [](nb::handle op, nb::handle inputs, nb::dict attrs, nb::handle values) {
+        OpType t = parse_op(op);
+        std::vector<mnn::Tensor> vals;
+        for (const mnn::VarPtr& v : to_vars(values, mnn::op_def(t).name)) vals.push_back(mnn::value_of(v));
+        return wrap(mnn::apply_computed(t, to_vars(inputs, mnn::op_def(t).name), parse_attrs(t, attrs), std::move(vals)));
+    }, nb::arg("op"), nb::arg("inputs"), nb::arg("attrs"), nb::arg("values"),
+       "Records op on inputs with its outputs' values given (the values of these Vars, shared): "
+       "eager control flow records the if/loop op computing what its Python functions gave.");
+    m.def("value_only", [](const Var& v) { return Var{mnn::make_const(mnn::value_of(v.p), v.p->name)}; },
+          "A constant holding v's value (shared, no copy), without its history.");
     m.def("infer", [](nb::handle op, std::vector<std::pair<std::string, std::vector<int64_t>>> infos, nb::dict attrs) {
         OpType t = parse_op(op);
         std::vector<mnn::TensorInfo> in;

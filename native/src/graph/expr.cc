@@ -131,6 +131,51 @@ VarPtr apply1(OpType op, const std::vector<VarPtr>& inputs, const Attrs& attrs) 
     return outs[0];
 }
 
+std::vector<VarPtr> apply_computed(OpType op, const std::vector<VarPtr>& inputs, const Attrs& attrs,
+                                   std::vector<Tensor> values) {
+    std::vector<TensorInfo> in_infos;
+    bool rg = false, fp = false, all_computed = true;
+    for (const VarPtr& v : inputs) {
+        if (!v) throw TypeError(fmt(op_def(op).name, ": an input is None"));
+        in_infos.push_back(v->info);
+        all_computed &= v->computed();
+        rg |= v->requires_grad;
+        fp |= v->from_placeholder || v->kind == VarKind::Placeholder;
+    }
+    std::vector<TensorInfo> out_infos = infer(op, attrs, in_infos);
+    if (values.size() != out_infos.size())
+        throw ValueError(fmt(op_def(op).name, ": ", values.size(), " values given for ", out_infos.size(), " outputs"));
+    for (size_t i = 0; i < values.size(); ++i)
+        if (!values[i].defined() || values[i].dtype() != out_infos[i].dtype || values[i].shape() != out_infos[i].shape)
+            throw ValueError(fmt(op_def(op).name, ": value ", i, " is ",
+                                 values[i].defined() ? info_str(values[i].info) : std::string("undefined"),
+                                 ", the op gives ", info_str(out_infos[i])));
+    std::shared_ptr<Node> node;
+    if (rg || fp || !all_computed || executor_config().lazy) {
+        node = std::make_shared<Node>();
+        node->op = op;
+        node->attrs = attrs;
+        node->inputs = inputs;
+        node->output_infos = out_infos;
+    }
+    std::vector<VarPtr> outs(out_infos.size());
+    for (size_t i = 0; i < outs.size(); ++i) {
+        auto v = std::make_shared<VarImpl>();
+        v->info = out_infos[i];
+        v->kind = VarKind::Op;
+        v->requires_grad = rg;
+        v->from_placeholder = fp;
+        v->epoch = executor_config().placeholder_epoch;
+        v->node = node;
+        v->output_index = int(i);
+        v->value = std::move(values[i]);
+        outs[i] = std::move(v);
+    }
+    if (node)
+        for (auto& o : outs) node->outputs.push_back(o);
+    return outs;
+}
+
 const Tensor& value_of(const VarPtr& v) {
     if (!v->computed()) evaluate({v});
     return v->value;

@@ -76,6 +76,13 @@ const Attrs& empty_attrs(OpType op);  // for ops without attributes
 std::vector<VarPtr> apply(OpType op, const std::vector<VarPtr>& inputs, const Attrs& attrs);
 VarPtr apply1(OpType op, const std::vector<VarPtr>& inputs, const Attrs& attrs);
 
+// Records `op` on `inputs` with its outputs already computed (`values`, one per output, of the
+// inferred infos): eager control flow runs its Python functions directly and records the if/loop
+// op that computes what they gave.  The node is kept by apply's rule (while an input requires
+// gradients or depends on a placeholder, or in lazy mode); the values are used as they are.
+std::vector<VarPtr> apply_computed(OpType op, const std::vector<VarPtr>& inputs, const Attrs& attrs,
+                                   std::vector<Tensor> values);
+
 VarPtr make_const(Tensor t, std::string name = "");
 VarPtr make_placeholder(TensorInfo info, std::string name = "");
 
