@@ -71,6 +71,7 @@ _KIND_PLACEHOLDER = 1
 # gradient recomputes the forward: a 20-step RNN step 1.0 ms unrolled, 4.2 ms rolled); longer ones
 # stay rolled and differentiate with the loop rule.
 UNROLL_OPS = 4096
+_SMALL_ENOUGH = "small enough to unroll where gradients are wanted"
 
 
 class for_inference:  # noqa: N801  (a context manager)
@@ -342,7 +343,11 @@ def _start_record(what: str, fns: tuple, body: Callable, spec: Any, init_leaves:
     loop node to record when they keep history, else None (the loop goes on as written)."""
     if _QUIET[0] or not _records([*init_leaves, *first]) or _pending([*init_leaves, *first]):
         return None
-    parts = _traced(lambda: _loop_parts(body, init_leaves, trip, unroll_small=False))
+    # (the same graph tracing builds: where gradients are wanted, a loop whose unrolled graph stays
+    # under UNROLL_OPS is unrolled ops, which the loop going on as written records)
+    parts = _traced(lambda: _loop_parts(body, init_leaves, trip))
+    if isinstance(parts, str) and parts.startswith(_SMALL_ENOUGH):
+        return None
     if isinstance(parts, (str, Exception)):
         _fallback(what, fns, parts)
         return None
@@ -487,7 +492,7 @@ def _loop_parts(body: Callable, init_leaves: list, trip: int, xs: list = (), dif
     names = [f"arg{k}" for k in range(len(params))] + [f"capture{k}" for k in range(len(b.captures))]
     g = build_graph(body_out, [f"out{k}" for k in range(len(body_out))], params + b.captures, names)
     if unroll_small and 0 <= trip * len(g.nodes) <= UNROLL_OPS and _wants_grad([*init_leaves, *xs, *b.captures]):
-        return "small enough to unroll where gradients are wanted"
+        return _SMALL_ENOUGH
     return list(b.captures), {"body": to_subgraph(g), "trip_count": trip}
 
 

@@ -53,7 +53,8 @@ def test_missing_reference_prints_na():
     row = next(line for line in table.splitlines() if line.startswith("| `a + b`, 1 element"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[3] == "n/a" and cells[4] == "n/a"  # torch, MNN
-    assert float(cells[1]) > 0 and float(cells[2]) > 0  # ours, numpy
+    # ours, numpy (a cell whose samples spread widely, on a busy machine, carries a " ~")
+    assert float(cells[1].rstrip(" ~")) > 0 and float(cells[2].rstrip(" ~")) > 0
     assert "torch: n/a in" in out and "skipped (--skip)" in out
 
 

@@ -4,7 +4,11 @@ cond / fori_loop / scan / while_loop run their Python functions directly in eage
 their results are the outputs of one ``if``/``loop`` node holding those values (when they keep
 history: they require gradients or depend on a placeholder).  Checked against numpy, central
 finite differences (float64) and torch: values, gradients through the node, the graph a save
-holds (the other branch runs after reloading), and that long loops keep no per-step history."""
+holds (the other branch runs after reloading), and that long loops keep no per-step history.
+
+Like tracing, an eager loop whose gradients are wanted records unrolled ops while its unrolled
+graph stays under ``control_flow.UNROLL_OPS``; most tests here set it to 0 so that their short
+loops record the loop node."""
 
 from __future__ import annotations
 
@@ -15,6 +19,13 @@ import numpy as np
 import pytest
 
 import mnn_expr as F
+from mnn_expr import control_flow
+
+
+@pytest.fixture(autouse=True)
+def rolled(monkeypatch):
+    """Short loops with gradients record the loop node (as tracing does for long ones)."""
+    monkeypatch.setattr(control_flow, "UNROLL_OPS", 0)
 
 
 def _fd_grad(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -248,16 +259,32 @@ def test_eager_while_loop_is_a_loop_node_and_its_grad_names_the_alternatives():
 def test_long_eager_loops_keep_no_per_step_history():
     w = _var(np.eye(4) * 0.999)
     x0 = _var(np.linspace(0.1, 0.4, 4))
-    y = F.fori_loop(0, 2000, lambda i, a: F.matmul(a, w) * 1.0001, x0)
+    # (long enough that tracing keeps them rolled where gradients are wanted: > UNROLL_OPS unrolled)
+    y = F.fori_loop(0, 3000, lambda i, a: F.matmul(a, w) * 1.0001, x0)
     want = np.linspace(0.1, 0.4, 4)
-    for _ in range(2000):
+    for _ in range(3000):
         want = want @ (np.eye(4) * 0.999) * 1.0001
     np.testing.assert_allclose(y.read(), want, rtol=1e-10)
-    assert len(_history_ops(y)) <= 3  # the loop node (and what made its inputs), not 2000 matmuls
-    h, ys = F.scan(lambda c, x: (c * w[0, 0] + x, c.sum()), x0, F.ones((500, 4), "float64"))
+    assert len(_history_ops(y)) <= 3  # the loop node (and what made its inputs), not 3000 matmuls
+    h, ys = F.scan(lambda c, x: (c * w[0, 0] + x, c.sum()), x0, F.ones((1500, 4), "float64"))
     assert len(_history_ops(h, ys)) <= 4
     (g,) = F.grad(y.sum(), [x0])
-    np.testing.assert_allclose(g.read(), np.full(4, (0.999 * 1.0001) ** 2000), rtol=1e-10)
+    np.testing.assert_allclose(g.read(), np.full(4, (0.999 * 1.0001) ** 3000), rtol=1e-10)
+
+
+def test_short_eager_loops_with_gradients_record_what_tracing_builds(monkeypatch):
+    """Where gradients are wanted, tracing unrolls a loop whose unrolled graph stays under
+    UNROLL_OPS (faster); an eager one records the same unrolled ops, gradients unchanged."""
+    monkeypatch.setattr(control_flow, "UNROLL_OPS", 4096)
+    w = _var(np.eye(3) * 0.5)
+    x0 = _var([0.1, 0.2, 0.3])
+    y = F.fori_loop(0, 5, lambda i, a: F.matmul(a, w) + 1.0, x0)
+    assert y._op != "loop"
+    want = np.array([0.1, 0.2, 0.3])
+    for _ in range(5):
+        want = want @ (np.eye(3) * 0.5) + 1.0
+    np.testing.assert_allclose(y.read(), want, rtol=1e-12)
+    np.testing.assert_allclose(F.grad(y.sum(), [x0])[0].read(), np.full(3, 0.5 ** 5), rtol=1e-12)
 
 
 def test_untraceable_bodies_fall_back_to_the_ops_they_ran():
