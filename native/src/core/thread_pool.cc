@@ -191,17 +191,16 @@ void parallel_for_pool(int64_t n, int64_t grain, const std::function<void(int64_
     ThreadPool* p = pool();
     int threads = p->size();
     if (threads == 1) { fn(0, n); return; }
-    // A few chunks per thread balances uneven work without much overhead.
+    // A few chunks per thread balances uneven work without much overhead; where a slightly larger
+    // chunk splits [0, n) into a multiple of `threads` chunks, even work ends together (42 items on
+    // 2 threads: 6 chunks of 7, not 7 of 6, which leaves one thread 24 items and the other 18).
     int64_t chunk = std::max(grain, (n + threads * 4 - 1) / (threads * 4));
+    for (int64_t c = chunk; c <= 2 * chunk; ++c)
+        if (((n + c - 1) / c) % threads == 0) {
+            chunk = c;
+            break;
+        }
     p->run(n, chunk, fn);
-}
-
-void parallel_for_items(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
-    if (n <= 0) return;
-    if (t_in_parallel || n == 1) { fn(0, n); return; }
-    ThreadPool* p = pool();
-    if (p->size() == 1) { fn(0, n); return; }
-    p->run(n, 1, fn);
 }
 
 }  // namespace mnn

@@ -12,10 +12,6 @@ void set_thread_number(int n);  // n >= 1; 1 = run everything on the caller
 int get_thread_number();
 
 void parallel_for_pool(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
-// Every item [i, i + 1) is taken by whichever thread is free next: for a few dozen items of a
-// few microseconds each, where parallel_for's chunks (a quarter of a thread's share) leave one
-// thread with a chunk more than the other.
-void parallel_for_items(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn);
 bool in_parallel_region();
 
 // Small work runs inline without building a std::function (per-op overhead matters).

@@ -491,19 +491,19 @@ void conv2d_blocked(const DirectConv& d, const Tensor& xt, const Tensor& wt, con
         case BlockedConv::Pointwise: {
             const auto run = pw_range_for(level);
             const int64_t tasks = pw_tasks(a, level);
-            parallel_for_items(tasks, [&](int64_t t0, int64_t t1) { run(a, t0, t1); });
+            parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) { run(a, t0, t1); });
             break;
         }
         case BlockedConv::Depthwise: {
             const auto run = dw_range_for(level);
             const int64_t tasks = d.N * channel_blocks(d.C) * ((d.OH + kRowsPerTask - 1) / kRowsPerTask);
-            parallel_for_items(tasks, [&](int64_t t0, int64_t t1) { run(a, t0, t1); });
+            parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) { run(a, t0, t1); });
             break;
         }
         case BlockedConv::Dense: {
             const auto run = dense_range_for(level);
             const int64_t tasks = d.N * ((Ob + 1) / 2) * ((d.OH + kRowsPerTask - 1) / kRowsPerTask);
-            parallel_for_items(tasks, [&](int64_t t0, int64_t t1) { run(a, t0, t1); });
+            parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) { run(a, t0, t1); });
             break;
         }
         case BlockedConv::None: break;
