@@ -163,3 +163,18 @@ def test_packed_weights_of_a_computed_weight_in_lazy_plans():
             got = y.read()
         ref = 2 * np.maximum(_torch_conv(xa, wa * scale + 1, None, (1, 1), (1, 1, 1, 1), (1, 1), 1), 0)
         np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape,k,s,p", [((2, 3, 13, 17), 3, 2, 1), ((1, 2, 9, 9), 2, 2, 0), ((1, 4, 8, 31), 3, 1, 1),
+                                         ((1, 1, 7, 40), 3, 3, 1), ((1, 64, 112, 112), 3, 2, 1)])
+def test_max_pool_vectors_match_torch_with_nan_and_inf(shape, k, s, p, cpu_level):
+    """Max pooling (separable, in vectors of the level's lanes; stride 2 by even-lane shuffles):
+    NaN wins, -inf and the padding never do, as torch."""
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape).astype(np.float32)
+    x.flat[rng.integers(0, x.size, 7)] = np.nan
+    x.flat[rng.integers(0, x.size, 7)] = -np.inf
+    want = torch.nn.functional.max_pool2d(torch.from_numpy(x), k, s, p).numpy()
+    got = np.array(F.max_pool2d(F.array(x), k, s, p).read())
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(got[~np.isnan(want)], want[~np.isnan(want)])

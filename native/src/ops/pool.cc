@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -86,9 +87,10 @@ inline int64_t plane_grain(const PoolGeom& g) {
 // ---- float max pooling, separable ------------------------------------------------------------------
 // Per plane: every input row, padded with -inf into a row buffer, gives the max over the kernel's
 // columns for every output column; then the max over the kernel's rows.  The generic loop's
-// update (NaN wins; -inf padding never does, as skipping the tap), in whole vectors of L lanes
-// (rows are rounded up to L; the extra columns are computed and dropped), compiled per ISA:
-// 6 instead of 9 compares per output for 3x3, no scalar strided loop, no scalar tails.
+// update (NaN wins; -inf padding never does, as skipping the tap), on GCC vectors of L lanes
+// (rows are rounded up to L; the extra columns are computed and dropped; stride 2 takes the even
+// lanes of two vectors), compiled per ISA: 6 instead of 9 compares per output for 3x3.  (Written
+// with the scalar update's `||`, GCC kept the loops scalar: ResNet-18's max pool took 0.33 ms.)
 
 thread_local simd::Scratch t_pool_rows;
 
@@ -101,15 +103,44 @@ struct MaxPoolJob {
     int64_t H, W, OH, OW, kh, kw, sh, sw, dh, dw, pt, pl;
 };
 
+// max_step over vectors of L lanes (GCC vector types: the scalar form's `||` kept the loops scalar).
+template <typename T, int L>
+struct PoolVec {
+    typedef T type __attribute__((vector_size(L * sizeof(T))));
+};
+
+template <typename V>
+MNN_ALWAYS_INLINE V vmax_step(V m, V v) {
+    m = v != v ? v : m;   // a NaN v wins
+    return v > m ? v : m;  // (a NaN m stays: v > NaN is false)
+}
+
+template <typename V, typename T>
+MNN_ALWAYS_INLINE V vload_pool(const T* p) {
+    V v;
+    std::memcpy(&v, p, sizeof(V));
+    return v;
+}
+
+// The even lanes of the 2L values a, b (stride-2 windows).
+template <typename V, size_t... I>
+MNN_ALWAYS_INLINE V even_lanes(V a, V b, std::index_sequence<I...>) {
+    return __builtin_shufflevector(a, b, (2 * I)...);
+}
+
 template <typename T, int L>
 MNN_ALWAYS_INLINE void maxpool_rows(const MaxPoolJob& g, const T* x, T* y, int64_t p0, int64_t p1) {
+    using V = typename PoolVec<T, L>::type;
     const T ninf = -std::numeric_limits<T>::infinity();
     const int64_t OWv = (g.OW + L - 1) / L * L;
-    const int64_t Wp = (OWv - 1) * g.sw + (g.kw - 1) * g.dw + 1;  // padded row: input column c at c + pl
+    // padded row: input column c at c + pl (one spare vector for stride-2 pairs)
+    const int64_t Wp = (OWv - 1) * g.sw + (g.kw - 1) * g.dw + 1 + L;
     T* prow = t_pool_rows.get<T>(size_t(Wp + (g.H + 1) * OWv));
     T* rows = prow + Wp;
     T* orow = rows + g.H * OWv;
     const int64_t c0 = std::min<int64_t>(g.pl, Wp), c1 = std::min<int64_t>(g.pl + g.W, Wp);
+    V vninf;
+    for (int l = 0; l < L; ++l) vninf[l] = ninf;
     for (int64_t p = p0; p < p1; ++p) {
         const T* xp = x + p * g.H * g.W;
         for (int64_t ih = 0; ih < g.H; ++ih) {
@@ -117,25 +148,35 @@ MNN_ALWAYS_INLINE void maxpool_rows(const MaxPoolJob& g, const T* x, T* y, int64
             simd::copy<T, L>(prow + c0, xp + ih * g.W, c1 - c0);
             for (int64_t c = c1; c < Wp; ++c) prow[c] = ninf;
             T* __restrict r = rows + ih * OWv;
-            for (int64_t o = 0; o < OWv; ++o) r[o] = ninf;
-            for (int64_t j = 0; j < g.kw; ++j) {
-                const T* __restrict v = prow + j * g.dw;
-                if (g.sw == 1) for (int64_t o = 0; o < OWv; ++o) r[o] = max_step(r[o], v[o]);
-                else if (g.sw == 2) for (int64_t o = 0; o < OWv; ++o) r[o] = max_step(r[o], v[2 * o]);
-                else for (int64_t o = 0; o < OWv; ++o) r[o] = max_step(r[o], v[o * g.sw]);
+            for (int64_t o = 0; o < OWv; o += L) {
+                V m = vninf;
+                for (int64_t j = 0; j < g.kw; ++j) {
+                    const T* v = prow + j * g.dw + o * g.sw;
+                    if (g.sw == 1) {
+                        m = vmax_step(m, vload_pool<V>(v));
+                    } else if (g.sw == 2) {
+                        m = vmax_step(m, even_lanes(vload_pool<V>(v), vload_pool<V>(v + L), std::make_index_sequence<L>()));
+                    } else {
+                        V s;
+                        for (int l = 0; l < L; ++l) s[l] = v[l * g.sw];
+                        m = vmax_step(m, s);
+                    }
+                }
+                std::memcpy(r + o, &m, sizeof(V));
             }
         }
         T* yp = y + p * g.OH * g.OW;
         for (int64_t oh = 0; oh < g.OH; ++oh) {
-            T* __restrict ob = orow;
-            for (int64_t o = 0; o < OWv; ++o) ob[o] = ninf;
-            for (int64_t i = 0; i < g.kh; ++i) {
-                const int64_t ih = oh * g.sh - g.pt + i * g.dh;
-                if (ih < 0 || ih >= g.H) continue;
-                const T* __restrict v = rows + ih * OWv;
-                for (int64_t o = 0; o < OWv; ++o) ob[o] = max_step(ob[o], v[o]);
+            for (int64_t o = 0; o < OWv; o += L) {
+                V m = vninf;
+                for (int64_t i = 0; i < g.kh; ++i) {
+                    const int64_t ih = oh * g.sh - g.pt + i * g.dh;
+                    if (ih < 0 || ih >= g.H) continue;
+                    m = vmax_step(m, vload_pool<V>(rows + ih * OWv + o));
+                }
+                std::memcpy(orow + o, &m, sizeof(V));
             }
-            simd::copy<T, L>(yp + oh * g.OW, ob, g.OW);
+            simd::copy<T, L>(yp + oh * g.OW, orow, g.OW);
         }
     }
 }
