@@ -72,6 +72,33 @@ def test_round_trip_matches_the_model(name, tmp):
         np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-6, atol=1e-6)
 
 
+def test_loaded_model_on_values_runs_a_prepared_plan_and_records_on_gradients(tmp):
+    """Called on computed inputs (no gradients, no placeholders) a loaded model runs the plan it
+    prepared for the input signature, as the runtime does, and gives values; with an input that
+    requires gradients it records its ops (gradients flow through), the same numbers."""
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 1), nn.Flatten(),
+                          nn.Linear(4 * 6 * 6, 5))
+    x = _rand(2, 3, 6, 6)
+    path = os.path.join(tmp, "m.mnnx")
+    export(model, [x], path, dynamic_axes={"input0": [0]})
+    m = load(path)
+    want = model(x).numpy()
+    for mode in (False, True):
+        with F.lazy_eval(mode):
+            y = m(x)
+            assert not y._has_history  # values: nothing recorded
+            np.testing.assert_allclose(y.numpy(), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m(_rand(3, 3, 6, 6, seed=4)).numpy(), model(_rand(3, 3, 6, 6, seed=4)).numpy(),
+                               rtol=1e-5, atol=1e-6)  # another signature: another plan
+    xg = F.array(x.numpy())
+    xg.requires_grad = True
+    yg = m(xg)
+    assert yg._has_history
+    np.testing.assert_allclose(yg.numpy(), want, rtol=1e-5, atol=1e-6)
+    (g,) = F.grad(yg.sum(), [xg])
+    assert g.shape == x.shape and np.abs(g.numpy()).sum() > 0
+
+
 def test_lstm_and_attention_round_trip(tmp):
     lstm = nn.LSTM(4, 5, batch_first=True)
     x = _rand(2, 3, 4)

@@ -74,12 +74,27 @@ nb::dict describe(const mnn::GraphDef& g) {
 struct MnnxModel {
     mnn::mnnx::ModelDef def;
     std::vector<VarPtr> states;
+    std::unique_ptr<mnn::PreparedGraph> prepared;  // made on the first call on computed inputs
 
     const mnn::GraphDef& graph() const { return def.graph; }
 
     std::vector<Var> run(nb::handle inputs) {
         const auto& g = graph();
         std::vector<VarPtr> ins = to_vars(inputs, "model");
+        // Inference on values (no gradients, no placeholders: nothing to record): the plan prepared
+        // for this input signature runs directly, as the runtime's Model does; the outputs are values.
+        bool values_only = g.states.empty();
+        for (const VarPtr& v : ins)
+            values_only &= v->computed() && !v->requires_grad && !v->from_placeholder &&
+                           v->kind != mnn::VarKind::Placeholder;
+        if (values_only) {
+            std::vector<mnn::Tensor> vals;
+            for (const VarPtr& v : ins) vals.push_back(v->value);
+            if (!prepared) prepared = std::make_unique<mnn::PreparedGraph>(&def.graph);
+            std::vector<Var> r;
+            for (mnn::Tensor& t : prepared->run(vals, 0)) r.push_back(Var{mnn::make_const(std::move(t))});
+            return r;
+        }
         std::vector<VarPtr> outs = mnn::run_graph(g, ins, states);
         if (!g.states.empty()) {  // a training step: compute, then keep the new state values
             mnn::evaluate(outs);
@@ -136,7 +151,7 @@ void bind_mnnx(nb::module_& m) {
 
     nb::class_<MnnxModel>(m, "MnnxModel", "A loaded .mnnx model (mnn_nn.load wraps it).")
         .def("__init__", [](MnnxModel* self, const std::string& path) {
-            new (self) MnnxModel{mnn::mnnx::load(path), {}};
+            new (self) MnnxModel{mnn::mnnx::load(path), {}, nullptr};
             const auto& g = self->graph();
             for (auto [s, o] : g.states)
                 for (const auto& c : g.constants)

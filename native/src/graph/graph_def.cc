@@ -170,4 +170,22 @@ void validate(const GraphDef& g, const char* what) {
 }
 
 
+std::vector<Tensor> PreparedGraph::run(const std::vector<Tensor>& values, size_t n_states) {
+    std::vector<TensorInfo> sig;
+    for (const Tensor& t : values) sig.push_back(t.info);
+    for (auto& [s, p] : prepared_)
+        if (s == sig) return p->run(values);
+    std::vector<VarPtr> ins, st;
+    for (size_t k = 0; k < values.size(); ++k) (k + n_states < values.size() ? ins : st).push_back(make_const(values[k]));
+    std::vector<VarPtr> outs;
+    {
+        LazyScope lazy(true);
+        outs = run_graph(*g_, ins, st);
+    }
+    ins.insert(ins.end(), st.begin(), st.end());
+    if (prepared_.size() >= kMaxPrepared) prepared_.erase(prepared_.begin());
+    prepared_.emplace_back(std::move(sig), std::make_unique<PreparedRun>(std::move(outs), std::move(ins)));
+    return prepared_.back().second->run(values);
+}
+
 }  // namespace mnn

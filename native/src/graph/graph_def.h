@@ -65,6 +65,21 @@ std::vector<TensorInfo> infer_graph(const GraphDef& g, const std::vector<TensorI
 // Runs the graph on tensors in one planned native call (the body of If/Loop).
 std::vector<Tensor> run_graph_tensors(const GraphDef& g, const std::vector<Tensor>& inputs);
 
+// A graph run on tensors through plans prepared once per input signature (the runtime's Model,
+// and a loaded model called from Python on computed inputs): later runs with that signature run
+// the cached plan directly, with no node creation, graph walk or plan key.  `values` are the
+// inputs, then the current values of the graph's `n_states` states.  Not thread-safe.
+class PreparedGraph {
+public:
+    explicit PreparedGraph(const GraphDef* g) : g_(g) {}
+    std::vector<Tensor> run(const std::vector<Tensor>& values, size_t n_states);
+
+private:
+    const GraphDef* g_;
+    std::vector<std::pair<std::vector<TensorInfo>, std::unique_ptr<PreparedRun>>> prepared_;
+    static constexpr size_t kMaxPrepared = 8;
+};
+
 // Sets the executor's lazy switch for a scope.
 struct LazyScope {
     bool saved;

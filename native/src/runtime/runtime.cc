@@ -53,29 +53,7 @@ struct Model::Impl {
     mnnx::ModelDef def;
     std::vector<ValueInfo> inputs, outputs;
     std::vector<VarPtr> states;  // current values of the graph's states
-    // The graph prepared per signature (the infos of the inputs, then of the states): later runs
-    // with that signature run its cached plan directly (no node creation, graph walk or plan key).
-    std::vector<std::pair<std::vector<TensorInfo>, std::unique_ptr<PreparedRun>>> prepared;
-    static constexpr size_t kMaxPrepared = 8;
-
-    PreparedRun& prepare(const std::vector<Tensor>& values) {
-        std::vector<TensorInfo> sig;
-        for (const Tensor& t : values) sig.push_back(t.info);
-        for (auto& [s, p] : prepared)
-            if (s == sig) return *p;
-        std::vector<VarPtr> ins, st;
-        for (size_t k = 0; k < values.size(); ++k)
-            (k < values.size() - states.size() ? ins : st).push_back(make_const(values[k]));
-        std::vector<VarPtr> outs;
-        {
-            LazyScope lazy(true);
-            outs = run_graph(def.graph, ins, st);
-        }
-        ins.insert(ins.end(), st.begin(), st.end());
-        if (prepared.size() >= kMaxPrepared) prepared.erase(prepared.begin());
-        prepared.emplace_back(std::move(sig), std::make_unique<PreparedRun>(std::move(outs), std::move(ins)));
-        return *prepared.back().second;
-    }
+    std::unique_ptr<PreparedGraph> prepared;  // plans per input signature (graph/graph_def.h)
 };
 
 Model::Model() : impl_(std::make_unique<Impl>()) {}
@@ -85,6 +63,7 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
     return guarded([&] {
         std::unique_ptr<Model> m(new Model());
         m->impl_->def = mnnx::load(path);
+        m->impl_->prepared = std::make_unique<PreparedGraph>(&m->impl_->def.graph);
         const GraphDef& g = m->impl_->def.graph;
         for (int i : g.inputs) m->impl_->inputs.push_back(info_of(g.values[size_t(i)]));
         for (int o : g.outputs) m->impl_->outputs.push_back(info_of(g.values[size_t(o)]));
@@ -126,7 +105,7 @@ std::vector<Array> Model::run(const std::vector<Array>& inputs) {
         MNN_CHECK_VALUE(values.size() == g.inputs.size(), "model: expected ", g.inputs.size(), " inputs, got ",
                         values.size());
         for (const VarPtr& st : impl_->states) values.push_back(value_of(st));
-        std::vector<Tensor> outs = impl_->prepare(values).run(values);
+        std::vector<Tensor> outs = impl_->prepared->run(values, impl_->states.size());
         for (size_t k = 0; k < g.states.size(); ++k)
             for (size_t j = 0; j < g.outputs.size(); ++j)
                 if (g.outputs[j] == g.states[k].second) impl_->states[k] = make_const(outs[j]);
