@@ -82,6 +82,10 @@ BLOCKS = [  # (N, C, H, W, expanded, stride)
     (1, 8, 5, 5, 20, 1),
     (3, 3, 6, 4, 7, 1),
     (1, 17, 16, 16, 33, 2),
+    # rows of >= 28 pixels: the 1x1 expand runs inside the depthwise step, row by row
+    (1, 16, 30, 28, 40, 1),
+    (2, 24, 29, 33, 48, 2),
+    (1, 8, 28, 57, 20, 2),
 ]
 
 
@@ -231,3 +235,31 @@ def test_profile_names_blocked_steps():
         _native.set_profiling(False)
         _native.profile_reset()
     assert "conv2d[nchw16c]" in text and "float32(1, 3, 6, 6, 16)" in text
+
+
+def test_expand_runs_inside_the_depthwise_step_on_wide_rows(level):
+    """On planes at least 28 wide, a blocked 1x1 whose output only a 3x3 depthwise reads is computed
+    inside it (rows expanded into a ring, never stored): one step, named conv2d[nchw16c 1x1>dw];
+    stride 1 and 2, bands split over threads, against torch."""
+    rng = np.random.default_rng(7)
+    x, w1, b1 = _rand(rng, 1, 24, 31, 30), _rand(rng, 40, 24, 1, 1, scale=0.3), _rand(rng, 40)
+    w2, b2, w3 = _rand(rng, 40, 1, 3, 3, scale=0.3), _rand(rng, 40), _rand(rng, 24, 40, 1, 1, scale=0.3)
+    for stride in (1, 2):
+        def build(x, w1, b1, w2, b2, w3, stride=stride):
+            y = _relu6(F.conv2d(x, w1, b1))
+            return F.conv2d(_relu6(F.conv2d(y, w2, b2, stride=stride, padding=1, groups=40)), w3)
+
+        def ref(x, w1, b1, w2, b2, w3, stride=stride):
+            y = torch.clamp(tnn.conv2d(x, w1, b1), 0, 6)
+            return tnn.conv2d(torch.clamp(tnn.conv2d(y, w2, b2, stride=stride, padding=1, groups=40), 0, 6), w3)
+        _check(build, ref, [x, w1, b1, w2, b2, w3], blocked=3)
+        F.clear_plan_cache()
+        _native.set_profiling(True)
+        _native.profile_reset()
+        try:
+            _lazy(build, [x, w1, b1, w2, b2, w3])
+            text = _native.profile_report(5)
+        finally:
+            _native.set_profiling(False)
+            _native.profile_reset()
+        assert "conv2d[nchw16c 1x1>dw]" in text

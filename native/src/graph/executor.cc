@@ -30,6 +30,7 @@
 #include "graph/expr.h"
 #include "graph/passes.h"
 #include "graph/profile.h"
+#include "ops/conv_blocked.h"
 #include "ops/gemm_ext.h"
 
 namespace mnn {
@@ -44,6 +45,7 @@ struct Step {
     int node = 0;   // index into `order`
     int attrs = -1;  // index into Plan::attrs (attributes a pass gave it), or -1: the node's
     int epilogue = -1;  // a conv2d with Plan::epilogues[epilogue] fused (passes.h: conv_epilogue)
+    int pre_node = -1, pre_attrs = -1, pre_epilogue = -1, pre_inputs = 0;  // a 1x1 run inside (passes.h)
     std::vector<int> in_slots, out_slots;
     std::vector<int> free_after;  // slots whose last reader is this step
 };
@@ -306,13 +308,14 @@ ProfileStep step_label(const Plan& plan, size_t k, const std::vector<Node*>& ord
     // (stored infos: a channel-blocked value shows as 5-d, and its step as conv2d[nchw16c])
     const TensorInfo& x = plan.slot_info[size_t(s.in_slots[0])];
     if (n->op == OpType::Conv2d && (x.shape.size() == 5 || plan.slot_info[size_t(s.out_slots[0])].shape.size() == 5))
-        p.op += "[nchw16c]";
+        p.op += s.pre_node >= 0 ? "[nchw16c 1x1>dw]" : "[nchw16c]";
     if (s.epilogue >= 0)
         for (const EpilogueOp& e : plan.epilogues[size_t(s.epilogue)].ops) p.op += std::string("+") + epilogue_op_name(e.kind);
     p.node = "#" + std::to_string(k) + " " + p.op + " ";
     for (size_t o = 0; o < s.out_slots.size(); ++o) p.node += (o ? ", " : "") + info_str(plan.slot_info[size_t(s.out_slots[o])]);
     p.node += " <-";
     for (size_t i = 0; i < n->inputs.size(); ++i) p.node += (i ? ", " : " ") + info_str(plan.slot_info[size_t(s.in_slots[i])]);
+    if (s.pre_node >= 0) p.node += " (1x1 inside: " + std::to_string(s.pre_inputs) + " inputs first)";
     if (s.in_slots.size() > n->inputs.size())
         p.node += " (+" + std::to_string(s.in_slots.size() - n->inputs.size()) + " epilogue operands)";
     return p;
@@ -481,6 +484,10 @@ std::shared_ptr<Plan> plan_for(const Pending& p, const std::vector<VarPtr>& vars
         s.node = ps.node;
         s.attrs = ps.attrs;
         s.epilogue = ps.epilogue;
+        s.pre_node = ps.pre_node;
+        s.pre_attrs = ps.pre_attrs;
+        s.pre_epilogue = ps.pre_epilogue;
+        s.pre_inputs = ps.pre_inputs;
         s.in_slots = std::move(ps.in_slots);
         s.out_slots = std::move(ps.out_slots);
         for (int i : s.in_slots) last_use[size_t(i)] = int(plan->steps.size());
@@ -594,10 +601,20 @@ struct PlanRun {
             const ProfileClock::time_point t0 = prof ? ProfileClock::now() : ProfileClock::time_point();
             if (s.epilogue >= 0) {  // a convolution or matmul with its elementwise chain fused
                 if (!outs[0].defined()) outs[0] = Tensor(plan.slot_info[size_t(s.out_slots[0])]);
-                if (n->op == OpType::MatMul)
+                if (n->op == OpType::MatMul) {
                     matmul_fused(plan.attrs_of(s, order), ins, plan.epilogues[size_t(s.epilogue)], outs[0]);
-                else
+                } else if (s.pre_node >= 0) {  // a 1x1 convolution, then this depthwise one, row by row
+                    const std::vector<Tensor> pre_ins(ins.begin(), ins.begin() + s.pre_inputs);
+                    std::vector<Tensor> dw_ins{Tensor()};  // (its input is the 1x1's output, never stored)
+                    dw_ins.insert(dw_ins.end(), ins.begin() + s.pre_inputs, ins.end());
+                    const Attrs& pre_attrs =
+                        s.pre_attrs >= 0 ? plan.attrs[size_t(s.pre_attrs)] : order[size_t(s.pre_node)]->attrs;
+                    conv2d_expand_depthwise(pre_attrs, pre_ins, plan.epilogues[size_t(s.pre_epilogue)],
+                                            plan.attrs_of(s, order), dw_ins, plan.epilogues[size_t(s.epilogue)],
+                                            outs[0]);
+                } else {
                     conv2d_fused(plan.attrs_of(s, order), ins, plan.epilogues[size_t(s.epilogue)], outs[0]);
+                }
             } else {
                 run_node(n->op, plan.attrs_of(s, order), ins, outs, n->output_infos);
             }

@@ -96,6 +96,32 @@ void layout_pass(PassProgram& p) {
         if (st.attrs < 0) guard_attrs(p, st.node);
         ++p.counts.layout;
     }
+    // A blocked 1x1 whose output only a blocked 3x3 depthwise reads (neither with same-shape
+    // operands) runs inside it, row by row: the expanded tensor is never stored.
+    for (size_t k = 0; k < n_steps; ++k) {
+        PassStep& dw = p.steps[k];
+        if (!capable[k] || !blocked_out[k] || !full_inputs[k].empty()) continue;
+        const int src = producer[size_t(dw.in_slots[0])];
+        if (src < 0 || !blocked_out[size_t(src)] || !full_inputs[size_t(src)].empty() ||
+            readers[size_t(dw.in_slots[0])].size() != 1)
+            continue;
+        PassStep& pw = p.steps[size_t(src)];
+        auto conv_infos = [&](const PassStep& st) {
+            std::vector<TensorInfo> in;
+            for (int i = 0; i < p.epilogues[size_t(st.epilogue)].conv_inputs; ++i)
+                in.push_back(p.slot_info[size_t(st.in_slots[size_t(i)])]);
+            return in;
+        };
+        if (!conv2d_expand_depthwise_suits(p.attrs_of(pw), conv_infos(pw), p.attrs_of(dw), conv_infos(dw))) continue;
+        dw.pre_node = pw.node;
+        dw.pre_attrs = pw.attrs;
+        dw.pre_epilogue = pw.epilogue;
+        dw.pre_inputs = int(pw.in_slots.size());
+        std::vector<int> ins = pw.in_slots;
+        ins.insert(ins.end(), dw.in_slots.begin() + 1, dw.in_slots.end());
+        dw.in_slots = std::move(ins);
+        pw.dropped = true;
+    }
     for (size_t k = 0; k < n_steps; ++k)
         if (blocked_out[k]) {
             TensorInfo& info = p.slot_info[size_t(p.steps[k].out_slots[0])];

@@ -41,6 +41,10 @@ struct PassStep {
     int attrs = -1;                     // index into PassProgram::attrs (attributes made by a pass), or -1
     int epilogue = -1;                  // a conv2d / matmul step running PassProgram::epilogues[epilogue] on its output
     bool dropped = false;               // aliased away, dead or fused into another step: not run
+    // (layout pass) A blocked 1x1 convolution whose output only this depthwise step reads runs inside
+    // it, a few rows at a time (ops/conv_blocked.h): its node, attributes, epilogue and the number of
+    // its inputs, which come first in in_slots (then the depthwise's weight, bias and operands).
+    int pre_node = -1, pre_attrs = -1, pre_epilogue = -1, pre_inputs = 0;
 };
 
 // A fact beyond the structural key that a plan relies on.

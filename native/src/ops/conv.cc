@@ -407,6 +407,51 @@ void conv2d_fused(const Attrs& attrs, const std::vector<Tensor>& ins, const Conv
                        conv2d_typed<scalar_t>(g, ins[0], ins[1], make_epilogue<scalar_t>(g, ins, &epi), out));
 }
 
+namespace {
+
+// conv2d's geometry for inputs that may be blocked (5-d: the NCHW input it stands for).
+ConvGeom logical_geom(const Attrs& attrs, std::vector<TensorInfo> infos) {
+    if (infos[0].shape.size() == 5) {
+        const Shape s = infos[0].shape;
+        infos[0].shape = {s[0], infos[1].shape[1] * attrs.i("groups"), s[2], s[3]};
+    }
+    return conv_geom(attrs, infos);
+}
+
+convgeom::DirectConv direct_of(const ConvGeom& g) {
+    return {g.im.N, g.im.C, g.im.H, g.im.W, g.O, g.groups, g.OH, g.OW, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl};
+}
+
+// The depthwise convolution's input infos: the 1x1's output (NCHW), then its own weight and bias.
+std::vector<TensorInfo> depthwise_infos(const ConvGeom& p, const std::vector<TensorInfo>& dins) {
+    std::vector<TensorInfo> in{TensorInfo{DType::Float32, {p.im.N, p.O, p.OH, p.OW}}};
+    in.insert(in.end(), dins.begin() + 1, dins.end());
+    return in;
+}
+
+}  // namespace
+
+void conv2d_expand_depthwise(const Attrs& pa, const std::vector<Tensor>& pins, const ConvEpilogue& pe,
+                             const Attrs& da, const std::vector<Tensor>& dins, const ConvEpilogue& de, Tensor& y) {
+    std::vector<TensorInfo> pi, di;
+    for (int i = 0; i < pe.conv_inputs; ++i) pi.push_back(pins[size_t(i)].info);
+    for (int i = 0; i < de.conv_inputs; ++i) di.push_back(dins[size_t(i)].info);
+    const ConvGeom gp = logical_geom(pa, pi);
+    const ConvGeom gd = conv_geom(da, depthwise_infos(gp, di));
+    convgeom::conv2d_expand_depthwise(direct_of(gp), pins[0], pins[1], make_epilogue<float>(gp, pins, &pe),
+                                      direct_of(gd), dins[1], make_epilogue<float>(gd, dins, &de), y);
+}
+
+bool conv2d_expand_depthwise_suits(const Attrs& pa, const std::vector<TensorInfo>& pins, const Attrs& da,
+                                   const std::vector<TensorInfo>& dins) {
+    try {
+        const ConvGeom gp = conv_geom(pa, pins);
+        return convgeom::expand_depthwise_suits(direct_of(gp), direct_of(conv_geom(da, depthwise_infos(gp, dins))));
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
 convgeom::BlockedConv conv2d_blocked_kind(const Attrs& attrs, const std::vector<TensorInfo>& ins) {
     if (ins.size() < 2 || ins[0].dtype != DType::Float32 || ins[0].shape.size() != 4) return convgeom::BlockedConv::None;
     ConvGeom g;

@@ -41,7 +41,23 @@ BlockedConv blocked_conv_kind(const DirectConv& d);
 // the output) where x and/or y are blocked (5-d); the other is NCHW.  Batched inputs only.
 void conv2d_blocked(const DirectConv& d, const Tensor& x, const Tensor& w, const EpiRt<float>& e, Tensor& y);
 
+// A 1x1 convolution p (x -> e channels, an epilogue without same-shape operands) and the 3x3
+// depthwise convolution d that alone reads its output (stride 1 or 2, padding <= 1, dilation 1),
+// in one pass: each thread takes a band of output rows and expands the input rows it needs into
+// a ring of three rows (all channels, in L2), so the expanded tensor never goes to memory.
+bool expand_depthwise_suits(const DirectConv& p, const DirectConv& d);
+void conv2d_expand_depthwise(const DirectConv& p, const Tensor& x, const Tensor& pw, const EpiRt<float>& pe,
+                             const DirectConv& d, const Tensor& dw, const EpiRt<float>& de, Tensor& y);
+
 }  // namespace convgeom
+
+// conv2d (attributes pa, inputs pins, epilogue pe) followed by the depthwise conv2d (da, dins with
+// dins[0] unused: its input is the first one's output, de), as conv2d_expand_depthwise: y blocked.
+void conv2d_expand_depthwise(const Attrs& pa, const std::vector<Tensor>& pins, const ConvEpilogue& pe,
+                             const Attrs& da, const std::vector<Tensor>& dins, const ConvEpilogue& de, Tensor& y);
+// Whether those two convolutions (on NCHW inputs of these infos; d's input info is p's output) fuse so.
+bool conv2d_expand_depthwise_suits(const Attrs& pa, const std::vector<TensorInfo>& pins, const Attrs& da,
+                                   const std::vector<TensorInfo>& dins);
 
 // The blocked kernel (convgeom::BlockedConv) that would serve conv2d with these attributes on
 // NCHW inputs of these infos (float32, batched, bias optional); None when none would or the
