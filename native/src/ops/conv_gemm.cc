@@ -331,7 +331,7 @@ MNN_ALWAYS_INLINE void gemm_task(const Job<T>& jb, int64_t g, int64_t i0, int64_
     T* yg = jb.y + g * Og * P;
     T* bpanels = t_bpanel.get<T>(size_t(jb.kc_max * nr * npanels));
     T* C = yg + i0 * P + j0;
-    uint32_t same_mask[4][64][2];  // (same mode: per panel of the task, computed with the first depth block)
+    [[maybe_unused]] uint32_t same_mask[4][64][2];  // (same mode, float: per panel of the task, from the first depth block)
     for (int64_t p = 0; p < jb.nk; ++p) {
         const int64_t pc = p * jb.kc_max, kc = std::min(jb.kc_max, jb.K - pc);
         for (int64_t h = 0; h < npanels; ++h) {
