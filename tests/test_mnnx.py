@@ -448,3 +448,27 @@ def test_dynamic_batch_through_control_flow_bodies(tmp):
             np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="trip_count"):  # a scan over a dynamic length is refused, clearly
         export(model, [_rand(4, 2, 3), _rand(2, 3)], path, dynamic_axes={"input0": [0]})
+
+
+def test_loaded_model_on_values_follows_the_executor_settings(tmp):
+    """The plan a loaded model prepared is reused only under the same executor settings: with the
+    layout pass switched off the next call runs unblocked convolutions (seen in the profile)."""
+    model = nn.Sequential(nn.Conv2d(3, 24, 1), nn.ReLU(), nn.Conv2d(24, 8, 1))
+    x = _rand(1, 3, 6, 6)
+    path = os.path.join(tmp, "chain.mnnx")
+    export(model, [x], path)
+    m = load(path)
+
+    def labels() -> str:
+        _native.profile_reset()
+        _native.set_profiling(True)
+        try:
+            np.testing.assert_allclose(m(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-6)
+            return _native.profile_report(5)
+        finally:
+            _native.set_profiling(False)
+            _native.profile_reset()
+    assert "nchw16c" in labels()
+    with F.passes_disabled("layout"):
+        assert "nchw16c" not in labels()
+    assert "nchw16c" in labels()

@@ -74,3 +74,11 @@ def test_mnnx_run_profile(tmp_path):
     assert re.search(r"conv2d(\[nchw16c\])?\+relu", out.stdout)  # (a channel-blocked chain: layout pass)
     one = subprocess.run([runtime_cli(), model, "--random", "--profile"], capture_output=True, text=True, timeout=60)
     assert one.returncode == 0 and "profile: 1 runs" in one.stdout
+
+
+def test_profile_labels_steps_without_inputs(profiling):
+    """A step with no inputs (a seeded random draw) is labelled like any other (it crashed)."""
+    with F.lazy_eval(True):
+        y = F.randomuniform([4, 4], seed0=3, seed1=5) * 2.0
+        y.read()
+    assert "random_uniform" in _native.profile_report(5)

@@ -196,8 +196,10 @@ def _unflatten_outputs(prog: Any) -> Any:
 class LoadedModel:
     """An ``.mnnx`` model loaded for running: call it with Vars or arrays (positionally, in the
     declared order, or by input name); it returns a Var, or a list of Vars for several outputs.
-    Runs in the current mode: eagerly, lazily (one planned native call when read), or inside
-    :func:`mnn_expr.compile`.
+    Called on values (no input requires gradients or reads a placeholder) it runs at once, in any
+    mode, through the plan it prepared for those input shapes (as ``mnnx-run`` and MNN's loaded
+    modules do); otherwise it records its ops in the current mode: eagerly, lazily (one planned
+    native call when read), or inside :func:`mnn_expr.compile` (gradients flow through it).
 
     ``inputs`` / ``outputs``: ``(name, dtype, shape)`` with ``None`` for dynamic dims.
     """

@@ -82,7 +82,8 @@ struct MnnxModel {
         const auto& g = graph();
         std::vector<VarPtr> ins = to_vars(inputs, "model");
         // Inference on values (no gradients, no placeholders: nothing to record): the plan prepared
-        // for this input signature runs directly, as the runtime's Model does; the outputs are values.
+        // for this input signature runs at once, in any mode, as the runtime's Model does (and MNN's
+        // loaded modules); the outputs are values.
         bool values_only = g.states.empty();
         for (const VarPtr& v : ins)
             values_only &= v->computed() && !v->requires_grad && !v->from_placeholder &&

@@ -194,12 +194,16 @@ void parallel_for_pool(int64_t n, int64_t grain, const std::function<void(int64_
     // A few chunks per thread balances uneven work without much overhead; where a slightly larger
     // chunk splits [0, n) into a multiple of `threads` chunks, even work ends together (42 items on
     // 2 threads: 6 chunks of 7, not 7 of 6, which leaves one thread 24 items and the other 18).
+    // (Only the chunk counts a multiple of `threads` at or below the base count are tried.)
     int64_t chunk = std::max(grain, (n + threads * 4 - 1) / (threads * 4));
-    for (int64_t c = chunk; c <= 2 * chunk; ++c)
+    for (int64_t m = (n + chunk - 1) / chunk / threads; m >= 1; --m) {
+        const int64_t c = (n + m * threads - 1) / (m * threads);
+        if (c > 2 * chunk) break;
         if (((n + c - 1) / c) % threads == 0) {
             chunk = c;
             break;
         }
+    }
     p->run(n, chunk, fn);
 }
 

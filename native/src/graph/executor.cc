@@ -306,18 +306,19 @@ ProfileStep step_label(const Plan& plan, size_t k, const std::vector<Node*>& ord
     ProfileStep p;
     p.op = op_def(n->op).name;
     // (stored infos: a channel-blocked value shows as 5-d, and its step as conv2d[nchw16c])
-    const TensorInfo& x = plan.slot_info[size_t(s.in_slots[0])];
-    if (n->op == OpType::Conv2d && (x.shape.size() == 5 || plan.slot_info[size_t(s.out_slots[0])].shape.size() == 5))
+    if (n->op == OpType::Conv2d && !s.in_slots.empty() && !s.out_slots.empty() &&
+        (plan.slot_info[size_t(s.in_slots[0])].shape.size() == 5 || plan.slot_info[size_t(s.out_slots[0])].shape.size() == 5))
         p.op += s.pre_node >= 0 ? "[nchw16c 1x1>dw]" : "[nchw16c]";
     if (s.epilogue >= 0)
         for (const EpilogueOp& e : plan.epilogues[size_t(s.epilogue)].ops) p.op += std::string("+") + epilogue_op_name(e.kind);
     p.node = "#" + std::to_string(k) + " " + p.op + " ";
     for (size_t o = 0; o < s.out_slots.size(); ++o) p.node += (o ? ", " : "") + info_str(plan.slot_info[size_t(s.out_slots[o])]);
     p.node += " <-";
-    for (size_t i = 0; i < n->inputs.size(); ++i) p.node += (i ? ", " : " ") + info_str(plan.slot_info[size_t(s.in_slots[i])]);
-    if (s.pre_node >= 0) p.node += " (1x1 inside: " + std::to_string(s.pre_inputs) + " inputs first)";
-    if (s.in_slots.size() > n->inputs.size())
-        p.node += " (+" + std::to_string(s.in_slots.size() - n->inputs.size()) + " epilogue operands)";
+    // (a fused 1x1 + depthwise step: the 1x1's inputs, then the depthwise's own after its input)
+    const size_t own = s.pre_node >= 0 ? size_t(s.pre_inputs) + n->inputs.size() - 1 : n->inputs.size();
+    for (size_t i = 0; i < own && i < s.in_slots.size(); ++i)
+        p.node += (i ? ", " : " ") + info_str(plan.slot_info[size_t(s.in_slots[i])]);
+    if (s.in_slots.size() > own) p.node += " (+" + std::to_string(s.in_slots.size() - own) + " epilogue operands)";
     return p;
 }
 

@@ -171,8 +171,9 @@ void validate(const GraphDef& g, const char* what) {
 
 
 std::vector<Tensor> PreparedGraph::run(const std::vector<Tensor>& values, size_t n_states) {
-    std::vector<TensorInfo> sig;
-    for (const Tensor& t : values) sig.push_back(t.info);
+    const ExecutorConfig& cfg = executor_config();
+    Key sig{{}, cfg.passes, cfg.fuse_elementwise, cfg.plan_memory, cfg.backend.get()};
+    for (const Tensor& t : values) sig.infos.push_back(t.info);
     for (auto& [s, p] : prepared_)
         if (s == sig) return p->run(values);
     std::vector<VarPtr> ins, st;

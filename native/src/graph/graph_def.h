@@ -67,16 +67,29 @@ std::vector<Tensor> run_graph_tensors(const GraphDef& g, const std::vector<Tenso
 
 // A graph run on tensors through plans prepared once per input signature (the runtime's Model,
 // and a loaded model called from Python on computed inputs): later runs with that signature run
-// the cached plan directly, with no node creation, graph walk or plan key.  `values` are the
-// inputs, then the current values of the graph's `n_states` states.  Not thread-safe.
+// the cached plan directly, with no node creation, graph walk or plan key (a change of the
+// executor settings prepares anew).  `values` are the inputs, then the current values of the
+// graph's `n_states` states.  Not thread-safe.
 class PreparedGraph {
 public:
     explicit PreparedGraph(const GraphDef* g) : g_(g) {}
     std::vector<Tensor> run(const std::vector<Tensor>& values, size_t n_states);
 
 private:
+    // What a prepared plan depends on besides the inputs' infos: the executor settings that are
+    // part of the plan key (passes, elementwise fusion, memory planning, the backend).
+    struct Key {
+        std::vector<TensorInfo> infos;
+        uint32_t passes;
+        bool fuse, plan_memory;
+        const void* backend;
+        bool operator==(const Key& o) const {
+            return infos == o.infos && passes == o.passes && fuse == o.fuse && plan_memory == o.plan_memory &&
+                   backend == o.backend;
+        }
+    };
     const GraphDef* g_;
-    std::vector<std::pair<std::vector<TensorInfo>, std::unique_ptr<PreparedRun>>> prepared_;
+    std::vector<std::pair<Key, std::unique_ptr<PreparedRun>>> prepared_;
     static constexpr size_t kMaxPrepared = 8;
 };
 

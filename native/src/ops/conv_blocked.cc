@@ -636,7 +636,8 @@ void conv2d_expand_depthwise(const DirectConv& p, const Tensor& xt, const Tensor
     const auto dpk = packed_weights(d, BlockedConv::Depthwise, dwt);
     FuseArgs f{Args{p, xt.ndim() == 5, xt.data<float>(), ppk->w.data(), ppk->rows, nullptr, &pe},
                Args{d, true, nullptr, dpk->w.data(), dpk->rows, yt.data<float>(), &de}, 1};
-    f.bands = std::min<int64_t>(d.OH, get_thread_number());
+    // (bands of >= 4 output rows: each re-expands the 1 or 2 input rows it shares with the next)
+    f.bands = std::min<int64_t>(get_thread_number(), std::max<int64_t>(1, d.OH / 4));
     const auto run = fuse_range_for(active_level());
     parallel_for(d.N * f.bands, 1, [&](int64_t t0, int64_t t1) { run(f, t0, t1); });
 }
