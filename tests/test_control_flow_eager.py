@@ -20,21 +20,13 @@ import pytest
 
 import mnn_expr as F
 from mnn_expr import control_flow
+from tests.test_control_flow import _fd_grad
 
 
 @pytest.fixture(autouse=True)
 def rolled(monkeypatch):
     """Short loops with gradients record the loop node (as tracing does for long ones)."""
     monkeypatch.setattr(control_flow, "UNROLL_OPS", 0)
-
-
-def _fd_grad(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    g = np.zeros_like(x)
-    for i in range(x.size):
-        d = np.zeros_like(x)
-        d.flat[i] = eps
-        g.flat[i] = (f(x + d) - f(x - d)) / (2 * eps)
-    return g
 
 
 def _var(a: np.ndarray, grad: bool = True) -> F.Var:

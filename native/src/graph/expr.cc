@@ -76,29 +76,66 @@ void run_node(OpType op, const Attrs& attrs, const std::vector<Tensor>& ins, std
     run_kernel(op, attrs, ins, outs);
 }
 
-std::vector<VarPtr> apply(OpType op, const std::vector<VarPtr>& inputs, const Attrs& attrs) {
-    // Scratch reused across calls: eager per-op overhead is dominated by allocations.
-    thread_local std::vector<TensorInfo> in_infos;
-    in_infos.clear();
+namespace {
+
+// What apply's rule reads of the inputs: their infos (into `infos`), and whether all are computed,
+// any requires gradients, any depends on a placeholder.
+struct InputFacts {
     bool all_computed = true, rg = false, fp = false;
+};
+
+InputFacts input_facts(OpType op, const std::vector<VarPtr>& inputs, std::vector<TensorInfo>& infos) {
+    InputFacts f;
+    infos.clear();
     for (const VarPtr& v : inputs) {
         if (!v) throw TypeError(fmt(op_def(op).name, ": an input is None"));
-        in_infos.push_back(v->info);
-        all_computed &= v->computed();
-        rg |= v->requires_grad;
-        fp |= v->from_placeholder || v->kind == VarKind::Placeholder;
+        infos.push_back(v->info);
+        f.all_computed &= v->computed();
+        f.rg |= v->requires_grad;
+        f.fp |= v->from_placeholder || v->kind == VarKind::Placeholder;
     }
-    std::vector<TensorInfo> out_infos = infer(op, attrs, in_infos);
-    std::vector<VarPtr> outs(out_infos.size());
-    bool eager = all_computed && !executor_config().lazy;
+    return f;
+}
+
+// The output Vars of `op` on `inputs`, with its node when `keep` (history is kept), holding
+// `results` (one per output) when given.
+std::vector<VarPtr> make_outputs(OpType op, const std::vector<VarPtr>& inputs, const Attrs& attrs,
+                                 const std::vector<TensorInfo>& out_infos, const InputFacts& f, bool keep,
+                                 std::vector<Tensor>* results) {
     std::shared_ptr<Node> node;
-    if (!eager || rg || fp) {
+    if (keep) {
         node = std::make_shared<Node>();
         node->op = op;
         node->attrs = attrs;
         node->inputs = inputs;
         node->output_infos = out_infos;
     }
+    std::vector<VarPtr> outs(out_infos.size());
+    for (size_t i = 0; i < outs.size(); ++i) {
+        auto v = std::make_shared<VarImpl>();
+        v->info = out_infos[i];
+        v->kind = VarKind::Op;
+        v->requires_grad = f.rg;
+        v->from_placeholder = f.fp;
+        v->epoch = executor_config().placeholder_epoch;
+        v->node = node;
+        v->output_index = int(i);
+        if (results) v->value = std::move((*results)[i]);
+        outs[i] = std::move(v);
+    }
+    if (node)
+        for (auto& o : outs) node->outputs.push_back(o);
+    return outs;
+}
+
+}  // namespace
+
+std::vector<VarPtr> apply(OpType op, const std::vector<VarPtr>& inputs, const Attrs& attrs) {
+    // Scratch reused across calls: eager per-op overhead is dominated by allocations.
+    thread_local std::vector<TensorInfo> in_infos;
+    const InputFacts f = input_facts(op, inputs, in_infos);
+    std::vector<TensorInfo> out_infos = infer(op, attrs, in_infos);
+    const bool eager = f.all_computed && !executor_config().lazy;
     std::vector<Tensor> results;
     if (eager) {
         thread_local std::vector<Tensor> ins;
@@ -108,21 +145,7 @@ std::vector<VarPtr> apply(OpType op, const std::vector<VarPtr>& inputs, const At
         run_node(op, attrs, ins, results, out_infos);
         ins.clear();  // drop references to input storage now
     }
-    for (size_t i = 0; i < outs.size(); ++i) {
-        auto v = std::make_shared<VarImpl>();
-        v->info = out_infos[i];
-        v->kind = VarKind::Op;
-        v->requires_grad = rg;
-        v->from_placeholder = fp;
-        v->epoch = executor_config().placeholder_epoch;
-        v->node = node;
-        v->output_index = int(i);
-        if (eager) v->value = std::move(results[i]);
-        outs[i] = std::move(v);
-    }
-    if (node)
-        for (auto& o : outs) node->outputs.push_back(o);
-    return outs;
+    return make_outputs(op, inputs, attrs, out_infos, f, !eager || f.rg || f.fp, eager ? &results : nullptr);
 }
 
 VarPtr apply1(OpType op, const std::vector<VarPtr>& inputs, const Attrs& attrs) {
@@ -134,14 +157,7 @@ VarPtr apply1(OpType op, const std::vector<VarPtr>& inputs, const Attrs& attrs) 
 std::vector<VarPtr> apply_computed(OpType op, const std::vector<VarPtr>& inputs, const Attrs& attrs,
                                    std::vector<Tensor> values) {
     std::vector<TensorInfo> in_infos;
-    bool rg = false, fp = false, all_computed = true;
-    for (const VarPtr& v : inputs) {
-        if (!v) throw TypeError(fmt(op_def(op).name, ": an input is None"));
-        in_infos.push_back(v->info);
-        all_computed &= v->computed();
-        rg |= v->requires_grad;
-        fp |= v->from_placeholder || v->kind == VarKind::Placeholder;
-    }
+    const InputFacts f = input_facts(op, inputs, in_infos);
     std::vector<TensorInfo> out_infos = infer(op, attrs, in_infos);
     if (values.size() != out_infos.size())
         throw ValueError(fmt(op_def(op).name, ": ", values.size(), " values given for ", out_infos.size(), " outputs"));
@@ -150,30 +166,8 @@ std::vector<VarPtr> apply_computed(OpType op, const std::vector<VarPtr>& inputs,
             throw ValueError(fmt(op_def(op).name, ": value ", i, " is ",
                                  values[i].defined() ? info_str(values[i].info) : std::string("undefined"),
                                  ", the op gives ", info_str(out_infos[i])));
-    std::shared_ptr<Node> node;
-    if (rg || fp || !all_computed || executor_config().lazy) {
-        node = std::make_shared<Node>();
-        node->op = op;
-        node->attrs = attrs;
-        node->inputs = inputs;
-        node->output_infos = out_infos;
-    }
-    std::vector<VarPtr> outs(out_infos.size());
-    for (size_t i = 0; i < outs.size(); ++i) {
-        auto v = std::make_shared<VarImpl>();
-        v->info = out_infos[i];
-        v->kind = VarKind::Op;
-        v->requires_grad = rg;
-        v->from_placeholder = fp;
-        v->epoch = executor_config().placeholder_epoch;
-        v->node = node;
-        v->output_index = int(i);
-        v->value = std::move(values[i]);
-        outs[i] = std::move(v);
-    }
-    if (node)
-        for (auto& o : outs) node->outputs.push_back(o);
-    return outs;
+    const bool keep = f.rg || f.fp || !f.all_computed || executor_config().lazy;  // (apply's rule)
+    return make_outputs(op, inputs, attrs, out_infos, f, keep, &values);
 }
 
 const Tensor& value_of(const VarPtr& v) {
