@@ -7,8 +7,8 @@ ours is faster), then saves a bar chart of those ratios:
 
 - ``gemm``:     float32 square matmul 64…2048, GFLOP/s: ours (``mnn_expr.matmul``, eager),
                 numpy (OpenBLAS), torch, MNN (``MNN.expr.matmul``, eager), against the machine's
-                float32 peak measured by an FMA loop (printed in the header, with the
-                theoretical figure);
+                float32 peak: our FMA loop doing as many FLOPs, timed interleaved with the
+                products (the header also prints its best short burst and the theoretical figure);
 - ``conv``:     single convolution layers at ResNet / MobileNet shapes, batch 1: ours
                 (``mnn_expr.conv2d``, eager), torch, onnxruntime (a one-node ONNX model);
 - ``models``:   ResNet-18 and MobileNetV2 (1000 classes, random weights) at batch 1 and 8,
@@ -60,6 +60,7 @@ import _refs as R  # noqa: E402  (likewise)
 
 SECTIONS = ("gemm", "conv", "models", "train", "overhead", "scaling")
 ONE_THREAD = "ours-1t"  # the scaling section's second worker of ours: the same library on one thread
+PEAK = "peak"  # the gemm section's FMA-loop worker (ours's register-only probe, bench/_workers.py)
 REFERENCES = ("numpy", "torch", "onnxruntime", "MNN")
 DEFAULT_CHART = os.path.join("bench", "out", "suite.png")
 
@@ -444,8 +445,8 @@ def median_cell(st: dict[str, float]) -> float:
 class Suite:
     """Drives the workers section by section and holds the results of one run."""
 
-    def __init__(self, args: argparse.Namespace, np: Any, workers: Workers, peak: Optional[float]) -> None:
-        self.args, self.np, self.w, self.peak = args, np, workers, peak
+    def __init__(self, args: argparse.Namespace, np: Any, workers: Workers) -> None:
+        self.args, self.np, self.w = args, np, workers
         self.q = args.quick
         self.results: list[dict[str, Any]] = []  # every timed (or failed) cell
         self.chart: list[tuple[str, str, float, bool]] = []  # (workload, reference, ours / reference, unstable)
@@ -481,6 +482,9 @@ class Suite:
                 cells[system] = "n/a"
                 why = value if status == "na" else f"failed: {value}"
                 self.na.setdefault((system, why), []).append(workload)
+                continue
+            if value is None:  # a worker with nothing to check (the FMA probe)
+                ok.append(system)
                 continue
             got = np.asarray(value, dtype=np.float64)
             if ref is None:
@@ -555,17 +559,20 @@ class Suite:
             b = rng.uniform(-1, 1, (n, n))
             ref = a.astype(np.float32).astype(np.float64) @ b.astype(np.float32).astype(np.float64)
             label = f"GEMM {n}"
-            t = self.timed("gemm", label, ["ours", "numpy", "torch", "MNN"], {"n": n}, ref, 1e-4,
+            t = self.timed("gemm", label, ["ours", "numpy", "torch", "MNN", PEAK], {"n": n}, ref, 1e-4,
                            rounds=self.rounds(7), budget=0.05 if self.q else 0.25,
                            min_time=0.005 if self.q else 0.02)
             gf = lambda s, n=n: f"{2.0 * n ** 3 / s / 1e9:.1f}"  # noqa: E731
-            pk = (f"{2.0 * n ** 3 / t['ours'] / 1e9 / self.peak * 100:.0f}%"
-                  if isinstance(t["ours"], float) and self.peak else "-")
-            rows.append([f"{n}", *(self.fmt(t[s], gf) for s in ("ours", "numpy", "torch", "MNN")), pk,
+            # The probe did as many FLOPs as the product, so the time ratio is the fraction of peak.
+            pk = (f"{t[PEAK] / t['ours'] * 100:.0f}%" if all(isinstance(t[s], float) for s in ("ours", PEAK))
+                  else "-")
+            rows.append([f"{n}", *(self.fmt(t[s], gf) for s in ("ours", "numpy", "torch", "MNN", PEAK)), pk,
                          *(self.ratio(t, "ours", r, label) for r in ("numpy", "torch", "MNN"))])
         print("## GEMM (float32, square, eager; GFLOP/s = 2n³ / median time, higher is better)\n")
-        print(H.markdown_table(["n", "ours", "numpy", "torch", "MNN", "ours % of peak est.", "ours/numpy",
+        print(H.markdown_table(["n", "ours", "numpy", "torch", "MNN", "peak", "ours % of peak", "ours/numpy",
                                 "ours/torch", "ours/MNN"], rows))
+        print("\n`peak`: our register-only FMA loop doing 2n³ FLOPs on the same threads, timed interleaved with the "
+              "products (so at the clock they ran at); `ours % of peak` = ours / peak.")
         print("\nRatios are time ratios (ours / reference): < 1 means ours is faster.")
         self.flush_notes()
 
@@ -933,10 +940,10 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     import numpy as np
 
-    needed = {"gemm": ("ours", "numpy", "torch", "MNN"), "conv": ("ours", "torch", "onnxruntime"),
+    needed = {"gemm": ("ours", "numpy", "torch", "MNN", PEAK), "conv": ("ours", "torch", "onnxruntime"),
               "models": ("torch", "onnxruntime", "MNN", "ours"), "train": ("torch", "ours"),
               "overhead": ("ours", "numpy", "torch", "MNN"), "scaling": ("ours", ONE_THREAD, "torch")}
-    systems = [s for s in ("ours", ONE_THREAD, "numpy", "torch", "onnxruntime", "MNN")
+    systems = [s for s in ("ours", ONE_THREAD, PEAK, "numpy", "torch", "onnxruntime", "MNN")
                if any(s in needed[sec] for sec in args.sections)]
     workers = Workers(systems, args.threads, args.quick, args.skip)
     blas = H.limit_blas_threads(args.threads)  # the parent's numpy only computes references
@@ -956,7 +963,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     peak, peak_text = peak_estimate(args.threads)
     info["peak_estimate_gflops"], info["peak_estimate"] = peak, peak_text
     H.print_header(info, "mnnpy benchmark suite" + (" (--quick)" if args.quick else ""))
-    print(f"- peak float32 estimate (the GEMM table's \"% of peak\"): {peak_text}")
+    print(f"- peak float32 estimate: {peak_text}; the GEMM table's \"% of peak\" uses the same loop timed beside "
+          "each product (its `peak` column)")
     try:
         print(f"- load average (1, 5, 15 min): {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     except OSError:
@@ -978,7 +986,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"> {warning}\n")
     sys.stdout.flush()
 
-    suite = Suite(args, np, workers, peak)
+    suite = Suite(args, np, workers)
     failed: list[str] = []
     try:
         run_sections(suite, args, info, failed)

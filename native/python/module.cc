@@ -481,6 +481,9 @@ void bind_functions(nb::module_& m) {
     }, nb::arg("threads"), nb::arg("seconds") = 0.2,
        "The float32 GFLOP/s a register-only FMA loop reaches at the active CPU level on `threads` threads of "
        "the pool at once (capped by the pool's size), best of ~10 ms repeats over about `seconds`.");
+    m.def("fma_run", &mnn::gemm_fma_run, nb::arg("flops"),
+          "Runs that FMA loop for about `flops` float32 operations split over the pool's threads (to time it side by "
+          "side with a GEMM of as many operations); returns the operations done.");
 }
 
 }  // namespace mnnpy

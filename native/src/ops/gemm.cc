@@ -588,26 +588,48 @@ template void gemm_epilogue<double>(bool, bool, int64_t, int64_t, int64_t, const
 
 // ---- the measured FMA peak --------------------------------------------------------------------
 
-FmaPeak gemm_fma_peak(int threads, double seconds) {
-    FmaPeak r;
-    const CpuLevel level = active_level();
-    float (*probe)(int64_t) = &gemmk::generic_fma_probe;
-    int lanes = gemmk::generic_fma_lanes();
+namespace {
+// The FMA probe of the active CPU level and its multiply-adds per round.
+void fma_probe(float (*&probe)(int64_t), int& lanes) {
+    probe = &gemmk::generic_fma_probe;
+    lanes = gemmk::generic_fma_lanes();
 #if defined(MNN_GEMM_X86)
-    if (level == CpuLevel::Avx512) {
+    if (active_level() == CpuLevel::Avx512) {
         probe = &gemmk::avx512_fma_probe;
         lanes = gemmk::avx512_fma_lanes();
-    } else if (level == CpuLevel::Avx2) {
+    } else if (active_level() == CpuLevel::Avx2) {
         probe = &gemmk::avx2_fma_probe;
         lanes = gemmk::avx2_fma_lanes();
     }
 #endif
-    r.level = cpu_level_name(level);
+}
+volatile float g_fma_sink = 0;  // keeps the probes' results alive
+}  // namespace
+
+int64_t gemm_fma_run(int64_t flops) {
+    float (*probe)(int64_t);
+    int lanes;
+    fma_probe(probe, lanes);
+    const int threads = std::max(1, get_thread_number());
+    const int64_t iters = std::max<int64_t>(1, flops / (2 * int64_t(lanes) * threads));
+    parallel_for(threads, 1, [&](int64_t b, int64_t e) {
+        float s = 0;
+        for (int64_t i = b; i < e; ++i) s += probe(iters);
+        g_fma_sink = g_fma_sink + s;
+    });
+    return 2 * iters * lanes * threads;
+}
+
+FmaPeak gemm_fma_peak(int threads, double seconds) {
+    FmaPeak r;
+    float (*probe)(int64_t);
+    int lanes;
+    fma_probe(probe, lanes);
+    r.level = cpu_level_name(active_level());
     r.lanes = lanes;
     r.threads = std::max(1, std::min(threads, get_thread_number()));
     using Clock = std::chrono::steady_clock;
     auto secs = [](Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); };
-    static volatile float sink = 0;
     // Calibrate on one thread, then repeats of about 10 ms each: the best of many short runs is
     // what the machine sustains when nothing else holds its cores (on a shared machine a long
     // run measures the other processes too).
@@ -615,7 +637,7 @@ FmaPeak gemm_fma_peak(int threads, double seconds) {
     double t = 0;
     for (;;) {
         Clock::time_point t0 = Clock::now();
-        sink = sink + probe(iters);
+        g_fma_sink = g_fma_sink + probe(iters);
         t = secs(t0);
         if (t >= 0.002 || iters >= (int64_t(1) << 40)) break;
         iters *= 2;
@@ -629,7 +651,7 @@ FmaPeak gemm_fma_peak(int threads, double seconds) {
         parallel_for(r.threads, 1, [&](int64_t b, int64_t e) {
             float s = 0;
             for (int64_t i = b; i < e; ++i) s += probe(iters);
-            sink = sink + s;
+            g_fma_sink = g_fma_sink + s;
         });
         const double w = secs(t0);
         const double gf = 2.0 * double(iters) * lanes * r.threads / w / 1e9;

@@ -62,13 +62,14 @@ template <> struct Vec<double> {
 
 // C[0:ROWS, 0:NV*W] (the last vector limited by `last`) = alpha * A B + beta * C.
 // A panel rows are MR apart per k, B rows `bs` apart (2*W for a packed panel, or B's own row
-// stride when it is read in place).
+// stride when it is read in place).  pf_lines > 0: also prefetches that many cache lines from pf
+// on into L2, one (or two) per step of k.
 template <typename T, int ROWS, int NV, int MR>
 void uk(int64_t kc, const T* a, const T* b, int64_t bs, T* c, int64_t ldc, T alpha, T beta,
-        typename Vec<T>::mask last, const StoreEpi<T>* epi = nullptr, const T* pf = nullptr) {
+        typename Vec<T>::mask last, const StoreEpi<T>* epi = nullptr, const T* pf = nullptr,
+        int64_t pf_lines = 0) {
     using V = Vec<T>;
     using reg = typename V::reg;
-    constexpr int NR = 2 * V::W;
     const typename V::mask full = typename V::mask(~0u);
     reg acc[ROWS][NV];
     MNN_UNROLL
@@ -78,24 +79,7 @@ void uk(int64_t kc, const T* a, const T* b, int64_t bs, T* c, int64_t ldc, T alp
     }
     MNN_UNROLL
     for (int i = 0; i < ROWS; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    if (pf) {  // the next B panel (same depth) on its way to L2 meanwhile: one panel row per k
-        for (int64_t k = 0; k < kc; ++k) {
-            _mm_prefetch(reinterpret_cast<const char*>(pf + k * NR), _MM_HINT_T1);
-            if (NR * sizeof(T) > 64) _mm_prefetch(reinterpret_cast<const char*>(pf + k * NR) + 64, _MM_HINT_T1);
-            reg bv[NV];
-            MNN_UNROLL
-            for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * V::W);
-            MNN_UNROLL
-            for (int i = 0; i < ROWS; ++i) {
-                reg av = V::set1(a[i]);
-                MNN_UNROLL
-                for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(av, bv[v], acc[i][v]);
-            }
-            a += MR;
-            b += bs;
-        }
-    } else
-    for (int64_t k = 0; k < kc; ++k) {
+    auto step = [&]() MNN_INLINE_LAMBDA {
         reg bv[NV];
         MNN_UNROLL
         for (int v = 0; v < NV; ++v) bv[v] = V::loadu1(b + v * V::W);
@@ -107,7 +91,18 @@ void uk(int64_t kc, const T* a, const T* b, int64_t bs, T* c, int64_t ldc, T alp
         }
         a += MR;
         b += bs;
+    };
+    int64_t k = 0;
+    if (pf_lines > 0) {
+        const char* p = reinterpret_cast<const char*>(pf);
+        const int64_t n = imin(kc, pf_lines), twice = pf_lines - n;  // twice > 0: two lines per k
+        for (; k < n; ++k) {
+            _mm_prefetch(p + 64 * k, _MM_HINT_T1);
+            if (k < twice) _mm_prefetch(p + 64 * (k + n), _MM_HINT_T1);
+            step();
+        }
     }
+    for (; k < kc; ++k) step();
     if (epi) {  // (alpha is 1): C's old values (beta), then the program's steps, then one store
         if (beta != T(0)) {
             const reg vb = V::set1(beta);
@@ -218,19 +213,20 @@ void uk(int64_t kc, const T* a, const T* b, int64_t bs, T* c, int64_t ldc, T alp
 template <typename T, int MR, int R>
 struct Rows {
     static MNN_INLINE void run(int64_t m, int nv, int64_t kc, const T* a, const T* b, int64_t bs, T* c, int64_t ldc,
-                               T alpha, T beta, typename Vec<T>::mask last, const StoreEpi<T>* epi, const T* pf) {
+                               T alpha, T beta, typename Vec<T>::mask last, const StoreEpi<T>* epi, const T* pf,
+                               int64_t pf_lines) {
         if (m == R) {
-            if (nv == 2) uk<T, R, 2, MR>(kc, a, b, bs, c, ldc, alpha, beta, last, epi, pf);
-            else uk<T, R, 1, MR>(kc, a, b, bs, c, ldc, alpha, beta, last, epi, pf);
+            if (nv == 2) uk<T, R, 2, MR>(kc, a, b, bs, c, ldc, alpha, beta, last, epi, pf, pf_lines);
+            else uk<T, R, 1, MR>(kc, a, b, bs, c, ldc, alpha, beta, last, epi, pf, pf_lines);
         } else {
-            Rows<T, MR, R - 1>::run(m, nv, kc, a, b, bs, c, ldc, alpha, beta, last, epi, pf);
+            Rows<T, MR, R - 1>::run(m, nv, kc, a, b, bs, c, ldc, alpha, beta, last, epi, pf, pf_lines);
         }
     }
 };
 template <typename T, int MR>
 struct Rows<T, MR, 0> {
     static MNN_INLINE void run(int64_t, int, int64_t, const T*, const T*, int64_t, T*, int64_t, T, T,
-                               typename Vec<T>::mask, const StoreEpi<T>*, const T*) {}
+                               typename Vec<T>::mask, const StoreEpi<T>*, const T*, int64_t) {}
 };
 
 // The register tiles over an mc x nc block; with `epi`, each tile's steps get their operands
@@ -242,6 +238,7 @@ MNN_INLINE void macro_impl_epi(int64_t mc, int64_t nc, int64_t kc, const T* Ap, 
     constexpr int W = Vec<T>::W, NR = 2 * W;
     StoreEpi<T> local;
     alignas(64) T edge[kDirectMaxKc * NR];
+    const int64_t row_panels = (mc + kMr - 1) / kMr, pf_total = NR * kc * int64_t(sizeof(T)) / 64;
     for (int64_t j = 0; j < nc; j += NR) {
         const T* bp = Bp + (j / NR) * NR * kc;
         int64_t bs = NR;
@@ -273,11 +270,18 @@ MNN_INLINE void macro_impl_epi(int64_t mc, int64_t nc, int64_t kc, const T* Ap, 
                 }
                 e = &local;
             }
-            // The block's first row panel fetches the next B panel (it streams from memory when B
-            // is a layer's weights; the other row panels find the current one in L1).
-            const T* pf = i == 0 && j + NR < nc && !Bd ? bp + NR * kc : nullptr;
-            if (m == kMr && nv == 2) uk<T, kMr, 2, kMr>(kc, ap, bp, bs, c, ldc, alpha, beta, last, e, pf);
-            else Rows<T, kMr, kMr>::run(m, nv, kc, ap, bp, bs, c, ldc, alpha, beta, last, e, pf);
+            // The next B panel (it streams from memory when B is a layer's weights) is fetched to
+            // L2 meanwhile, each row panel a share of its lines: spread out, the stream neither
+            // fills the line-fill buffers nor stalls one tile.
+            const T* pf = nullptr;
+            int64_t pf_lines = 0;
+            if (j + NR < nc && !Bd) {
+                const int64_t r = i / kMr, share = (pf_total + row_panels - 1) / row_panels;
+                pf_lines = imin(share, pf_total - r * share);
+                pf = bp + NR * kc + r * share * (64 / int64_t(sizeof(T)));
+            }
+            if (m == kMr && nv == 2) uk<T, kMr, 2, kMr>(kc, ap, bp, bs, c, ldc, alpha, beta, last, e, pf, pf_lines);
+            else Rows<T, kMr, kMr>::run(m, nv, kc, ap, bp, bs, c, ldc, alpha, beta, last, e, pf, pf_lines);
         }
     }
 }

@@ -22,6 +22,11 @@ struct FmaPeak {
 };
 FmaPeak gemm_fma_peak(int threads, double seconds);
 
+// The same FMA loop doing about `flops` floating-point operations split over all the pool's
+// threads (so it can be timed side by side with a GEMM of that many operations); returns the
+// operations it did.
+int64_t gemm_fma_run(int64_t flops);
+
 // An elementwise chain applied to a GEMM's output C[M, N] as it is stored (same bits as the
 // ops run one after another on the finished C).  Operands: one value (Scalar), one value per
 // column (Channel: ptr[col]) or a matrix like C (Full: ptr[row * ld + col]).

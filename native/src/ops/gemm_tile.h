@@ -17,8 +17,10 @@
 
 #if defined(__GNUC__)
 #define MNN_INLINE inline __attribute__((always_inline))
+#define MNN_INLINE_LAMBDA __attribute__((always_inline))
 #else
 #define MNN_INLINE inline
+#define MNN_INLINE_LAMBDA
 #endif
 
 namespace mnn {
