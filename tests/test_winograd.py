@@ -45,7 +45,7 @@ CASES = [
     ("wide_rows", 1, 16, 5, 41, 33, (1, 1, 1, 1)),  # many tiles per row: several GEMM panels
     # small weights, many tiles: blocks of tile panels per thread, block edges inside tile rows
     ("blocked", 1, 16, 60, 50, 24, (1, 1, 1, 1)),
-    # three panels of tiles (AVX-512) do not spread evenly over two threads: three passes
+    # three panels of tiles (AVX-512) over two threads: a share of 1.5 panels each (a half panel)
     ("three_panels", 1, 20, 16, 20, 36, (1, 1, 1, 1)),
 ]
 

@@ -112,9 +112,9 @@ MNN_ALWAYS_INLINE void epi_span(T* d, int64_t len, const T* full, T c, F f) {
     const int64_t whole = len / L * L;
     epi_whole<T, L, FULL, SWAP>(d, whole, full, c, f);
     if (whole == len) return;
-    T tv[L] = {}, tw[L] = {};
-    simd::copy<T, L>(tv, d + whole, len - whole);
-    if (FULL) simd::copy<T, L>(tw, full + whole, len - whole);
+    alignas(64) T tv[L], tw[L];
+    simd::load_chunk<T, L>(tv, d + whole, len - whole);
+    if (FULL) simd::load_chunk<T, L>(tw, full + whole, len - whole);
     epi_whole<T, L, FULL, SWAP>(tv, L, tw, c, f);
     simd::copy<T, L>(d + whole, tv, len - whole);
 }

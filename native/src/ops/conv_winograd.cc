@@ -1,8 +1,8 @@
 // Winograd convolution F(m x m, 3 x 3), m = 2, 4, 6 (declared in conv_winograd.h).
 //
-// Per image, when the panels of tiles spread evenly over the threads (or one thread runs all),
-// each task takes a block of tile panels through the three steps below on one thread (its
-// transformed input and GEMM output stay in that core's cache); otherwise three passes, each
+// Per image, when there are at least two panels of tiles per thread (or one thread runs all),
+// each thread takes an equal share of the tiles through the three steps below, a block at a
+// time (its transformed input and GEMM output stay in that core's cache); otherwise three passes, each
 // split across the pool's threads:
 //  1. input transform, a task per input channel: tiles are numbered "wide" (one spare tile per
 //     tile row, see fill_plane) and the channel split into m column phases per tile row, so
@@ -34,6 +34,7 @@
 
 #include "core/cpu.h"
 #include "core/thread_pool.h"
+#include "ops/conv_regepi.h"
 #include "ops/conv_weight_cache.h"
 #include "ops/conv_winograd.h"
 #include "ops/gemm_kernels.h"
@@ -163,6 +164,11 @@ struct Job {
     int64_t npad, ldy;          // wide tiles rounded to NR; Y's row length
     int64_t vstride, ystride;   // distance between tile positions in V and Y
     int64_t kc_max, nk, mpad;   // the depth blocks over C, output channels rounded to MR
+#if defined(MNN_SPAN_MASKS)
+    // AVX-512 and a chain with a register form (conv_regepi.h): the epilogue in one pass
+    void (*reg_rows)(const RegRowsArgs&);
+    const RegPlan* reg_plan;
+#endif
 };
 
 // Tiles are numbered "wide": tile (ty, tx) is q = ty * KW + tx with KW = TW + 1 (one unused
@@ -274,6 +280,16 @@ MNN_ALWAYS_INLINE void output_task(const Job& jb, int64_t o, int64_t ty) {
             simd::copy<float, L>(out + i * d.OW + c0, buf, n);
         }
     }
+#if defined(MNN_SPAN_MASKS)
+    if (jb.reg_rows) {  // (rows of a whole tile row are contiguous: one span)
+        const bool whole = t0 == 0 && t1 == jb.TW;
+        const int64_t c0 = whole ? 0 : t0 * M, len = whole ? nrows * d.OW : std::min(d.OW, t1 * M) - c0;
+        for (int64_t i = 0; i < (whole ? 1 : nrows); ++i)
+            jb.reg_rows(RegRowsArgs{jb.epi, jb.reg_plan, jb.n, o, (ty * M + i) * d.OW + c0, 1, len, P,
+                                    out + i * d.OW + c0});
+        return;
+    }
+#endif
     if (t0 == 0 && t1 == jb.TW) {
         epilogue_block<float, L>(*jb.epi, jb.n, o, 1, ty * M * d.OW, out, P, nrows * d.OW);
     } else {  // part of the row: its columns in each output row
@@ -410,6 +426,14 @@ void conv2d_winograd(const DirectConv& d, int m, const float* x, const Tensor& w
     jb.d = &d;
     jb.ks = &ks;
     jb.epi = &epi;
+#if defined(MNN_SPAN_MASKS)
+    RegPlan reg_plan;
+    if (level == CpuLevel::Avx512) reg_plan = reg_epi_select(epi);
+    if (reg_plan.chain != RegChain::Other && reg_plan.chain != RegChain::None) {
+        jb.reg_rows = reg_epi_pick<RegRows>(reg_plan.chain);
+        jb.reg_plan = &reg_plan;
+    }
+#endif
     jb.U = pu->data;
     jb.TH = (d.OH + m - 1) / m;
     jb.TW = (d.OW + m - 1) / m;
@@ -433,44 +457,50 @@ void conv2d_winograd(const DirectConv& d, int m, const float* x, const Tensor& w
     const int64_t mp = (O + MR - 1) / MR, npan = jb.npad / NR;
     const float* Ub = jb.U;
 
-    // Blocked: each task takes a few panels of tiles through all three steps on one thread, its
-    // transformed input and GEMM output staying in that core's cache (each task reads all the
-    // transformed weights: when they are large, one block per thread), when the blocks spread
-    // evenly over the threads.
-    const int64_t panel_bytes = AA * C * NR * int64_t(sizeof(float));
+    // Blocked: each thread takes an equal share of the tiles through all three steps, a block of a
+    // few panels at a time, its transformed input and GEMM output staying in that core's cache
+    // (each block reads all the transformed weights: when they are large, one block per thread).
+    // Shares are whole units of 16 tiles where panels are 32 wide (so 7 panels split 3.5 / 3.5,
+    // not 4 / 3), else whole panels.
+    const int64_t kUnit = NR > 16 && NR % 16 == 0 ? 16 : NR;
+    const int64_t panel_bytes = AA * C * NR * int64_t(sizeof(float)), units = jb.npad / kUnit;
     const bool big_u = pu->bytes > (size_t(1) << 20);
-    const int64_t bp = big_u ? std::max<int64_t>(1, npan / threads)
-                             : std::max<int64_t>(1, std::min<int64_t>((int64_t(1) << 19) / panel_bytes,
-                                                                      npan / (2 * threads)));
-    const int64_t nblocks = (npan + bp - 1) / bp;
-    const bool balanced = (nblocks + threads - 1) / threads * threads * 100 <= nblocks * 115;
-    if (threads == 1 || (nblocks >= threads && balanced)) {
+    const int64_t block_units =
+        big_u ? (units + threads - 1) / threads
+              : NR / kUnit * std::max<int64_t>(1, std::min<int64_t>((int64_t(1) << 19) / panel_bytes,
+                                                                    npan / (2 * threads)));
+    if (threads == 1 || units >= 2 * threads) {
+        const int64_t shares = std::min<int64_t>(threads, units);
         for (int64_t n = 0; n < d.N; ++n) {
             jb.n = n;
             jb.x = x + n * C * d.H * d.W;
             jb.y = y + n * O * d.OH * d.OW;
-            parallel_for(nblocks, 1, [&](int64_t b0, int64_t b1) {
-                for (int64_t blk = b0; blk < b1; ++blk) {
-                    Job j = jb;
-                    j.qa = blk * bp * NR;
-                    j.qb = std::min(jb.npad, j.qa + bp * NR);
-                    j.vn = j.qb - j.qa;
-                    j.ldy = j.vn + 16;
-                    j.vstride = C * j.vn + 16;
-                    j.ystride = O * j.ldy + 16;
-                    j.V = t_vb.get<float>(size_t(AA * j.vstride));
-                    j.Y = t_yb.get<float>(size_t(AA * j.ystride));
-                    for (int64_t c = 0; c < C; ++c) in_task(j, c);
-                    for (int64_t xy = 0; xy < AA; ++xy)
-                        for (int64_t p = 0; p < j.nk; ++p) {
-                            const int64_t pc = p * j.kc_max, kc = std::min(j.kc_max, C - pc);
-                            ks.macro(O, j.vn, kc, Ub + xy * j.mpad * C + pc * j.mpad, j.V + xy * j.vstride + pc * j.vn,
-                                     j.Y + xy * j.ystride, j.ldy, 1.f, p == 0 ? 0.f : 1.f);
-                        }
-                    const int64_t ty0 = j.qa / j.KW, ty1 = std::min(j.TH, (j.qb - 1) / j.KW + 1);
-                    for (int64_t o = 0; o < O; ++o)
-                        for (int64_t ty = ty0; ty < ty1; ++ty) out_task(j, o, ty);
-                }
+            parallel_for(shares, 1, [&](int64_t s0, int64_t s1) {
+                for (int64_t share = s0; share < s1; ++share)
+                    for (int64_t u = share * units / shares, u1 = (share + 1) * units / shares; u < u1;
+                         u += block_units) {
+                        Job j = jb;
+                        j.qa = u * kUnit;
+                        j.qb = std::min(u1, u + block_units) * kUnit;
+                        const int64_t nc = j.qb - j.qa;
+                        j.vn = (nc + NR - 1) / NR * NR;  // (V's panels are NR wide; a half one is padding)
+                        j.ldy = j.vn + 16;
+                        j.vstride = C * j.vn + 16;
+                        j.ystride = O * j.ldy + 16;
+                        j.V = t_vb.get<float>(size_t(AA * j.vstride));
+                        j.Y = t_yb.get<float>(size_t(AA * j.ystride));
+                        for (int64_t c = 0; c < C; ++c) in_task(j, c);
+                        for (int64_t xy = 0; xy < AA; ++xy)
+                            for (int64_t p = 0; p < j.nk; ++p) {
+                                const int64_t pc = p * j.kc_max, kc = std::min(j.kc_max, C - pc);
+                                ks.macro(O, nc, kc, Ub + xy * j.mpad * C + pc * j.mpad,
+                                         j.V + xy * j.vstride + pc * j.vn, j.Y + xy * j.ystride, j.ldy, 1.f,
+                                         p == 0 ? 0.f : 1.f);
+                            }
+                        const int64_t ty0 = j.qa / j.KW, ty1 = std::min(j.TH, (j.qb - 1) / j.KW + 1);
+                        for (int64_t o = 0; o < O; ++o)
+                            for (int64_t ty = ty0; ty < ty1; ++ty) out_task(j, o, ty);
+                    }
             });
         }
         return;

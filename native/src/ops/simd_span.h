@@ -31,6 +31,14 @@ MNN_ISA_AVX512 inline void mask_copy(double* d, const double* s, int64_t n) {
     const __mmask8 m = __mmask8((1u << n) - 1u);
     _mm512_mask_storeu_pd(d, m, _mm512_maskz_loadu_pd(m, s));
 }
+// d[0:16] = the first n (< 16) values of s, then zeros: one whole-vector store, so a later
+// whole-vector load of d is forwarded from it (after a masked store it would wait for the cache).
+MNN_ISA_AVX512 inline void mask_load_chunk(float* d, const float* s, int64_t n) {
+    _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1u), s));
+}
+MNN_ISA_AVX512 inline void mask_load_chunk(double* d, const double* s, int64_t n) {
+    _mm512_storeu_pd(d, _mm512_maskz_loadu_pd(__mmask8((1u << n) - 1u), s));
+}
 MNN_ISA_AVX512 inline void mask_zero(float* d, int64_t n) {
     _mm512_mask_storeu_ps(d, __mmask16((1u << n) - 1u), _mm512_setzero_ps());
 }
@@ -86,6 +94,18 @@ MNN_ALWAYS_INLINE void copy(T* __restrict d, const T* __restrict s, int64_t n) {
     }
 #endif
     for (; i < n; ++i) d[i] = s[i];
+}
+
+// d[0:L] = s[0:n] then zeros, for n < L: a span's tail into a local chunk of whole lanes.
+template <typename T, int L>
+MNN_ALWAYS_INLINE void load_chunk(T* __restrict d, const T* __restrict s, int64_t n) {
+#if defined(MNN_SPAN_MASKS)
+    if constexpr (masked<T, L>()) {
+        mask_load_chunk(d, s, n);
+        return;
+    }
+#endif
+    for (int l = 0; l < L; ++l) d[l] = l < n ? s[l] : T(0);
 }
 
 // d[0:n] = 0.
