@@ -454,8 +454,14 @@ MNN_ALWAYS_INLINE void gemm_t_task(const JobT<T>& jb, int64_t g, int64_t c, int6
     const T* Bg = jb.B + g * jb.npad * jb.K;
     for (int64_t p = 0; p < jb.nk; ++p) {
         const int64_t pc = p * jb.kc_max, kc = std::min(jb.kc_max, jb.K - pc);
-        ks.macro(np, nc, kc, Ag + pc * jb.ppad + p0 * kc, Bg + pc * jb.npad + c0 * kc, tile, ldt, T(1),
-                 p == 0 ? T(0) : T(1));
+        const T* a = Ag + pc * jb.ppad + p0 * kc;
+        const T* b = Bg + pc * jb.npad + c0 * kc;
+        if (ks.macro_next && p + 1 < jb.nk) {  // (the weights stream from memory: the next block's first panel)
+            const int64_t kn = std::min(jb.kc_max, jb.K - pc - kc);
+            ks.macro_next(np, nc, kc, a, b, tile, ldt, T(1), p == 0 ? T(0) : T(1), Bg + (pc + kc) * jb.npad + c0 * kn);
+        } else {
+            ks.macro(np, nc, kc, a, b, tile, ldt, T(1), p == 0 ? T(0) : T(1));
+        }
     }
     T* yg = jb.y + (g * jb.M + c0) * P + p0;
     const bool full = epi_has_full(*jb.epi);

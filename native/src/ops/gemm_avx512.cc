@@ -234,7 +234,8 @@ struct Rows<T, MR, 0> {
 // instead of the packed panels Bp; its last, partial panel is packed on the stack.
 template <typename T>
 MNN_INLINE void macro_impl_epi(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc,
-                               T alpha, T beta, const StoreEpi<T>* epi, const T* Bd = nullptr, int64_t ldb = 0) {
+                               T alpha, T beta, const StoreEpi<T>* epi, const T* Bd = nullptr, int64_t ldb = 0,
+                               const T* next = nullptr) {
     constexpr int W = Vec<T>::W, NR = 2 * W;
     StoreEpi<T> local;
     alignas(64) T edge[kDirectMaxKc * NR];
@@ -270,15 +271,17 @@ MNN_INLINE void macro_impl_epi(int64_t mc, int64_t nc, int64_t kc, const T* Ap, 
                 }
                 e = &local;
             }
-            // The next B panel (it streams from memory when B is a layer's weights) is fetched to
-            // L2 meanwhile, each row panel a share of its lines: spread out, the stream neither
-            // fills the line-fill buffers nor stalls one tile.
+            // The next B panel (it streams from memory when B is a layer's weights; after the last
+            // one, `next`: the caller's next panel) is fetched to L2 meanwhile, each row panel a
+            // share of its lines: spread out, the stream neither fills the line-fill buffers nor
+            // stalls one tile.
             const T* pf = nullptr;
             int64_t pf_lines = 0;
-            if (j + NR < nc && !Bd) {
+            const T* coming = j + NR < nc ? (Bd ? nullptr : bp + NR * kc) : next;
+            if (coming) {
                 const int64_t r = i / kMr, share = (pf_total + row_panels - 1) / row_panels;
                 pf_lines = imin(share, pf_total - r * share);
-                pf = bp + NR * kc + r * share * (64 / int64_t(sizeof(T)));
+                pf = coming + r * share * (64 / int64_t(sizeof(T)));
             }
             if (m == kMr && nv == 2) uk<T, kMr, 2, kMr>(kc, ap, bp, bs, c, ldc, alpha, beta, last, e, pf, pf_lines);
             else Rows<T, kMr, kMr>::run(m, nv, kc, ap, bp, bs, c, ldc, alpha, beta, last, e, pf, pf_lines);
@@ -289,6 +292,12 @@ MNN_INLINE void macro_impl_epi(int64_t mc, int64_t nc, int64_t kc, const T* Ap, 
 template <typename T>
 void macro(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T alpha, T beta) {
     macro_impl_epi<T>(mc, nc, kc, Ap, Bp, C, ldc, alpha, beta, nullptr);
+}
+
+template <typename T>
+void macro_next(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T alpha, T beta,
+                const T* next) {
+    macro_impl_epi<T>(mc, nc, kc, Ap, Bp, C, ldc, alpha, beta, nullptr, nullptr, 0, next);
 }
 
 template <typename T>
@@ -410,6 +419,7 @@ KernelSet<T> kernel_set(int64_t mc) {
     ks.pack_a = &pack_a_impl<T, kMr>;
     ks.pack_b = &pack_b_impl<T, 2 * Vec<T>::W>;
     ks.macro = &macro<T>;
+    ks.macro_next = &macro_next<T>;
     ks.macro_epi = &macro_epi<T>;
     ks.macro_direct_b = &macro_direct_b<T>;
     ks.direct_max_kc = kDirectMaxKc;

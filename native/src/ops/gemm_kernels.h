@@ -52,6 +52,10 @@ struct KernelSet {
     void (*pack_b)(bool trans, const T* B, int64_t ldb, int64_t kc, int64_t nc, T* Bp);
     // C[0:mc, 0:nc] = alpha * Ap @ Bp + beta * C (C is never read when beta == 0).
     void (*macro)(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T alpha, T beta);
+    // macro, also fetching `next` (a B panel of the same depth the caller uses next) into L2 while
+    // it runs; null when the kernel set has no such prefetch (then call macro).
+    void (*macro_next)(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T alpha,
+                       T beta, const T* next) = nullptr;
     // macro with alpha = 1, then `epi` applied in registers before the store; null when the
     // kernel set has none (the caller then finishes the tile itself).
     void (*macro_epi)(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T beta,
