@@ -36,7 +36,7 @@ constexpr int kSpinIterations = 4000;  // roughly 50-100 us
 class ThreadPool {
 public:
     explicit ThreadPool(int n) {
-        for (int i = 0; i + 1 < n; ++i) workers_.emplace_back([this] { loop(); });
+        for (int i = 0; i + 1 < n; ++i) workers_.emplace_back([this, i] { loop(i + 1); });
 #if defined(__linux__)
         const char* env = std::getenv("MNN_PIN_THREADS");
         pin_ = !(env && !std::strcmp(env, "0")) && sched_getaffinity(0, sizeof(allowed_), &allowed_) == 0 &&
@@ -53,6 +53,9 @@ public:
     }
     int size() const { return int(workers_.size()) + 1; }
 
+    // chunk > 0: chunks of that many items, claimed in order by whoever is free.  chunk == 0
+    // (ranges): participant t (the caller 0, worker i + 1) first takes the items of its own range
+    // [t * n / size, (t + 1) * n / size), one at a time, then helps with the others' rest.
     void run(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn) {
         std::unique_lock<std::mutex> job_lock(job_mu_);  // one job at a time
         place_workers();
@@ -60,13 +63,18 @@ public:
         n_ = n;
         chunk_ = chunk;
         next_.store(0);
+        if (chunk == 0)
+            for (int t = 0; t < size(); ++t) {
+                ranges_[size_t(t)].next.store(t * n / size(), std::memory_order_relaxed);
+                ranges_[size_t(t)].end = (t + 1) * n / size();
+            }
         active_.store(int(workers_.size()));
         {
             std::lock_guard<std::mutex> lk(mu_);
             generation_.fetch_add(1, std::memory_order_release);
         }
         cv_.notify_all();
-        work();
+        work(0);
         for (int i = 0; i < kSpinIterations && active_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
         if (active_.load(std::memory_order_acquire) != 0) {
             std::unique_lock<std::mutex> lk(mu_);
@@ -97,16 +105,24 @@ private:
         }
 #endif
     }
-    void work() {
+    void work(int self) {
         t_in_parallel = true;
-        for (;;) {
-            int64_t b = next_.fetch_add(chunk_);
-            if (b >= n_) break;
-            (*fn_)(b, std::min(n_, b + chunk_));
+        if (chunk_ == 0) {
+            const int parts = size();
+            for (int k = 0; k < parts; ++k) {  // own range first, then the others' in turn
+                Range& r = ranges_[size_t((self + k) % parts)];
+                for (int64_t i; (i = r.next.fetch_add(1, std::memory_order_relaxed)) < r.end;) (*fn_)(i, i + 1);
+            }
+        } else {
+            for (;;) {
+                int64_t b = next_.fetch_add(chunk_);
+                if (b >= n_) break;
+                (*fn_)(b, std::min(n_, b + chunk_));
+            }
         }
         t_in_parallel = false;
     }
-    void loop() {
+    void loop(int self) {
         uint64_t seen = 0;
         for (;;) {
             for (int i = 0; i < kSpinIterations && generation_.load(std::memory_order_acquire) == seen && !stop_.load(); ++i)
@@ -117,7 +133,7 @@ private:
             }
             if (stop_.load()) return;
             seen = generation_.load(std::memory_order_acquire);
-            work();
+            work(self);
             if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
                 std::lock_guard<std::mutex> lk(mu_);  // pairs with the caller's predicate check
                 done_cv_.notify_one();
@@ -139,6 +155,11 @@ private:
     int64_t n_ = 0, chunk_ = 1;
     std::atomic<int64_t> next_{0};
     std::atomic<int> active_{0};
+    struct alignas(64) Range {  // (a cache line each: a participant's cursor stays in its core)
+        std::atomic<int64_t> next{0};
+        int64_t end = 0;
+    };
+    std::vector<Range> ranges_ = std::vector<Range>(64);
 };
 
 int default_threads() {
@@ -205,6 +226,14 @@ void parallel_for_pool(int64_t n, int64_t grain, const std::function<void(int64_
         }
     }
     p->run(n, chunk, fn);
+}
+
+void parallel_for_ranges(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+    if (n <= 0) return;
+    if (t_in_parallel || n == 1) { fn(0, n); return; }
+    ThreadPool* p = pool();
+    if (p->size() == 1) { fn(0, n); return; }
+    p->run(n, 0, fn);
 }
 
 }  // namespace mnn

@@ -128,6 +128,7 @@ struct Args {
     float* y_nchw = nullptr;
     bool full_operands = false;  // the epilogue reads a same-shape operand
     int64_t task_tiles = 4;      // pointwise: pixel tiles per task
+    bool pixels_outer = false;   // pointwise: tasks ordered by pixels, then output blocks
 };
 
 // ---- pointwise: a tile of PX pixels x OB output blocks in registers ------------------------------
@@ -207,7 +208,9 @@ MNN_ALWAYS_INLINE void pw_range_t(const Args& a, int64_t t0, int64_t t1) {
     const int64_t groups = (Ob + kPwTaskOb - 1) / kPwTaskOb;
     const int64_t wstride = a.rows * B;
     for (int64_t t = t0; t < t1; ++t) {
-        const int64_t n = t / (groups * chunks), g = t / chunks % groups, c = t % chunks;
+        const int64_t n = t / (groups * chunks);
+        const int64_t g = a.pixels_outer ? t % groups : t / chunks % groups;
+        const int64_t c = a.pixels_outer ? t / groups % chunks : t % chunks;
         const int64_t p_end = std::min(P, (c + 1) * a.task_tiles * PX);
         for (int64_t ob = g * kPwTaskOb; ob < std::min(Ob, (g + 1) * kPwTaskOb); ob += OB) {
             const int64_t nb = std::min<int64_t>(OB, Ob - ob);
@@ -255,6 +258,10 @@ int64_t pw_tasks(Args& a, CpuLevel level) {
     const int64_t P = a.d.OH * a.d.OW, tiles = (P + px - 1) / px;
     const int64_t groups = a.d.N * ((channel_blocks(a.d.O) + kPwTaskOb - 1) / kPwTaskOb);
     a.task_tiles = groups * ((tiles + 3) / 4) >= 8 * get_thread_number() ? 4 : 1;
+    // More pixels than output channels (the activations outweigh the weights): tasks by pixels
+    // first, so each thread's range of tasks (parallel_for_ranges) is a range of rows, the rows it
+    // wrote in the step before; else by output blocks (each thread keeps its weights in cache).
+    a.pixels_outer = P >= a.d.O;
     return groups * ((tiles + a.task_tiles - 1) / a.task_tiles);
 }
 
@@ -312,7 +319,7 @@ MNN_ALWAYS_INLINE void dw_range_t(const Args& a, int64_t t0, int64_t t1) {
     const int64_t last = d.W - 1 - (d.kw - 1) * d.dw + d.pl;  // the largest ow * sw allowed
     const int64_t ow_b = std::max(ow_a, last < 0 ? 0 : std::min(d.OW, last / d.sw + 1));
     for (int64_t t = t0; t < t1; ++t) {
-        const int64_t n = t / (Cb * row_tasks), cb = t / row_tasks % Cb, r = t % row_tasks;
+        const int64_t n = t / (Cb * row_tasks), r = t / Cb % row_tasks, cb = t % Cb;  // (rows outermost)
         const float* x = a.x + (n * Cb + cb) * d.H * d.W * B;
         const float* w = a.w + cb * T * B;
         for (int64_t oh = r * kRowsPerTask; oh < std::min(d.OH, (r + 1) * kRowsPerTask); ++oh) {
@@ -418,7 +425,7 @@ MNN_ALWAYS_INLINE void dense_range_t(const Args& a, int64_t t0, int64_t t1) {
     const int64_t xn_stride = BIN ? channel_blocks(d.C) * B * d.H * d.W : d.C * d.H * d.W;
     const int64_t wstride = a.rows * B;
     for (int64_t t = t0; t < t1; ++t) {
-        const int64_t n = t / (groups * row_tasks), g = t / row_tasks % groups, r = t % row_tasks;
+        const int64_t n = t / (groups * row_tasks), r = t / groups % row_tasks, g = t % groups;  // (rows outermost)
         const int64_t ob = g * 2, nb = std::min<int64_t>(2, Ob - ob);
         const float* xn = a.x + n * xn_stride;
         const float* w = a.w + ob * wstride;
@@ -586,19 +593,19 @@ void conv2d_blocked(const DirectConv& d, const Tensor& xt, const Tensor& wt, con
         case BlockedConv::Pointwise: {
             const auto run = pw_range_for(level);
             const int64_t tasks = pw_tasks(a, level);
-            parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) { run(a, t0, t1); });
+            parallel_for_ranges(tasks, [&](int64_t t0, int64_t t1) { run(a, t0, t1); });
             break;
         }
         case BlockedConv::Depthwise: {
             const auto run = dw_range_for(level);
             const int64_t tasks = d.N * channel_blocks(d.C) * ((d.OH + kRowsPerTask - 1) / kRowsPerTask);
-            parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) { run(a, t0, t1); });
+            parallel_for_ranges(tasks, [&](int64_t t0, int64_t t1) { run(a, t0, t1); });
             break;
         }
         case BlockedConv::Dense: {
             const auto run = dense_range_for(level);
             const int64_t tasks = d.N * ((Ob + 1) / 2) * ((d.OH + kRowsPerTask - 1) / kRowsPerTask);
-            parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) { run(a, t0, t1); });
+            parallel_for_ranges(tasks, [&](int64_t t0, int64_t t1) { run(a, t0, t1); });
             break;
         }
         case BlockedConv::None: break;
@@ -639,7 +646,7 @@ void conv2d_expand_depthwise(const DirectConv& p, const Tensor& xt, const Tensor
     // (bands of >= 4 output rows: each re-expands the 1 or 2 input rows it shares with the next)
     f.bands = std::min<int64_t>(get_thread_number(), std::max<int64_t>(1, d.OH / 4));
     const auto run = fuse_range_for(active_level());
-    parallel_for(d.N * f.bands, 1, [&](int64_t t0, int64_t t1) { run(f, t0, t1); });
+    parallel_for_ranges(d.N * f.bands, [&](int64_t t0, int64_t t1) { run(f, t0, t1); });
 }
 
 }  // namespace convgeom

@@ -510,25 +510,17 @@ inline auto fill_planes_for(CpuLevel level, double) { return fill_planes_f64_for
 inline auto gemm_task_for(CpuLevel level, float) { return gemm_task_f32_for(level); }
 inline auto gemm_task_for(CpuLevel level, double) { return gemm_task_f64_for(level); }
 
-// Tasks [0, n) of about equal work on `threads` threads: tiny layers on one; few tasks (under 16 per
-// thread) as one contiguous share per thread, since the pool's chunks (n / (4 * threads) tasks each)
-// would leave one thread a chunk more (25 tasks: 7 chunks of 4, shared 16 / 12); many tasks dynamically.
+// Tasks [0, n) of about equal work on `threads` threads: tiny layers on one; else each thread takes
+// its own contiguous range of them (the same in every call, so consecutive layers whose tasks go
+// in pixel order find their input in the core that wrote it), then helps with the others' rest.
 template <typename F>
 void run_tasks(int64_t n, int threads, bool tiny, F&& f) {
     if (tiny || threads <= 1 || n <= 1) {
         for (int64_t t = 0; t < n; ++t) f(t);
         return;
     }
-    if (n >= 16 * int64_t(threads)) {
-        parallel_for(n, 1, [&](int64_t a, int64_t b) {
-            for (int64_t t = a; t < b; ++t) f(t);
-        });
-        return;
-    }
-    const int64_t parts = std::min<int64_t>(threads, n);
-    parallel_for(parts, 1, [&](int64_t a, int64_t b) {
-        for (int64_t i = a; i < b; ++i)
-            for (int64_t t = i * n / parts; t < (i + 1) * n / parts; ++t) f(t);
+    parallel_for_ranges(n, [&](int64_t a, int64_t b) {
+        for (int64_t t = a; t < b; ++t) f(t);
     });
 }
 
@@ -624,6 +616,7 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
     int64_t rb = 1;
     while (G * ngroups * rb < 8 * threads && rb * 2 <= mp) rb *= 2;
     const int64_t tasks = G * rb * ngroups;
+    const bool pixels_outer = P * d.C >= d.O * K;
     const auto task = gemm_task_for(level, T());
     for (int64_t n = 0; n < d.N; ++n) {
         const T* xn = x + n * d.C * d.H * d.W;
@@ -638,7 +631,10 @@ void conv2d_gemm(const DirectConv& d, const T* x, const Tensor& w, const EpiRt<T
             }
 #endif
         run_tasks(tasks, threads, flops < (int64_t(1) << 21), [&](int64_t t) {
-            const int64_t qg = t % ngroups, r = (t / ngroups) % rb, g = t / (ngroups * rb);
+            // (pixels outermost where the input outweighs the weights: a thread's range is rows)
+            const int64_t qg = pixels_outer ? t / (rb * G) : t % ngroups;
+            const int64_t r = pixels_outer ? t % rb : (t / ngroups) % rb;
+            const int64_t g = pixels_outer ? t / rb % G : t / (ngroups * rb);
             const int64_t i0 = r * mp / rb * MR, i1 = std::min(Og, (r + 1) * mp / rb * MR);
             if (i0 < i1) task(jb, g, i0, i1, qg * pg, std::min(npan, (qg + 1) * pg));
         });

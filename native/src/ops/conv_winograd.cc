@@ -475,7 +475,7 @@ void conv2d_winograd(const DirectConv& d, int m, const float* x, const Tensor& w
             jb.n = n;
             jb.x = x + n * C * d.H * d.W;
             jb.y = y + n * O * d.OH * d.OW;
-            parallel_for(shares, 1, [&](int64_t s0, int64_t s1) {
+            parallel_for_ranges(shares, [&](int64_t s0, int64_t s1) {  // (thread t: share t, rows in order)
                 for (int64_t share = s0; share < s1; ++share)
                     for (int64_t u = share * units / shares, u1 = (share + 1) * units / shares; u < u1;
                          u += block_units) {
