@@ -31,7 +31,9 @@ pool never competes with another's), all started from this one, in one process g
 system is checked against a reference result first (a wrong answer prints ``WRONG`` and is
 not timed), warmed up, then timed in interleaved rounds (the workers take turns, one at a
 time, in a rotating order; each sample is one untimed call and then back-to-back timed
-calls) and the **median** per-call time is reported, marked ``~`` when it is more than 1.5x
+calls, started only once no worker uses the CPUs: thread pools spin after a call, onnxruntime's
+for ~35 ms of a core, which would otherwise slow down whichever system is timed next) and the
+**median** per-call time is reported, marked ``~`` when it is more than 1.5x
 the fastest sample.  A reference that is not installed or fails prints ``n/a`` and the reason
 below its table; the suite goes on.
 
@@ -298,6 +300,31 @@ def wait_idle(limit_s: float, busy_max: float = 0.25, quiet_s: int = 5) -> str:
 
 # --------------------------------------------------------------------------- worker processes
 
+QUIET_POLL = 0.001  # Workers.wait_quiet: how often it looks, and for how many looks in a row it must see no
+QUIET_LOOKS = 3     # worker thread running
+QUIET_TIMEOUT = 0.25
+QUIET_FALLBACK = 0.05
+
+
+def _running_threads(pids: list[int]) -> Optional[int]:
+    """How many threads of ``pids`` are running or runnable now (Linux /proc state R); None where
+    it cannot be read.  (A spinning pool's threads are always R; CPU-time counters would not do:
+    they advance only at scheduler ticks.)"""
+    running = 0
+    for pid in pids:
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                        stat = f.read()
+                except FileNotFoundError:  # (the thread just ended)
+                    continue
+                running += stat[stat.rindex(")") + 2] == "R"
+        except (OSError, ValueError):
+            return None
+    return running
+
+
 class Workers:
     """One worker process per system (bench/_workers.py), and interleaved timing across them."""
 
@@ -370,6 +397,21 @@ class Workers:
             return "na", self.reason[system]
         return self._recv(system, timeout)
 
+    def wait_quiet(self, timeout: float = QUIET_TIMEOUT) -> float:
+        """Waits until no thread of any worker process runs (thread pools spin after a call:
+        onnxruntime's for ~35 ms of a core, torch's OpenMP and ours for a few ms), so that the next
+        sample - of any system - runs alone; returns the seconds waited (``timeout`` at most)."""
+        start = time.perf_counter()
+        quiet = 0
+        while quiet < QUIET_LOOKS and time.perf_counter() - start < timeout:
+            running = _running_threads([p.pid for p in self.procs.values()])
+            if running is None:  # no /proc (not Linux): a fixed pause instead
+                time.sleep(QUIET_FALLBACK)
+                break
+            quiet = quiet + 1 if running == 0 else 0
+            time.sleep(QUIET_POLL)
+        return time.perf_counter() - start
+
     def close(self) -> None:
         for system in list(self.conns):
             self.call(system, "quit", timeout=10)
@@ -407,6 +449,7 @@ class Workers:
                     continue
                 if numbers[name] <= 20 and len(names) > 1 and settle > 0:
                     time.sleep(settle)
+                self.wait_quiet()
                 status, value = self.call(name, "sample", wid, numbers[name])
                 if status != "ok":
                     failed[name] = str(value)
@@ -667,6 +710,7 @@ class Suite:
 
     def bench_native(self, cli: str, mnnx_path: str, x_npy: str, runs: int, warmup: int, label: str) -> list[float]:
         """[seconds per run] from one ``mnnx-run --bench``, or [] (with a note) when it fails."""
+        self.w.wait_quiet()
         try:
             return [R.mnnx_run_bench(cli, mnnx_path, x_npy, runs, warmup, self.args.threads)]
         except Exception as e:  # noqa: BLE001
