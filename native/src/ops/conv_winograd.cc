@@ -462,12 +462,12 @@ void conv2d_winograd(const DirectConv& d, int m, const float* x, const Tensor& w
     // (each block reads all the transformed weights: when they are large, one block per thread).
     // Shares are whole units of 16 tiles where panels are 32 wide (so 7 panels split 3.5 / 3.5,
     // not 4 / 3), else whole panels.
-    const int64_t kUnit = NR > 16 && NR % 16 == 0 ? 16 : NR;
-    const int64_t panel_bytes = AA * C * NR * int64_t(sizeof(float)), units = jb.npad / kUnit;
+    const int64_t unit = NR > 16 && NR % 16 == 0 ? 16 : NR;
+    const int64_t panel_bytes = AA * C * NR * int64_t(sizeof(float)), units = jb.npad / unit;
     const bool big_u = pu->bytes > (size_t(1) << 20);
     const int64_t block_units =
         big_u ? (units + threads - 1) / threads
-              : NR / kUnit * std::max<int64_t>(1, std::min<int64_t>((int64_t(1) << 19) / panel_bytes,
+              : NR / unit * std::max<int64_t>(1, std::min<int64_t>((int64_t(1) << 19) / panel_bytes,
                                                                     npan / (2 * threads)));
     if (threads == 1 || units >= 2 * threads) {
         const int64_t shares = std::min<int64_t>(threads, units);
@@ -480,8 +480,8 @@ void conv2d_winograd(const DirectConv& d, int m, const float* x, const Tensor& w
                     for (int64_t u = share * units / shares, u1 = (share + 1) * units / shares; u < u1;
                          u += block_units) {
                         Job j = jb;
-                        j.qa = u * kUnit;
-                        j.qb = std::min(u1, u + block_units) * kUnit;
+                        j.qa = u * unit;
+                        j.qb = std::min(u1, u + block_units) * unit;
                         const int64_t nc = j.qb - j.qa;
                         j.vn = (nc + NR - 1) / NR * NR;  // (V's panels are NR wide; a half one is padding)
                         j.ldy = j.vn + 16;
