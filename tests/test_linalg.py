@@ -54,8 +54,9 @@ def test_gemm_parallel_partitions(level: str, threads: int, monkeypatch: pytest.
     old = F.get_thread_number()
     F.set_thread_number(threads)
     try:
-        # Blocked path (row blocks x column parts) and the short-and-wide path (rows <= one block).
-        sizes = [(257, 129, 300), (1000, 30, 70), (97, 97, 600), (169, 200, 40),
+        # Blocked path (row blocks x column parts; rows cut in equal groups per thread, so a
+        # group can end in a panel of 2 rows: 256) and the short-and-wide path (rows <= one block).
+        sizes = [(257, 129, 300), (1000, 30, 70), (256, 70, 90), (97, 97, 600), (169, 200, 40),
                  (30, 1000, 70), (64, 300, 70), (14, 129, 513), (5, 1000, 3)]
         for (m, n, k), ta, tb in itertools.product(sizes, (False, True), (False, True)):
             a = rng.uniform(-1, 1, (k, m) if ta else (m, k)).astype(np.float32)

@@ -423,12 +423,24 @@ void gemm_packed(const gemmk::KernelSet<T>& ks, bool plain, bool ta, int64_t M, 
     const int64_t n_chunks = (N + nc_max - 1) / nc_max;
     Scratch<T> bpack(size_t(K * nc_max));
 
-    // Row blocks: about mc rows each, a multiple of the thread count when few.
+    // Row blocks: about mc rows each, a multiple of the thread count when few.  Then the rows
+    // are cut into `groups` (one per thread) of equal rows, each into n_ic / groups blocks of
+    // whole MR panels but its last, and task b takes block b / groups of group b % groups: the
+    // threads work through equal shares side by side (blocks of whole panels overall would
+    // differ by a panel, and whoever claimed the larger ones finished a panel late).
     const int64_t mpanels = (M + MR - 1) / MR;
     const int64_t panels_per_block = std::max<int64_t>(1, mc_block / MR);
     int64_t n_ic = (mpanels + panels_per_block - 1) / panels_per_block;
     if (parallel && n_ic < 4 * threads) n_ic = std::min(mpanels, (n_ic + threads - 1) / threads * threads);
-    const int64_t block_rows = (mpanels + n_ic - 1) / n_ic * MR;  // upper bound of an A block's rows
+    const int64_t groups = parallel && n_ic % threads == 0 && M >= 4 * MR * n_ic ? threads : 1;
+    const int64_t per_group = n_ic / groups, group_panels = ((M + groups - 1) / groups + MR - 1) / MR;
+    const int64_t block_rows = (group_panels + per_group - 1) / per_group * MR;  // upper bound of an A block's rows
+    auto row_block = [&](int64_t t, int64_t& i0, int64_t& i1) {
+        const int64_t g = t % groups, b = t / groups, g0 = g * M / groups, g1 = (g + 1) * M / groups;
+        const int64_t gp = (g1 - g0 + MR - 1) / MR;
+        i0 = g0 + b * gp / per_group * MR;
+        i1 = std::min(g1, g0 + (b + 1) * gp / per_group * MR);
+    };
 
     // Per column chunk: phase 1 packs op(B)[:, jc:jc+nc] (depth block p at
     // bpack + pc * npad), phase 2 runs (row block x column part) tasks, enough
@@ -460,8 +472,8 @@ void gemm_packed(const gemmk::KernelSet<T>& ks, bool plain, bool ta, int64_t M, 
             });
             pack_phase[c].wait();
             mul_phase[c].run([&](int64_t t) {
-                int64_t bi = t / parts, bj = t % parts;
-                int64_t i0 = bi * mpanels / n_ic * MR, i1 = std::min(M, (bi + 1) * mpanels / n_ic * MR);
+                int64_t bi = t / parts, bj = t % parts, i0, i1;
+                row_block(bi, i0, i1);
                 int64_t q0 = bj * npanels / parts, q1 = (bj + 1) * npanels / parts;
                 if (i0 >= i1 || q0 >= q1) return;
                 int64_t j0 = q0 * NR, j1 = std::min(nc, q1 * NR);
