@@ -177,6 +177,46 @@ struct RegRows {
     }
 };
 
+// The chain on `npx` pixels of one channel block in the blocked layout ([16] lanes per pixel,
+// channels o0..o0+15; conv_blocked.cc), one pass: each step's constant is a vector of per-lane
+// values (the bias) or one scalar; a Full operand is blocked like the output (its values at f0);
+// lanes at and past `valid` come out 0, as the next kernel expects.
+struct RegBlockArgs {
+    const EpiRt<float>* e;
+    const RegPlan* plan;
+    int64_t o0, valid, npx;
+    int64_t at;  // the pixels' first element in a blocked tensor of the output's shape
+    float* d;
+};
+
+template <typename Prog>
+struct RegBlock {
+    MNN_ISA_AVX512 static void run(const RegBlockArgs& a) {
+        constexpr int NS = Prog::n > 0 ? Prog::n : 1;
+        const __mmask16 valid = __mmask16((1u << a.valid) - 1u), all = 0xFFFF;
+        __m512 c[NS];
+        const float* f[NS];
+        for (int k = 0; k < Prog::n; ++k) {
+            const int s = a.plan->src[k];
+            f[k] = nullptr;
+            c[k] = _mm512_setzero_ps();
+            if (s < 0) c[k] = _mm512_maskz_loadu_ps(valid, a.e->bias + a.o0);
+            else if (a.e->ops[s].operand == EpilogueOp::Full) f[k] = a.e->ops[s].ptr + a.at;
+            else c[k] = _mm512_set1_ps(a.e->ops[s].ptr[0]);  // (no per-channel operands here)
+        }
+        float* d = a.d;
+        int64_t q = 0;
+        for (; q + 4 <= a.npx; q += 4) {  // four vectors at a time (independent chains)
+            __m512 v[4];  // (constant trip counts: unrolled, v in registers)
+            for (int j = 0; j < 4; ++j) v[j] = Prog::apply(_mm512_loadu_ps(d + (q + j) * 16), c, f, (q + j) * 16, all);
+            for (int j = 0; j < 4; ++j) _mm512_storeu_ps(d + (q + j) * 16, _mm512_maskz_mov_ps(valid, v[j]));
+        }
+        for (; q < a.npx; ++q)
+            _mm512_storeu_ps(d + q * 16,
+                             _mm512_maskz_mov_ps(valid, Prog::apply(_mm512_loadu_ps(d + q * 16), c, f, q * 16, all)));
+    }
+};
+
 }  // namespace convgeom
 }  // namespace mnn
 #endif
