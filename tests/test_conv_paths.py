@@ -166,7 +166,8 @@ def test_packed_weights_of_a_computed_weight_in_lazy_plans():
 
 
 @pytest.mark.parametrize("shape,k,s,p", [((2, 3, 13, 17), 3, 2, 1), ((1, 2, 9, 9), 2, 2, 0), ((1, 4, 8, 31), 3, 1, 1),
-                                         ((1, 1, 7, 40), 3, 3, 1), ((1, 64, 112, 112), 3, 2, 1)])
+                                         ((1, 1, 7, 40), 3, 3, 1), ((1, 64, 112, 112), 3, 2, 1),
+                                         ((2, 3, 41, 37), 3, 1, 1)])  # (large planes: bands of rows per thread)
 def test_max_pool_vectors_match_torch_with_nan_and_inf(shape, k, s, p, cpu_level):
     """Max pooling (separable, in vectors of the level's lanes; stride 2 by even-lane shuffles):
     NaN wins, -inf and the padding never do, as torch."""

@@ -101,6 +101,7 @@ MNN_ALWAYS_INLINE T max_step(T m, T v) {
 
 struct MaxPoolJob {
     int64_t H, W, OH, OW, kh, kw, sh, sw, dh, dw, pt, pl;
+    int64_t planes, bands;  // items: bands of output rows x planes
 };
 
 // max_step over vectors of L lanes (GCC vector types: the scalar form's `||` kept the loops scalar).
@@ -122,79 +123,162 @@ MNN_ALWAYS_INLINE V vload_pool(const T* p) {
     return v;
 }
 
+template <typename V, typename T>
+MNN_ALWAYS_INLINE void vstore_pool(T* p, V v) {
+    std::memcpy(p, &v, sizeof(V));
+}
+
 // The even lanes of the 2L values a, b (stride-2 windows).
 template <typename V, size_t... I>
 MNN_ALWAYS_INLINE V even_lanes(V a, V b, std::index_sequence<I...>) {
     return __builtin_shufflevector(a, b, (2 * I)...);
 }
 
+// The window's column tap at v for an output vector: L values sw apart (SW: sw when it is 1 or 2,
+// else 0; a compile-time case, or GCC kept the general gather beside the others).
+template <typename V, typename T, int L, int SW>
+MNN_ALWAYS_INLINE V pool_tap(const T* v, int64_t sw) {
+    if constexpr (SW == 1) return vload_pool<V>(v);
+    if constexpr (SW == 2) return even_lanes(vload_pool<V>(v), vload_pool<V>(v + L), std::make_index_sequence<L>());
+    V s;
+    for (int l = 0; l < L; ++l) s[l] = v[l * sw];
+    return s;
+}
+
+// Four output vectors from o of one padded input row: the max over the window's columns.  (Four
+// named accumulators: as an array indexed in loops GCC kept them on the stack.)
+template <typename V, typename T, int L, int SW>
+MNN_ALWAYS_INLINE void pool_cols4(const MaxPoolJob& g, const T* prow, int64_t o, V init, T* out) {
+    V m0 = init, m1 = init, m2 = init, m3 = init;
+    for (int64_t j = 0; j < g.kw; ++j) {
+        const T* v = prow + j * g.dw + o * g.sw;
+        m0 = vmax_step(m0, pool_tap<V, T, L, SW>(v, g.sw));
+        m1 = vmax_step(m1, pool_tap<V, T, L, SW>(v + L * g.sw, g.sw));
+        m2 = vmax_step(m2, pool_tap<V, T, L, SW>(v + 2 * L * g.sw, g.sw));
+        m3 = vmax_step(m3, pool_tap<V, T, L, SW>(v + 3 * L * g.sw, g.sw));
+    }
+    vstore_pool(out, m0);
+    vstore_pool(out + L, m1);
+    vstore_pool(out + 2 * L, m2);
+    vstore_pool(out + 3 * L, m3);
+}
+
+template <typename V, typename T, int L, int SW>
+MNN_ALWAYS_INLINE void pool_cols1(const MaxPoolJob& g, const T* prow, int64_t o, V init, T* out) {
+    V m = init;
+    for (int64_t j = 0; j < g.kw; ++j) m = vmax_step(m, pool_tap<V, T, L, SW>(prow + j * g.dw + o * g.sw, g.sw));
+    vstore_pool(out, m);
+}
+
+// The same from o of output row oh: the max over the window's rows (in the image) of column maxima.
+template <typename V, typename T, int L>
+MNN_ALWAYS_INLINE void pool_rows4(const MaxPoolJob& g, const T* rows, int64_t OWv, int64_t oh, int64_t o, V init,
+                                  T* out) {
+    V m0 = init, m1 = init, m2 = init, m3 = init;
+    for (int64_t i = 0; i < g.kh; ++i) {
+        const int64_t ih = oh * g.sh - g.pt + i * g.dh;
+        if (ih < 0 || ih >= g.H) continue;
+        const T* v = rows + ih * OWv + o;
+        m0 = vmax_step(m0, vload_pool<V>(v));
+        m1 = vmax_step(m1, vload_pool<V>(v + L));
+        m2 = vmax_step(m2, vload_pool<V>(v + 2 * L));
+        m3 = vmax_step(m3, vload_pool<V>(v + 3 * L));
+    }
+    vstore_pool(out, m0);
+    vstore_pool(out + L, m1);
+    vstore_pool(out + 2 * L, m2);
+    vstore_pool(out + 3 * L, m3);
+}
+
+template <typename V, typename T, int L>
+MNN_ALWAYS_INLINE void pool_rows1(const MaxPoolJob& g, const T* rows, int64_t OWv, int64_t oh, int64_t o, V init,
+                                  T* out) {
+    V m = init;
+    for (int64_t i = 0; i < g.kh; ++i) {
+        const int64_t ih = oh * g.sh - g.pt + i * g.dh;
+        if (ih >= 0 && ih < g.H) m = vmax_step(m, vload_pool<V>(rows + ih * OWv + o));
+    }
+    vstore_pool(out, m);
+}
+
+// Items t in [t0, t1): output rows [band * OH / bands, (band + 1) * OH / bands) of plane p, with
+// t = band * planes + p.
 template <typename T, int L>
-MNN_ALWAYS_INLINE void maxpool_rows(const MaxPoolJob& g, const T* x, T* y, int64_t p0, int64_t p1) {
+MNN_ALWAYS_INLINE void maxpool_rows(const MaxPoolJob& g, const T* x, T* y, int64_t t0, int64_t t1) {
     using V = typename PoolVec<T, L>::type;
     const T ninf = -std::numeric_limits<T>::infinity();
     const int64_t OWv = (g.OW + L - 1) / L * L;
-    // padded row: input column c at c + pl (one spare vector for stride-2 pairs)
-    const int64_t Wp = (OWv - 1) * g.sw + (g.kw - 1) * g.dw + 1 + L;
-    T* prow = t_pool_rows.get<T>(size_t(Wp + (g.H + 1) * OWv));
-    T* rows = prow + Wp;
+    // Two padded rows: input column c at c + pl (one spare vector for stride-2 pairs).  Row ih + 1
+    // is copied in before row ih is read: loads that straddle stores still in flight could not
+    // take their values from them and waited for them to reach the cache.
+    const int64_t Wp = ((OWv - 1) * g.sw + (g.kw - 1) * g.dw + 1 + L + L - 1) / L * L;
+    T* prow = t_pool_rows.get<T>(size_t(2 * Wp + (g.H + 1) * OWv));
+    T* rows = prow + 2 * Wp;
     T* orow = rows + g.H * OWv;
     const int64_t c0 = std::min<int64_t>(g.pl, Wp), c1 = std::min<int64_t>(g.pl + g.W, Wp);
     V vninf;
     for (int l = 0; l < L; ++l) vninf[l] = ninf;
-    for (int64_t p = p0; p < p1; ++p) {
+    // (the padding columns never change: each input row is copied over [c0, c1) only)
+    for (T* b : {prow, prow + Wp}) {
+        for (int64_t c = 0; c < c0; ++c) b[c] = ninf;
+        for (int64_t c = c1; c < Wp; ++c) b[c] = ninf;
+    }
+    for (int64_t t = t0; t < t1; ++t) {
+        const int64_t p = t % g.planes, band = t / g.planes;
+        const int64_t oh0 = band * g.OH / g.bands, oh1 = (band + 1) * g.OH / g.bands;
+        if (oh0 >= oh1) continue;
         const T* xp = x + p * g.H * g.W;
-        for (int64_t ih = 0; ih < g.H; ++ih) {
-            for (int64_t c = 0; c < c0; ++c) prow[c] = ninf;
-            simd::copy<T, L>(prow + c0, xp + ih * g.W, c1 - c0);
-            for (int64_t c = c1; c < Wp; ++c) prow[c] = ninf;
+        const int64_t ih0 = std::max<int64_t>(0, oh0 * g.sh - g.pt);
+        const int64_t ih1 = std::min(g.H, (oh1 - 1) * g.sh - g.pt + (g.kh - 1) * g.dh + 1);
+        // Both passes take four output vectors at a time: each update waits on the one before (a
+        // compare and a select), so one vector alone would leave the core idle.
+        if (ih0 < ih1) simd::copy<T, L>(prow + ih0 % 2 * Wp + c0, xp + ih0 * g.W, c1 - c0);
+        for (int64_t ih = ih0; ih < ih1; ++ih) {
+            if (ih + 1 < ih1) simd::copy<T, L>(prow + (ih + 1) % 2 * Wp + c0, xp + (ih + 1) * g.W, c1 - c0);
+            const T* pr = prow + ih % 2 * Wp;
             T* __restrict r = rows + ih * OWv;
-            for (int64_t o = 0; o < OWv; o += L) {
-                V m = vninf;
-                for (int64_t j = 0; j < g.kw; ++j) {
-                    const T* v = prow + j * g.dw + o * g.sw;
-                    if (g.sw == 1) {
-                        m = vmax_step(m, vload_pool<V>(v));
-                    } else if (g.sw == 2) {
-                        m = vmax_step(m, even_lanes(vload_pool<V>(v), vload_pool<V>(v + L), std::make_index_sequence<L>()));
-                    } else {
-                        V s;
-                        for (int l = 0; l < L; ++l) s[l] = v[l * g.sw];
-                        m = vmax_step(m, s);
-                    }
-                }
-                std::memcpy(r + o, &m, sizeof(V));
+            int64_t o = 0;
+            if (g.sw == 2) {
+                for (; o + 4 * L <= OWv; o += 4 * L) pool_cols4<V, T, L, 2>(g, pr, o, vninf, r + o);
+                for (; o < OWv; o += L) pool_cols1<V, T, L, 2>(g, pr, o, vninf, r + o);
+            } else if (g.sw == 1) {
+                for (; o + 4 * L <= OWv; o += 4 * L) pool_cols4<V, T, L, 1>(g, pr, o, vninf, r + o);
+                for (; o < OWv; o += L) pool_cols1<V, T, L, 1>(g, pr, o, vninf, r + o);
+            } else {
+                for (; o < OWv; o += L) pool_cols1<V, T, L, 0>(g, pr, o, vninf, r + o);
             }
         }
         T* yp = y + p * g.OH * g.OW;
-        for (int64_t oh = 0; oh < g.OH; ++oh) {
-            for (int64_t o = 0; o < OWv; o += L) {
-                V m = vninf;
-                for (int64_t i = 0; i < g.kh; ++i) {
-                    const int64_t ih = oh * g.sh - g.pt + i * g.dh;
-                    if (ih < 0 || ih >= g.H) continue;
-                    m = vmax_step(m, vload_pool<V>(rows + ih * OWv + o));
-                }
-                std::memcpy(orow + o, &m, sizeof(V));
-            }
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+            int64_t o = 0;
+            for (; o + 4 * L <= OWv; o += 4 * L) pool_rows4<V, T, L>(g, rows, OWv, oh, o, vninf, orow + o);
+            for (; o < OWv; o += L) pool_rows1<V, T, L>(g, rows, OWv, oh, o, vninf, orow + o);
             simd::copy<T, L>(yp + oh * g.OW, orow, g.OW);
         }
     }
 }
 
-#define MNN_MAXPOOL_F32(L) maxpool_rows<float, L>(g, x, y, p0, p1)
-#define MNN_MAXPOOL_F64(L) maxpool_rows<double, L>(g, x, y, p0, p1)
-MNN_ISA_VARIANTS_LANES(maxpool_rows_f32, (const MaxPoolJob& g, const float* x, float* y, int64_t p0, int64_t p1),
+#define MNN_MAXPOOL_F32(L) maxpool_rows<float, L>(g, x, y, t0, t1)
+#define MNN_MAXPOOL_F64(L) maxpool_rows<double, L>(g, x, y, t0, t1)
+MNN_ISA_VARIANTS_LANES(maxpool_rows_f32, (const MaxPoolJob& g, const float* x, float* y, int64_t t0, int64_t t1),
                        MNN_MAXPOOL_F32, 16, 8, 4)
-MNN_ISA_VARIANTS_LANES(maxpool_rows_f64, (const MaxPoolJob& g, const double* x, double* y, int64_t p0, int64_t p1),
+MNN_ISA_VARIANTS_LANES(maxpool_rows_f64, (const MaxPoolJob& g, const double* x, double* y, int64_t t0, int64_t t1),
                        MNN_MAXPOOL_F64, 8, 4, 2)
 inline auto maxpool_rows_for(CpuLevel level, float) { return maxpool_rows_f32_for(level); }
 inline auto maxpool_rows_for(CpuLevel level, double) { return maxpool_rows_f64_for(level); }
 
 template <typename T>
 void maxpool_float(const PoolGeom& g, const T* x, T* y) {
-    const MaxPoolJob job{g.im.H, g.im.W, g.OH, g.OW, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl};
+    // Large planes go to the threads by bands of rows (thread t takes band t of every plane:
+    // the rows the convolution before wrote on its core, when that split its output by rows, as
+    // ResNet's stem does); small ones by whole planes.
+    const int64_t planes = g.im.N * g.im.C, threads = get_thread_number();
+    const bool banded = threads > 1 && g.OH >= 4 * threads && g.OH * g.OW >= 1024;
+    const MaxPoolJob job{g.im.H, g.im.W, g.OH, g.OW, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl,
+                         planes, banded ? threads : 1};
     const auto run = maxpool_rows_for(active_level(), T());
-    parallel_for(g.im.N * g.im.C, plane_grain(g), [&](int64_t p0, int64_t p1) { run(job, x, y, p0, p1); });
+    if (banded) parallel_for_ranges(planes * threads, [&](int64_t t0, int64_t t1) { run(job, x, y, t0, t1); });
+    else parallel_for(planes, plane_grain(g), [&](int64_t t0, int64_t t1) { run(job, x, y, t0, t1); });
 }
 
 template <typename T>
