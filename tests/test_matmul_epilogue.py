@@ -244,6 +244,28 @@ def test_deep_products_several_depth_blocks(dtype, threads, level):
         F.set_thread_number(old)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_b_packed_while_used(threads, level):
+    """Blocked products of a stored B (AVX-512: each B panel packed by the first task that reaches
+    it, while its first row panel runs, others waiting for it): whole and partial panels, several
+    depth blocks, the epilogue in registers (bias, relu) and after the store (times a full operand)."""
+    rng = np.random.default_rng(10)
+    old = F.get_thread_number()
+    F.set_thread_number(threads)
+    try:
+        for m, k, n in [(300, 1100, 150), (257, 300, 200), (1000, 200, 200), (20, 2100, 70)]:
+            x, w, b, f = (_r(rng, s, "float32") for s in ((m, k), (k, n), (n,), (m, n)))
+            (g1,), fused1 = run_both(lambda x, w, b: [F.relu(F.matmul(x, w) + b)], x, w, b)
+            (g2,), fused2 = run_both(lambda x, w, f: [F.matmul(x, w) * f], x, w, f)
+            assert (fused1, fused2) == (2, 1)
+            ref = x.astype(np.float64) @ w.astype(np.float64)
+            _close(np.array(F.matmul(x, w).read()), ref, "float32")
+            _close(g1, np.maximum(ref + b, 0), "float32")
+            _close(g2, ref * f, "float32")
+    finally:
+        F.set_thread_number(old)
+
+
 def test_not_fused_for_a_device_backend():
     """Fused epilogues are CPU kernels: with a device backend the matmul and its chain stay separate steps."""
     rng = np.random.default_rng(9)

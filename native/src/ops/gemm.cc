@@ -402,9 +402,14 @@ void gemm_stream_b(const gemmk::KernelSet<T>& ks, int64_t kc_block, bool ta, int
 // pack_b(k0, kc, j0, n, dst) packs op(B)[k0:k0+kc, j0:j0+n] as one NR-wide panel.  `plain`: a
 // product of stored matrices (gemm()), blocked by the kernel set's gemm_kc / gemm_mc when it has
 // them; otherwise (conv's packed-on-the-fly B) by kc / mc.
+//
+// Braw (op(B) = B, stored with row stride ldb) with a kernel set that has macro_pack_b: no
+// packing phase; the first task to reach a B panel packs it while its first row panel uses it
+// (the copy rides along with the FMAs), the others wait for it if they get there meanwhile.
 template <typename T, typename PackB>
 void gemm_packed(const gemmk::KernelSet<T>& ks, bool plain, bool ta, int64_t M, int64_t N, int64_t K, T alpha,
-                 const T* A, int64_t lda, const PackB& pack_b, T beta, T* C, int64_t ldc, const Epi<T>* epi = nullptr) {
+                 const T* A, int64_t lda, const PackB& pack_b, T beta, T* C, int64_t ldc, const Epi<T>* epi = nullptr,
+                 const T* Braw = nullptr, int64_t ldb = 0) {
     const int64_t kc_block = plain && ks.gemm_kc > 0 ? ks.gemm_kc : ks.kc;
     const int64_t mc_block = plain && ks.gemm_mc > 0 ? ks.gemm_mc : ks.mc;
     if (M <= mc_block && N >= 4 * ks.nr)
@@ -459,34 +464,89 @@ void gemm_packed(const gemmk::KernelSet<T>& ks, bool plain, bool ta, int64_t M, 
         mul_phase[c].n = n_ic * parts;
     }
 
+    // Fused packing: per (chunk, depth block, panel) 0 = not packed, 1 = being packed, 2 = packed.
+    const bool fuse = Braw && ks.macro_pack_b;
+    const int64_t max_panels = (nc_max + NR - 1) / NR;
+    std::unique_ptr<std::atomic<int>[]> panel_state(fuse ? new std::atomic<int>[size_t(n_chunks * nk * max_panels)]()
+                                                         : nullptr);
+
     auto body = [&](int64_t, int64_t) {
         Scratch<T> apack(size_t(block_rows * kc_max));
         for (int64_t c = 0; c < n_chunks; ++c) {
             const int64_t jc = c * nc_max, nc = std::min(nc_max, N - jc);
             const int64_t npanels = (nc + NR - 1) / NR, npad = npanels * NR, parts = n_jc[c];
             if (c > 0) mul_phase[c - 1].wait();  // bpack is about to be overwritten
-            pack_phase[c].run([&](int64_t t) {
-                int64_t p = t / npanels, q = t % npanels;
-                int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc), j = q * NR;
-                pack_b(pc, kc, jc + j, std::min(NR, nc - j), bpack.p + pc * npad + j * kc);
-            });
-            pack_phase[c].wait();
+            if (!fuse) {
+                pack_phase[c].run([&](int64_t t) {
+                    int64_t p = t / npanels, q = t % npanels;
+                    int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc), j = q * NR;
+                    pack_b(pc, kc, jc + j, std::min(NR, nc - j), bpack.p + pc * npad + j * kc);
+                });
+                pack_phase[c].wait();
+            }
             mul_phase[c].run([&](int64_t t) {
                 int64_t bi = t / parts, bj = t % parts, i0, i1;
                 row_block(bi, i0, i1);
                 int64_t q0 = bj * npanels / parts, q1 = (bj + 1) * npanels / parts;
                 if (i0 >= i1 || q0 >= q1) return;
                 int64_t j0 = q0 * NR, j1 = std::min(nc, q1 * NR);
+                const int64_t m = i1 - i0;
                 for (int64_t p = 0; p < nk; ++p) {
                     int64_t pc = p * kc_max, kc = std::min(kc_max, K - pc);
                     const T* src = ta ? A + pc * lda + i0 : A + i0 * lda + pc;
-                    ks.pack_a(ta, src, lda, i1 - i0, kc, apack.p);
-                    if (p + 1 < nk)
-                        ks.macro(i1 - i0, j1 - j0, kc, apack.p, bpack.p + pc * npad + j0 * kc, C + i0 * ldc + jc + j0,
-                                 ldc, alpha, p == 0 ? beta : T(1));
-                    else
-                        macro_last(ks, epi, i0, jc + j0, i1 - i0, j1 - j0, kc, apack.p, bpack.p + pc * npad + j0 * kc,
-                                   C + i0 * ldc + jc + j0, ldc, alpha, p == 0 ? beta : T(1));
+                    ks.pack_a(ta, src, lda, m, kc, apack.p);
+                    const T b = p == 0 ? beta : T(1);
+                    const bool last = p + 1 == nk;
+                    T* const bp0 = bpack.p + pc * npad;
+                    if (!fuse) {
+                        if (!last) ks.macro(m, j1 - j0, kc, apack.p, bp0 + j0 * kc, C + i0 * ldc + jc + j0, ldc, alpha, b);
+                        else macro_last(ks, epi, i0, jc + j0, m, j1 - j0, kc, apack.p, bp0 + j0 * kc, C + i0 * ldc + jc + j0,
+                                        ldc, alpha, b);
+                        continue;
+                    }
+                    // Groups start at staggered panels, so the threads' first passes pack different
+                    // panels side by side instead of waiting on each other's.
+                    const int64_t span = q1 - q0, start = bi % groups * span / groups;
+                    for (int64_t r = 0; r < span; ++r) {
+                        const int64_t q = q0 + (start + r) % span;
+                        const int64_t j = q * NR, n = std::min(NR, nc - j);
+                        T* bp = bp0 + j * kc;
+                        T* cq = C + i0 * ldc + jc + j;
+                        const T* next = q + 1 < npanels ? bp + NR * kc : nullptr;
+                        std::atomic<int>& state = panel_state[size_t((c * nk + p) * max_panels + q)];
+                        int expect = 0;
+                        if (state.load(std::memory_order_acquire) == 0 &&
+                            state.compare_exchange_strong(expect, 1, std::memory_order_acq_rel)) {
+                            if (n == NR && !(last && epi && !(epi->has_prog && ks.macro_epi))) {
+                                gemmk::StoreEpi<T> local;
+                                const bool prog = last && epi;
+                                if (prog) {
+                                    local = epi->prog;
+                                    for (int s = 0; s < local.n; ++s) {
+                                        typename gemmk::StoreEpi<T>::Step& st = local.steps[s];
+                                        if (st.op == gemmk::StoreEpi<T>::AddRow) st.ptr += i0;
+                                        else if (st.op == gemmk::StoreEpi<T>::AddCol) st.ptr += jc + j;
+                                        else if (st.op == gemmk::StoreEpi<T>::AddFull) st.ptr += i0 * st.ld + jc + j;
+                                    }
+                                }
+                                ks.macro_pack_b(m, kc, apack.p, Braw + pc * ldb + jc + j, ldb, bp, cq, ldc, alpha, b,
+                                                prog ? &local : nullptr, next);
+                                state.store(2, std::memory_order_release);
+                                continue;
+                            }
+                            pack_b(pc, kc, jc + j, n, bp);
+                            state.store(2, std::memory_order_release);
+                        } else {
+                            for (int spin = 0; state.load(std::memory_order_acquire) != 2; ++spin)
+                                if (spin > 64) std::this_thread::yield();
+                        }
+                        if (!last || !epi) {
+                            if (ks.macro_next) ks.macro_next(m, n, kc, apack.p, bp, cq, ldc, alpha, b, next);
+                            else ks.macro(m, n, kc, apack.p, bp, cq, ldc, alpha, b);
+                        } else {
+                            macro_last(ks, epi, i0, jc + j, m, n, kc, apack.p, bp, cq, ldc, alpha, b);
+                        }
+                    }
                 }
             });
         }
@@ -573,7 +633,7 @@ void gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const
     auto pack_b = [&](int64_t k0, int64_t kc, int64_t j0, int64_t n, T* dst) {
         ks.pack_b(tb, tb ? B + j0 * ldb + k0 : B + k0 * ldb + j0, ldb, kc, n, dst);
     };
-    gemm_packed(ks, true, ta, M, N, K, alpha, A, lda, pack_b, beta, C, ldc, epi);
+    gemm_packed(ks, true, ta, M, N, K, alpha, A, lda, pack_b, beta, C, ldc, epi, tb ? nullptr : B, ldb);
 }
 
 }  // namespace

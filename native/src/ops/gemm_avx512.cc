@@ -27,6 +27,7 @@ template <> struct Vec<float> {
     static MNN_INLINE reg zero() { return _mm512_setzero_ps(); }
     static MNN_INLINE reg load(const float* p) { return _mm512_load_ps(p); }
     static MNN_INLINE reg loadu1(const float* p) { return _mm512_loadu_ps(p); }
+    static MNN_INLINE void store(float* p, reg v) { _mm512_store_ps(p, v); }
     static MNN_INLINE reg set1(float v) { return _mm512_set1_ps(v); }
     static MNN_INLINE reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
     static MNN_INLINE reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
@@ -47,6 +48,7 @@ template <> struct Vec<double> {
     static MNN_INLINE reg zero() { return _mm512_setzero_pd(); }
     static MNN_INLINE reg load(const double* p) { return _mm512_load_pd(p); }
     static MNN_INLINE reg loadu1(const double* p) { return _mm512_loadu_pd(p); }
+    static MNN_INLINE void store(double* p, reg v) { _mm512_store_pd(p, v); }
     static MNN_INLINE reg set1(double v) { return _mm512_set1_pd(v); }
     static MNN_INLINE reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
     static MNN_INLINE reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
@@ -63,11 +65,15 @@ template <> struct Vec<double> {
 // C[0:ROWS, 0:NV*W] (the last vector limited by `last`) = alpha * A B + beta * C.
 // A panel rows are MR apart per k, B rows `bs` apart (2*W for a packed panel, or B's own row
 // stride when it is read in place).  pf_lines > 0: also prefetches that many cache lines from pf
-// on into L2, one (or two) per step of k.
-template <typename T, int ROWS, int NV, int MR>
+// on into L2, one (or two) per step of k.  PACK (B read in place, NV = 2): each row of B is also
+// stored to the packed panel `pk` as it is used, and rows kPackAhead ahead are prefetched (each
+// is on another page, where no hardware prefetcher follows; a prefetch past B's end never faults).
+constexpr int64_t kPackAhead = 16;
+
+template <typename T, int ROWS, int NV, int MR, bool PACK = false>
 void uk(int64_t kc, const T* a, const T* b, int64_t bs, T* c, int64_t ldc, T alpha, T beta,
         typename Vec<T>::mask last, const StoreEpi<T>* epi = nullptr, const T* pf = nullptr,
-        int64_t pf_lines = 0) {
+        int64_t pf_lines = 0, T* pk = nullptr) {
     using V = Vec<T>;
     using reg = typename V::reg;
     const typename V::mask full = typename V::mask(~0u);
@@ -83,6 +89,13 @@ void uk(int64_t kc, const T* a, const T* b, int64_t bs, T* c, int64_t ldc, T alp
         reg bv[NV];
         MNN_UNROLL
         for (int v = 0; v < NV; ++v) bv[v] = V::loadu1(b + v * V::W);
+        if constexpr (PACK) {
+            MNN_UNROLL
+            for (int v = 0; v < NV; ++v) V::store(pk + v * V::W, bv[v]);
+            pk += NV * V::W;
+            _mm_prefetch(reinterpret_cast<const char*>(b + kPackAhead * bs), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(b + kPackAhead * bs + V::W), _MM_HINT_T0);
+        }
         MNN_UNROLL
         for (int i = 0; i < ROWS; ++i) {
             reg av = V::set1(a[i]);
@@ -289,6 +302,32 @@ MNN_INLINE void macro_impl_epi(int64_t mc, int64_t nc, int64_t kc, const T* Ap, 
     }
 }
 
+// One whole panel of B (not transposed, row stride ldb) packed while it is used: the first row
+// panel reads it in place and stores Bp, the others read Bp (KernelSet::macro_pack_b).
+template <typename T>
+void macro_pack_b(int64_t mc, int64_t kc, const T* Ap, const T* B, int64_t ldb, T* Bp, T* C, int64_t ldc, T alpha,
+                  T beta, const StoreEpi<T>* epi, const T* next) {
+    constexpr int NR = 2 * Vec<T>::W;
+    if (mc < kMr) {  // (no whole first row panel to carry the packing)
+        pack_b_impl<T, NR>(false, B, ldb, kc, NR, Bp);
+        return macro_impl_epi<T>(mc, NR, kc, Ap, Bp, C, ldc, epi ? T(1) : alpha, beta, epi, nullptr, 0, next);
+    }
+    uk<T, kMr, 2, kMr, true>(kc, Ap, B, ldb, C, ldc, epi ? T(1) : alpha, beta, typename Vec<T>::mask(~0u), epi,
+                             nullptr, 0, Bp);
+    if (mc == kMr) return;
+    StoreEpi<T> rest;  // the epilogue's operands from row kMr on
+    if (epi) {
+        rest = *epi;
+        for (int s = 0; s < rest.n; ++s) {
+            typename StoreEpi<T>::Step& st = rest.steps[s];
+            if (st.op == StoreEpi<T>::AddRow) st.ptr += kMr;
+            else if (st.op == StoreEpi<T>::AddFull) st.ptr += kMr * st.ld;
+        }
+    }
+    macro_impl_epi<T>(mc - kMr, NR, kc, Ap + kMr * kc, Bp, C + kMr * ldc, ldc, epi ? T(1) : alpha, beta,
+                      epi ? &rest : nullptr, nullptr, 0, next);
+}
+
 template <typename T>
 void macro(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T alpha, T beta) {
     macro_impl_epi<T>(mc, nc, kc, Ap, Bp, C, ldc, alpha, beta, nullptr);
@@ -451,6 +490,7 @@ KernelSet<float> avx512_f32() {
     KernelSet<float> ks = kernel_set<float>(kMr * 12);
     ks.pack_a = &pack_a_f32;
     ks.pack_b = &pack_b_f32;
+    ks.macro_pack_b = &macro_pack_b<float>;
     // Deep blocks for gemm(): 1024 (K <= 1024: one pass over C, A packed once) measured 5-8%
     // faster than 256 at n = 1024..2048 on a 48 KiB L1 / 2 MiB L2 core (Xeon, Emerald Rapids),
     // the B panel then streaming from L2; row blocks of 168 stay.

@@ -66,6 +66,12 @@ struct KernelSet {
     void (*macro_direct_b)(int64_t mc, int64_t nc, int64_t kc, const T* Ap, const T* B, int64_t ldb, T* C,
                            int64_t ldc, T alpha, T beta, const StoreEpi<T>* epi) = nullptr;
     int64_t direct_max_kc = 0;
+    // One whole NR-column panel of op(B) not transposed (element (k, j) at B[k*ldb + j]) packed
+    // into Bp while the first row panel uses it in place, then C[0:mc, 0:NR] as macro_epi (epi
+    // given, alpha 1) or macro over Bp, fetching `next` as macro_next does; null when the kernel
+    // set has none.
+    void (*macro_pack_b)(int64_t mc, int64_t kc, const T* Ap, const T* B, int64_t ldb, T* Bp, T* C, int64_t ldc,
+                         T alpha, T beta, const StoreEpi<T>* epi, const T* next) = nullptr;
     // Blocks for products of stored matrices (gemm()) where they differ from kc / mc (0: the
     // same); kc / mc stay what convolution's packed weights are laid out by.
     int64_t gemm_kc = 0, gemm_mc = 0;
