@@ -22,6 +22,13 @@ from mnn_expr import _native
 torch = pytest.importorskip("torch")
 tnn = torch.nn.functional
 
+@pytest.fixture(autouse=True)
+def _blocked_at_every_level(monkeypatch):
+    """The pass blocks at AVX-512 only (where the kernels pay); these tests run the blocked kernels'
+    variants at every level."""
+    monkeypatch.setenv("MNN_LAYOUT_ALL_LEVELS", "1")
+
+
 @pytest.fixture
 def level(cpu_level):
     """Every CPU level this machine has (tests/conftest.py)."""
@@ -218,6 +225,19 @@ def test_nonfinite_values_stay_in_their_channels(level):
     off, _ = _lazy(lambda x, a, b: F.conv2d(F.minimum(F.conv2d(x, a), 6.0), b), [x, w1, w2], layout=False)
     assert n == 2
     np.testing.assert_array_equal(on[0], off[0])
+
+
+def test_blocked_only_where_it_pays(level, monkeypatch):
+    """By default the pass blocks at AVX-512 only (ops/conv_blocked.h: below it the NCHW kernels are
+    faster); the results are the same either way."""
+    monkeypatch.delenv("MNN_LAYOUT_ALL_LEVELS")
+    n, c, h, w, e, _ = BLOCKS[0]
+    rng = np.random.default_rng(7)
+    p = [_rand(rng, e, c, 1, 1, scale=0.3), _rand(rng, e), _rand(rng, e, 1, 3, 3, scale=0.3), _rand(rng, e),
+         _rand(rng, c, e, 1, 1, scale=0.3), _rand(rng, c)]
+    x = _rand(rng, n, c, h, w)
+    _check(lambda x, *p: _block(_block(x, *p, 1), *p, 1), lambda x, *p: _block_ref(_block_ref(x, *p, 1), *p, 1),
+           [x, *p], blocked=6 if level == "avx512" else 0)
 
 
 def test_profile_names_blocked_steps():

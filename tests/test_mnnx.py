@@ -450,9 +450,10 @@ def test_dynamic_batch_through_control_flow_bodies(tmp):
         export(model, [_rand(4, 2, 3), _rand(2, 3)], path, dynamic_axes={"input0": [0]})
 
 
-def test_loaded_model_on_values_follows_the_executor_settings(tmp):
+def test_loaded_model_on_values_follows_the_executor_settings(tmp, monkeypatch):
     """The plan a loaded model prepared is reused only under the same executor settings: with the
     layout pass switched off the next call runs unblocked convolutions (seen in the profile)."""
+    monkeypatch.setenv("MNN_LAYOUT_ALL_LEVELS", "1")  # (by default the pass blocks at AVX-512 only)
     model = nn.Sequential(nn.Conv2d(3, 24, 1), nn.ReLU(), nn.Conv2d(24, 8, 1))
     x = _rand(1, 3, 6, 6)
     path = os.path.join(tmp, "chain.mnnx")

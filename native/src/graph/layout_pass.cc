@@ -11,13 +11,15 @@
 // convolution whose input or output is blocked runs the blocked kernel (as a fused step, with
 // an empty epilogue if it had none); the chain's first one reads NCHW, its last writes NCHW, so
 // no reorder steps are needed and nothing else ever sees a blocked value.  Which steps block
-// follows from structure plus the convolutions' attributes (recorded as guards).
+// follows from structure plus the convolutions' attributes (recorded as guards).  The pass runs
+// where blocked kernels pay (blocked_layout_pays: AVX-512).
 #include "graph/passes.h"
 #include "ops/conv_blocked.h"
 
 namespace mnn {
 
 void layout_pass(PassProgram& p) {
+    if (!blocked_layout_pays()) return;
     const size_t n_slots = p.slot_info.size(), n_steps = p.steps.size();
     std::vector<char> capable(n_steps, 0), blocked_out(n_steps, 0), is_target(n_slots, 0);
     std::vector<int> producer(n_slots, -1);

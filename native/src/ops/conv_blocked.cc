@@ -6,6 +6,7 @@
 #include "ops/conv_blocked.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -685,6 +686,12 @@ void conv2d_expand_depthwise(const DirectConv& p, const Tensor& xt, const Tensor
 }
 
 }  // namespace convgeom
+
+bool blocked_layout_pays() {
+    if (active_level() == CpuLevel::Avx512) return true;
+    const char* all = std::getenv("MNN_LAYOUT_ALL_LEVELS");
+    return all && std::strcmp(all, "0") != 0 && *all;
+}
 
 TensorInfo blocked_info(const TensorInfo& nchw) {
     const Shape& s = nchw.shape;
