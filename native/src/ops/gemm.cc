@@ -201,6 +201,19 @@ void epi_block(const GemmEpilogue<T>& e, int64_t i0, int64_t j0, int64_t m, int6
     }
 }
 
+// The store program `prog` (operands at C's origin) for the block whose first element is (i0, j0).
+template <typename T>
+gemmk::StoreEpi<T> prog_at(const gemmk::StoreEpi<T>& prog, int64_t i0, int64_t j0) {
+    gemmk::StoreEpi<T> local = prog;
+    for (int s = 0; s < local.n; ++s) {
+        typename gemmk::StoreEpi<T>::Step& st = local.steps[s];
+        if (st.op == gemmk::StoreEpi<T>::AddRow) st.ptr += i0;
+        else if (st.op == gemmk::StoreEpi<T>::AddCol) st.ptr += j0;
+        else if (st.op == gemmk::StoreEpi<T>::AddFull) st.ptr += i0 * st.ld + j0;
+    }
+    return local;
+}
+
 // The last depth block of C[i0:i0+m, j0:j0+n] (C points at that block): the macro-kernel,
 // finishing each tile through the epilogue (in registers where the kernel can, else on the
 // block right after it is stored).
@@ -209,13 +222,7 @@ void macro_last(const gemmk::KernelSet<T>& ks, const Epi<T>* epi, int64_t i0, in
                 int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T alpha, T beta) {
     if (!epi) return ks.macro(m, n, kc, Ap, Bp, C, ldc, alpha, beta);
     if (epi->has_prog && ks.macro_epi) {
-        gemmk::StoreEpi<T> local = epi->prog;
-        for (int s = 0; s < local.n; ++s) {
-            typename gemmk::StoreEpi<T>::Step& st = local.steps[s];
-            if (st.op == gemmk::StoreEpi<T>::AddRow) st.ptr += i0;
-            else if (st.op == gemmk::StoreEpi<T>::AddCol) st.ptr += j0;
-            else if (st.op == gemmk::StoreEpi<T>::AddFull) st.ptr += i0 * st.ld + j0;
-        }
+        const gemmk::StoreEpi<T> local = prog_at(epi->prog, i0, j0);
         return ks.macro_epi(m, n, kc, Ap, Bp, C, ldc, beta, &local);
     }
     ks.macro(m, n, kc, Ap, Bp, C, ldc, alpha, beta);
@@ -448,8 +455,9 @@ void gemm_packed(const gemmk::KernelSet<T>& ks, bool plain, bool ta, int64_t M, 
     };
 
     // Per column chunk: phase 1 packs op(B)[:, jc:jc+nc] (depth block p at
-    // bpack + pc * npad), phase 2 runs (row block x column part) tasks, enough
-    // of them, in a multiple of the thread count, to keep every thread busy.
+    // bpack + pc * npad; skipped when B is packed while used), phase 2 runs (row
+    // block x column part) tasks, enough of them, in a multiple of the thread
+    // count, to keep every thread busy.
     std::unique_ptr<Phase[]> pack_phase(new Phase[size_t(n_chunks)]), mul_phase(new Phase[size_t(n_chunks)]);
     std::unique_ptr<int64_t[]> n_jc(new int64_t[size_t(n_chunks)]);
     for (int64_t c = 0; c < n_chunks; ++c) {
@@ -517,18 +525,11 @@ void gemm_packed(const gemmk::KernelSet<T>& ks, bool plain, bool ta, int64_t M, 
                         int expect = 0;
                         if (state.load(std::memory_order_acquire) == 0 &&
                             state.compare_exchange_strong(expect, 1, std::memory_order_acq_rel)) {
-                            if (n == NR && !(last && epi && !(epi->has_prog && ks.macro_epi))) {
+                            // (a last block's epilogue must have a register form to ride along)
+                            const bool prog = last && epi;
+                            if (n == NR && !(prog && !(epi->has_prog && ks.macro_epi))) {
                                 gemmk::StoreEpi<T> local;
-                                const bool prog = last && epi;
-                                if (prog) {
-                                    local = epi->prog;
-                                    for (int s = 0; s < local.n; ++s) {
-                                        typename gemmk::StoreEpi<T>::Step& st = local.steps[s];
-                                        if (st.op == gemmk::StoreEpi<T>::AddRow) st.ptr += i0;
-                                        else if (st.op == gemmk::StoreEpi<T>::AddCol) st.ptr += jc + j;
-                                        else if (st.op == gemmk::StoreEpi<T>::AddFull) st.ptr += i0 * st.ld + jc + j;
-                                    }
-                                }
+                                if (prog) local = prog_at(epi->prog, i0, jc + j);
                                 ks.macro_pack_b(m, kc, apack.p, Braw + pc * ldb + jc + j, ldb, bp, cq, ldc, alpha, b,
                                                 prog ? &local : nullptr, next);
                                 state.store(2, std::memory_order_release);
@@ -587,12 +588,7 @@ void gemm_direct_b(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N,
                 if (p + 1 < nk || !epi) {
                     ks.macro_direct_b(i1 - i0, N, kc, apack.p, B + pc * ldb, ldb, c, ldc, alpha, b, nullptr);
                 } else if (prog) {
-                    gemmk::StoreEpi<T> local = epi->prog;
-                    for (int q = 0; q < local.n; ++q) {
-                        typename gemmk::StoreEpi<T>::Step& st = local.steps[q];
-                        if (st.op == gemmk::StoreEpi<T>::AddRow) st.ptr += i0;
-                        else if (st.op == gemmk::StoreEpi<T>::AddFull) st.ptr += i0 * st.ld;
-                    }
+                    const gemmk::StoreEpi<T> local = prog_at(epi->prog, i0, 0);
                     ks.macro_direct_b(i1 - i0, N, kc, apack.p, B + pc * ldb, ldb, c, ldc, alpha, b, &local);
                 } else {
                     ks.macro_direct_b(i1 - i0, N, kc, apack.p, B + pc * ldb, ldb, c, ldc, alpha, b, nullptr);
