@@ -18,6 +18,7 @@ import pytest
 
 import mnn_expr as F
 from mnn_expr import _native
+from tests.conftest import cpu_levels
 
 torch = pytest.importorskip("torch")
 tnn = torch.nn.functional
@@ -238,6 +239,28 @@ def test_blocked_only_where_it_pays(level, monkeypatch):
     x = _rand(rng, n, c, h, w)
     _check(lambda x, *p: _block(_block(x, *p, 1), *p, 1), lambda x, *p: _block_ref(_block_ref(x, *p, 1), *p, 1),
            [x, *p], blocked=6 if level == "avx512" else 0)
+
+
+@pytest.mark.skipif("avx512" not in cpu_levels(), reason="needs a CPU with AVX-512")
+def test_a_level_change_replans(monkeypatch):
+    """A cached plan (and a loaded model's prepared one) keeps its blocked steps only while the CPU
+    level it was made at is in force."""
+    monkeypatch.delenv("MNN_LAYOUT_ALL_LEVELS")
+    n, c, h, w, e, _ = BLOCKS[0]
+    rng = np.random.default_rng(8)
+    p = [F.array(v) for v in (_rand(rng, e, c, 1, 1), _rand(rng, e), _rand(rng, e, 1, 3, 3), _rand(rng, e),
+                              _rand(rng, c, e, 1, 1), _rand(rng, c))]
+    x = F.array(_rand(rng, n, c, h, w))
+    F.clear_plan_cache()
+    results = {}
+    for lvl in ("avx512", "avx2", "avx512"):
+        monkeypatch.setenv("MNN_CPU_LEVEL", lvl)
+        with F.lazy_eval(True):
+            y = _block(x, *p, 1)
+            got = np.array(y.read())
+        results.setdefault(lvl, []).append((got, F.last_plan_passes()["layout"]))
+    assert [b for _, b in results["avx512"]] == [3, 3] and results["avx2"][0][1] == 0
+    np.testing.assert_allclose(results["avx2"][0][0], results["avx512"][0][0], rtol=1e-5, atol=1e-5)
 
 
 def test_profile_names_blocked_steps():

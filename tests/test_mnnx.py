@@ -14,6 +14,7 @@ import mnn_expr as F
 import mnn_nn as nn
 from mnn_expr import _native
 from mnn_nn.deploy import export, load, runtime_cli, trace
+from tests.conftest import cpu_levels
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -448,6 +449,33 @@ def test_dynamic_batch_through_control_flow_bodies(tmp):
             np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="trip_count"):  # a scan over a dynamic length is refused, clearly
         export(model, [_rand(4, 2, 3), _rand(2, 3)], path, dynamic_axes={"input0": [0]})
+
+
+@pytest.mark.skipif("avx512" not in cpu_levels(), reason="needs a CPU with AVX-512")
+def test_loaded_model_replans_when_the_cpu_level_changes(tmp, monkeypatch):
+    """A loaded model's prepared plan is kept per CPU level in force: its convolution chain runs
+    blocked at AVX-512 and in NCHW at AVX2 (where blocked kernels do not pay), same values."""
+    model = nn.Sequential(nn.Conv2d(3, 24, 1), nn.ReLU(), nn.Conv2d(24, 8, 1))
+    x = _rand(1, 3, 6, 6)
+    path = os.path.join(tmp, "chain.mnnx")
+    export(model, [x], path)
+    m = load(path)
+
+    def run() -> tuple:
+        _native.profile_reset()
+        _native.set_profiling(True)
+        try:
+            y = m(x).numpy()
+            return y, "nchw16c" in _native.profile_report(5)
+        finally:
+            _native.set_profiling(False)
+            _native.profile_reset()
+    monkeypatch.setenv("MNN_CPU_LEVEL", "avx512")
+    y512, blocked512 = run()
+    monkeypatch.setenv("MNN_CPU_LEVEL", "avx2")
+    y2, blocked2 = run()
+    assert blocked512 and not blocked2
+    np.testing.assert_allclose(y2, y512, rtol=1e-5, atol=1e-6)
 
 
 def test_loaded_model_on_values_follows_the_executor_settings(tmp, monkeypatch):

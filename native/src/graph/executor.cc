@@ -430,7 +430,9 @@ std::shared_ptr<Plan> plan_for(const Pending& p, const std::vector<VarPtr>& vars
     std::string key;
     key.reserve(p.order.size() * 24);
     for (VarImpl* l : p.leaves) { key += info_str(l->info); key += '|'; }
+    bool has_conv = false;
     for (Node* n : p.order) {
+        has_conv |= n->op == OpType::Conv2d;
         key += std::to_string(int(n->op));
         key += '(';
         for (const TensorInfo& o : n->output_infos) { key += info_str(o); key += ';'; }
@@ -443,6 +445,8 @@ std::shared_ptr<Plan> plan_for(const Pending& p, const std::vector<VarPtr>& vars
     if (device) { key += 'D'; key += device->name(); key += std::to_string(reinterpret_cast<uintptr_t>(device)); }
     key += 'P';  // which graph passes run (what they assume beyond structure is guarded, see passes.h)
     key += char('0' + (executor_config().passes & kAllPasses));
+    // whether the layout pass blocks at the CPU level now in force (it may change between runs)
+    if (has_conv && (executor_config().passes & pass_bit(Pass::Layout))) key += blocked_layout_pays() ? 'B' : 'b';
     for (const VarPtr& t : vars) {  // which outputs are wanted changes lifetimes
         if (t->computed()) continue;
         key += 'T';

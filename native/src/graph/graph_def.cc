@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ops/conv_blocked.h"
+
 namespace mnn {
 
 constexpr size_t kMaxGraphRank = 16;
@@ -172,7 +174,7 @@ void validate(const GraphDef& g, const char* what) {
 
 std::vector<Tensor> PreparedGraph::run(const std::vector<Tensor>& values, size_t n_states) {
     const ExecutorConfig& cfg = executor_config();
-    Key sig{{}, cfg.passes, cfg.fuse_elementwise, cfg.plan_memory, cfg.backend.get()};
+    Key sig{{}, cfg.passes, cfg.fuse_elementwise, cfg.plan_memory, cfg.backend.get(), blocked_layout_pays()};
     for (const Tensor& t : values) sig.infos.push_back(t.info);
     for (auto& [s, p] : prepared_)
         if (s == sig) return p->run(values);

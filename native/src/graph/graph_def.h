@@ -83,9 +83,10 @@ private:
         uint32_t passes;
         bool fuse, plan_memory;
         const void* backend;
+        bool blocked;  // blocked_layout_pays() (the CPU level may change between runs)
         bool operator==(const Key& o) const {
             return infos == o.infos && passes == o.passes && fuse == o.fuse && plan_memory == o.plan_memory &&
-                   backend == o.backend;
+                   backend == o.backend && blocked == o.blocked;
         }
     };
     const GraphDef* g_;
