@@ -451,30 +451,36 @@ def test_dynamic_batch_through_control_flow_bodies(tmp):
         export(model, [_rand(4, 2, 3), _rand(2, 3)], path, dynamic_axes={"input0": [0]})
 
 
-@pytest.mark.skipif("avx512" not in cpu_levels(), reason="needs a CPU with AVX-512")
-def test_loaded_model_replans_when_the_cpu_level_changes(tmp, monkeypatch):
-    """A loaded model's prepared plan is kept per CPU level in force: its convolution chain runs
-    blocked at AVX-512 and in NCHW at AVX2 (where blocked kernels do not pay), same values."""
+def _conv_chain_model(tmp):
+    """A 1x1 -> ReLU -> 1x1 chain exported and loaded: (torch-like model, input, loaded model)."""
     model = nn.Sequential(nn.Conv2d(3, 24, 1), nn.ReLU(), nn.Conv2d(24, 8, 1))
     x = _rand(1, 3, 6, 6)
     path = os.path.join(tmp, "chain.mnnx")
     export(model, [x], path)
-    m = load(path)
+    return model, x, load(path)
 
-    def run() -> tuple:
+
+def _profiled(fn):
+    """fn()'s result and the profile report of the steps it ran."""
+    _native.profile_reset()
+    _native.set_profiling(True)
+    try:
+        return fn(), _native.profile_report(5)
+    finally:
+        _native.set_profiling(False)
         _native.profile_reset()
-        _native.set_profiling(True)
-        try:
-            y = m(x).numpy()
-            return y, "nchw16c" in _native.profile_report(5)
-        finally:
-            _native.set_profiling(False)
-            _native.profile_reset()
+
+
+@pytest.mark.skipif("avx512" not in cpu_levels(), reason="needs a CPU with AVX-512")
+def test_loaded_model_replans_when_the_cpu_level_changes(tmp, monkeypatch):
+    """A loaded model's prepared plan is kept per CPU level in force: its convolution chain runs
+    blocked at AVX-512 and in NCHW at AVX2 (where blocked kernels do not pay), same values."""
+    _, x, m = _conv_chain_model(tmp)
     monkeypatch.setenv("MNN_CPU_LEVEL", "avx512")
-    y512, blocked512 = run()
+    y512, report512 = _profiled(lambda: m(x).numpy())
     monkeypatch.setenv("MNN_CPU_LEVEL", "avx2")
-    y2, blocked2 = run()
-    assert blocked512 and not blocked2
+    y2, report2 = _profiled(lambda: m(x).numpy())
+    assert "nchw16c" in report512 and "nchw16c" not in report2
     np.testing.assert_allclose(y2, y512, rtol=1e-5, atol=1e-6)
 
 
@@ -482,21 +488,12 @@ def test_loaded_model_on_values_follows_the_executor_settings(tmp, monkeypatch):
     """The plan a loaded model prepared is reused only under the same executor settings: with the
     layout pass switched off the next call runs unblocked convolutions (seen in the profile)."""
     monkeypatch.setenv("MNN_LAYOUT_ALL_LEVELS", "1")  # (by default the pass blocks at AVX-512 only)
-    model = nn.Sequential(nn.Conv2d(3, 24, 1), nn.ReLU(), nn.Conv2d(24, 8, 1))
-    x = _rand(1, 3, 6, 6)
-    path = os.path.join(tmp, "chain.mnnx")
-    export(model, [x], path)
-    m = load(path)
+    model, x, m = _conv_chain_model(tmp)
 
     def labels() -> str:
-        _native.profile_reset()
-        _native.set_profiling(True)
-        try:
-            np.testing.assert_allclose(m(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-6)
-            return _native.profile_report(5)
-        finally:
-            _native.set_profiling(False)
-            _native.profile_reset()
+        got, report = _profiled(lambda: m(x).numpy())
+        np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-5, atol=1e-6)
+        return report
     assert "nchw16c" in labels()
     with F.passes_disabled("layout"):
         assert "nchw16c" not in labels()
