@@ -179,7 +179,7 @@ struct RegRows {
 
 // The chain on `npx` pixels of one channel block in the blocked layout ([16] lanes per pixel,
 // channels o0..o0+15; conv_blocked.cc), one pass: each step's constant is a vector of per-lane
-// values (the bias) or one scalar; a Full operand is blocked like the output (its values at f0);
+// values (the bias) or one scalar; a Full operand is blocked like the output (its values from `at`);
 // lanes at and past `valid` come out 0, as the next kernel expects.
 struct RegBlockArgs {
     const EpiRt<float>* e;
