@@ -201,19 +201,6 @@ void epi_block(const GemmEpilogue<T>& e, int64_t i0, int64_t j0, int64_t m, int6
     }
 }
 
-// The store program `prog` (operands at C's origin) for the block whose first element is (i0, j0).
-template <typename T>
-gemmk::StoreEpi<T> prog_at(const gemmk::StoreEpi<T>& prog, int64_t i0, int64_t j0) {
-    gemmk::StoreEpi<T> local = prog;
-    for (int s = 0; s < local.n; ++s) {
-        typename gemmk::StoreEpi<T>::Step& st = local.steps[s];
-        if (st.op == gemmk::StoreEpi<T>::AddRow) st.ptr += i0;
-        else if (st.op == gemmk::StoreEpi<T>::AddCol) st.ptr += j0;
-        else if (st.op == gemmk::StoreEpi<T>::AddFull) st.ptr += i0 * st.ld + j0;
-    }
-    return local;
-}
-
 // The last depth block of C[i0:i0+m, j0:j0+n] (C points at that block): the macro-kernel,
 // finishing each tile through the epilogue (in registers where the kernel can, else on the
 // block right after it is stored).
@@ -222,7 +209,7 @@ void macro_last(const gemmk::KernelSet<T>& ks, const Epi<T>* epi, int64_t i0, in
                 int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T alpha, T beta) {
     if (!epi) return ks.macro(m, n, kc, Ap, Bp, C, ldc, alpha, beta);
     if (epi->has_prog && ks.macro_epi) {
-        const gemmk::StoreEpi<T> local = prog_at(epi->prog, i0, j0);
+        const gemmk::StoreEpi<T> local = epi->prog.at(i0, j0);
         return ks.macro_epi(m, n, kc, Ap, Bp, C, ldc, beta, &local);
     }
     ks.macro(m, n, kc, Ap, Bp, C, ldc, alpha, beta);
@@ -529,7 +516,7 @@ void gemm_packed(const gemmk::KernelSet<T>& ks, bool plain, bool ta, int64_t M, 
                             const bool prog = last && epi;
                             if (n == NR && !(prog && !(epi->has_prog && ks.macro_epi))) {
                                 gemmk::StoreEpi<T> local;
-                                if (prog) local = prog_at(epi->prog, i0, jc + j);
+                                if (prog) local = epi->prog.at(i0, jc + j);
                                 ks.macro_pack_b(m, kc, apack.p, Braw + pc * ldb + jc + j, ldb, bp, cq, ldc, alpha, b,
                                                 prog ? &local : nullptr, next);
                                 state.store(2, std::memory_order_release);
@@ -588,7 +575,7 @@ void gemm_direct_b(const gemmk::KernelSet<T>& ks, bool ta, int64_t M, int64_t N,
                 if (p + 1 < nk || !epi) {
                     ks.macro_direct_b(i1 - i0, N, kc, apack.p, B + pc * ldb, ldb, c, ldc, alpha, b, nullptr);
                 } else if (prog) {
-                    const gemmk::StoreEpi<T> local = prog_at(epi->prog, i0, 0);
+                    const gemmk::StoreEpi<T> local = epi->prog.at(i0, 0);
                     ks.macro_direct_b(i1 - i0, N, kc, apack.p, B + pc * ldb, ldb, c, ldc, alpha, b, &local);
                 } else {
                     ks.macro_direct_b(i1 - i0, N, kc, apack.p, B + pc * ldb, ldb, c, ldc, alpha, b, nullptr);

@@ -275,13 +275,7 @@ MNN_INLINE void macro_impl_epi(int64_t mc, int64_t nc, int64_t kc, const T* Ap, 
             T* c = C + i * ldc + j;
             const StoreEpi<T>* e = nullptr;
             if (epi) {
-                local = *epi;
-                for (int s = 0; s < local.n; ++s) {
-                    typename StoreEpi<T>::Step& st = local.steps[s];
-                    if (st.op == StoreEpi<T>::AddRow) st.ptr += i;
-                    else if (st.op == StoreEpi<T>::AddCol) st.ptr += j;
-                    else if (st.op == StoreEpi<T>::AddFull) st.ptr += i * st.ld + j;
-                }
+                local = epi->at(i, j);
                 e = &local;
             }
             // The next B panel (it streams from memory when B is a layer's weights; after the last
@@ -316,14 +310,7 @@ void macro_pack_b(int64_t mc, int64_t kc, const T* Ap, const T* B, int64_t ldb, 
                              nullptr, 0, Bp);
     if (mc == kMr) return;
     StoreEpi<T> rest;  // the epilogue's operands from row kMr on
-    if (epi) {
-        rest = *epi;
-        for (int s = 0; s < rest.n; ++s) {
-            typename StoreEpi<T>::Step& st = rest.steps[s];
-            if (st.op == StoreEpi<T>::AddRow) st.ptr += kMr;
-            else if (st.op == StoreEpi<T>::AddFull) st.ptr += kMr * st.ld;
-        }
-    }
+    if (epi) rest = epi->at(kMr, 0);
     macro_impl_epi<T>(mc - kMr, NR, kc, Ap + kMr * kc, Bp, C + kMr * ldc, ldc, epi ? T(1) : alpha, beta,
                       epi ? &rest : nullptr, nullptr, 0, next);
 }

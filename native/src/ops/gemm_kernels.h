@@ -33,6 +33,17 @@ struct StoreEpi {
     };
     Step steps[6];
     int n = 0;
+    // The same program for the block whose first element is (i0, j0) of this one.
+    StoreEpi at(int64_t i0, int64_t j0) const {
+        StoreEpi r = *this;
+        for (int s = 0; s < r.n; ++s) {
+            Step& st = r.steps[s];
+            if (st.op == AddRow) st.ptr += i0;
+            else if (st.op == AddCol) st.ptr += j0;
+            else if (st.op == AddFull) st.ptr += i0 * st.ld + j0;
+        }
+        return r;
+    }
 };
 
 // A kernel set: register tile MR x NR, cache blocks and the three routines the
